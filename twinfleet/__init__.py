@@ -1,0 +1,3 @@
+"""The twinfleet command line, the demo and (later) the dashboard."""
+
+__all__: list[str] = []
