@@ -1,0 +1,339 @@
+"""The parser: tokens to a `nodes.Select` (or a bare condition), one method per grammar rule.
+
+Grammar (keywords case-insensitive, property names case-sensitive)::
+
+    query      := SELECT [TOP int] (* | item {, item}) FROM source [WHERE expr] [GROUP BY path]
+    item       := (aggregate | expr) [AS ident]
+    source     := devices | devices.jobs
+    expr       := and {OR and}
+    and        := not {AND not}
+    not        := NOT not | comparison
+    comparison := additive [(= | != | <> | < | > | <= | >=) additive | (IN | NIN) array]
+    additive   := term {(+ | -) term}
+    term       := unary {(* | / | %) unary}
+    unary      := - unary | primary
+    primary    := literal | array | ( expr ) | function ( [expr {, expr}] ) | path
+    path       := name {. name}
+"""
+
+from __future__ import annotations
+
+from queries import errors, functions, nodes
+from queries.tokens import Kind, Token, tokenize
+
+__all__ = ["Parser", "parse_condition", "parse_select"]
+
+_COMPARISONS = frozenset({"=", "!=", "<>", "<", ">", "<=", ">="})
+_SOURCES = ("devices", "devices.jobs")
+_JOBS_PREFIX = ("devices", "jobs")
+
+
+class Parser:
+    """A recursive-descent parser over one query text."""
+
+    def __init__(self, text: str, *, strict: bool = False) -> None:
+        self.text = text
+        self.strict = strict
+        self.tokens = tokenize(text)
+        self.pos = 0
+        self.source = "devices"
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    @property
+    def _peek(self) -> Token:
+        return self.tokens[self.pos]
+
+    def _advance(self) -> Token:
+        token = self.tokens[self.pos]
+        if token.kind is not Kind.END:
+            self.pos += 1
+        return token
+
+    def _is(self, kind: Kind, text: str | None = None) -> bool:
+        token = self._peek
+        return token.kind is kind and (text is None or token.text == text)
+
+    def _accept(self, kind: Kind, text: str | None = None) -> Token | None:
+        return self._advance() if self._is(kind, text) else None
+
+    def _expect(self, kind: Kind, text: str | None = None, what: str | None = None) -> Token:
+        token = self._accept(kind, text)
+        if token is None:
+            raise self._error(what or (text if text is not None else kind.value))
+        return token
+
+    def _error(self, expected: str, token: Token | None = None) -> errors.QuerySyntaxError:
+        token = token or self._peek
+        return errors.QuerySyntaxError(
+            expected, token.describe(), self.text, token.line, token.column
+        )
+
+    def _unsupported(self, reason: str, token: Token) -> errors.UnsupportedQuery:
+        return errors.UnsupportedQuery(reason, self.text, token.line, token.column)
+
+    # -- rules -----------------------------------------------------------------------------
+
+    def parse_query(self) -> nodes.Select:
+        """`query`: a whole SELECT statement."""
+        self._expect(Kind.KEYWORD, "SELECT")
+        top = self._parse_top()
+        select_token = self._peek
+        projections = self._parse_select_list()
+        self._expect(Kind.KEYWORD, "FROM")
+        self.source = self._parse_source()
+        where = self._parse_expr() if self._accept(Kind.KEYWORD, "WHERE") else None
+        group_by = None
+        if self._accept(Kind.KEYWORD, "GROUP"):
+            self._expect(Kind.KEYWORD, "BY")
+            group_by = self._parse_path(self._expect(Kind.IDENT, what="a property path"))
+        if not self._is(Kind.END):
+            raise self._error("WHERE, GROUP BY or the end of the query")
+        select = nodes.Select(self.source, tuple(projections), top, where, group_by)
+        self._check_select(select, select_token)
+        return select
+
+    def parse_condition(self) -> nodes.Expr:
+        """A bare condition, as jobs' and configurations' target conditions are written."""
+        expr = self._parse_expr()
+        if not self._is(Kind.END):
+            raise self._error("an operator or the end of the condition")
+        return expr
+
+    def _parse_top(self) -> int | None:
+        if not self._accept(Kind.KEYWORD, "TOP"):
+            return None
+        token = self._expect(Kind.NUMBER, what="a whole number after TOP")
+        if not isinstance(token.value, int) or token.value < 0:
+            raise self._error("a whole number after TOP", token)
+        return token.value
+
+    def _parse_select_list(self) -> list[nodes.Projection]:
+        if self._accept(Kind.OP, "*"):
+            return []
+        items = [self._parse_select_item()]
+        while self._accept(Kind.OP, ","):
+            items.append(self._parse_select_item())
+        return items
+
+    def _parse_select_item(self) -> nodes.Projection:
+        token = self._peek
+        expr: nodes.Expr | nodes.Aggregate
+        next_is_paren = self.tokens[self.pos + 1].text == "("
+        if token.kind is Kind.IDENT and token.text.upper() in nodes.AGGREGATES and next_is_paren:
+            expr = self._parse_aggregate()
+        else:
+            expr = self._parse_expr()
+        alias = None
+        if self._accept(Kind.KEYWORD, "AS"):
+            alias = self._expect(Kind.IDENT, what="an alias name").text
+        return nodes.Projection(expr, alias)
+
+    def _parse_aggregate(self) -> nodes.Aggregate:
+        name = self._advance().text.upper()
+        self._expect(Kind.OP, "(")
+        arg = None
+        if name == "COUNT":
+            self._expect(Kind.OP, ")", what="')' (COUNT takes no argument)")
+        else:
+            arg = self._parse_path(self._expect(Kind.IDENT, what=f"a property path in {name}"))
+            self._expect(Kind.OP, ")")
+        return nodes.Aggregate(name, arg)
+
+    def _parse_source(self) -> str:
+        token = self._peek
+        name = self._expect(Kind.IDENT, what="devices or devices.jobs").text
+        if self._accept(Kind.OP, "."):
+            name += "." + self._expect(Kind.IDENT, what="jobs").text
+        if name not in _SOURCES:
+            raise self._error("devices or devices.jobs", token)
+        return name
+
+    def _parse_expr(self) -> nodes.Expr:
+        left = self._parse_and()
+        while self._accept(Kind.KEYWORD, "OR"):
+            left = nodes.Binary("OR", left, self._parse_and())
+        return left
+
+    def _parse_and(self) -> nodes.Expr:
+        left = self._parse_not()
+        while self._accept(Kind.KEYWORD, "AND"):
+            left = nodes.Binary("AND", left, self._parse_not())
+        return left
+
+    def _parse_not(self) -> nodes.Expr:
+        if self._accept(Kind.KEYWORD, "NOT"):
+            return nodes.Unary("NOT", self._parse_not())
+        return self._parse_comparison()
+
+    def _parse_comparison(self) -> nodes.Expr:
+        left = self._parse_additive()
+        token = self._peek
+        if token.kind is Kind.OP and token.text in _COMPARISONS:
+            self._advance()
+            op = "!=" if token.text == "<>" else token.text
+            return nodes.Binary(op, left, self._parse_additive())
+        if token.kind is Kind.KEYWORD and token.text in ("IN", "NIN"):
+            self._advance()
+            if not self._is(Kind.OP, "["):
+                raise self._error(f"an array such as ['a', 'b'] after {token.text}")
+            return nodes.In(left, self._parse_array(), token.text == "NIN")
+        return left
+
+    def _parse_additive(self) -> nodes.Expr:
+        left = self._parse_term()
+        while self._peek.kind is Kind.OP and self._peek.text in ("+", "-"):
+            op = self._advance().text
+            left = nodes.Binary(op, left, self._parse_term())
+        return left
+
+    def _parse_term(self) -> nodes.Expr:
+        left = self._parse_unary()
+        while self._peek.kind is Kind.OP and self._peek.text in ("*", "/", "%"):
+            op = self._advance().text
+            left = nodes.Binary(op, left, self._parse_unary())
+        return left
+
+    def _parse_unary(self) -> nodes.Expr:
+        if self._accept(Kind.OP, "-"):
+            operand = self._parse_unary()
+            if isinstance(operand, nodes.Literal) and _is_number(operand.value):
+                return nodes.Literal(-operand.value)  # type: ignore[operator]
+            return nodes.Unary("-", operand)
+        return self._parse_primary()
+
+    def _parse_primary(self) -> nodes.Expr:
+        token = self._peek
+        if token.kind in (Kind.STRING, Kind.NUMBER):
+            self._advance()
+            return nodes.Literal(token.value)  # type: ignore[arg-type]
+        if token.kind is Kind.KEYWORD and token.text in ("TRUE", "FALSE", "NULL"):
+            self._advance()
+            return nodes.Literal({"TRUE": True, "FALSE": False, "NULL": None}[token.text])
+        if token.kind is Kind.OP and token.text == "[":
+            return self._parse_array()
+        if self._accept(Kind.OP, "("):
+            expr = self._parse_expr()
+            self._expect(Kind.OP, ")")
+            return expr
+        if token.kind is Kind.IDENT:
+            self._advance()
+            if self._is(Kind.OP, "("):
+                return self._parse_call(token)
+            return self._parse_path(token)
+        raise self._error("an expression")
+
+    def _parse_array(self) -> nodes.Array:
+        self._expect(Kind.OP, "[")
+        items: list[nodes.Expr] = []
+        if not self._is(Kind.OP, "]"):
+            items.append(self._parse_expr())
+            while self._accept(Kind.OP, ","):
+                items.append(self._parse_expr())
+        self._expect(Kind.OP, "]", what="',' or ']'")
+        return nodes.Array(tuple(items))
+
+    def _parse_call(self, name_token: Token) -> nodes.Call:
+        name = name_token.text.upper()
+        if name in nodes.AGGREGATES:
+            raise self._unsupported(
+                f"Aggregate {name} is allowed only in the SELECT list", name_token
+            )
+        spec = functions.FUNCTIONS.get(name)
+        if spec is None:
+            raise self._unsupported(f"Unknown function {name_token.text!r}", name_token)
+        if self.strict and name != "IS_DEFINED":
+            raise self._unsupported(
+                f"Function {name} is not supported in IoT Hub twin and job queries "
+                "(only IS_DEFINED is)",
+                name_token,
+            )
+        self._expect(Kind.OP, "(")
+        args: list[nodes.Expr] = []
+        if not self._is(Kind.OP, ")"):
+            args.append(self._parse_expr())
+            while self._accept(Kind.OP, ","):
+                args.append(self._parse_expr())
+        self._expect(Kind.OP, ")", what="',' or ')'")
+        if not spec.min_args <= len(args) <= spec.max_args:
+            count = (
+                str(spec.min_args)
+                if spec.min_args == spec.max_args
+                else f"{spec.min_args} to {spec.max_args}"
+            )
+            raise self._unsupported(
+                f"Function {name} takes {count} argument(s), not {len(args)}", name_token
+            )
+        return nodes.Call(name, tuple(args), name_token.line, name_token.column)
+
+    def _parse_path(self, first: Token) -> nodes.Path:
+        parts = [first.text]
+        while self._accept(Kind.OP, "."):
+            token = self._peek
+            if token.kind not in (Kind.IDENT, Kind.KEYWORD):
+                raise self._error("a property name after '.'")
+            self._advance()
+            parts.append(str(token.value))
+        if self.source == "devices.jobs" and tuple(parts[:2]) == _JOBS_PREFIX and len(parts) > 2:
+            parts = parts[2:]
+        return nodes.Path(tuple(parts))
+
+    # -- checks IoT Hub makes on a whole query ---------------------------------------------
+
+    def _check_select(self, select: nodes.Select, at: Token) -> None:
+        aggregates = [p for p in select.projections if isinstance(p.expr, nodes.Aggregate)]
+        if select.source == "devices.jobs" and select.projections:
+            raise self._unsupported("Queries on devices.jobs accept only SELECT *", at)
+        if select.group_by is not None and not aggregates:
+            raise self._unsupported("GROUP BY needs an aggregate such as COUNT() in SELECT", at)
+        if aggregates:
+            for projection in select.projections:
+                if isinstance(projection.expr, nodes.Aggregate):
+                    continue
+                if projection.expr != select.group_by:
+                    raise self._unsupported(
+                        f"{projection.expr.to_sql()} must be the GROUP BY path "
+                        "to appear beside an aggregate",
+                        at,
+                    )
+        seen: set[str] = set()
+        for projection in select.projections:
+            key = projection.alias
+            if key is None and isinstance(projection.expr, nodes.Path):
+                key = projection.expr.parts[-1]
+            if key is not None:
+                if key in seen:
+                    raise self._unsupported(f"Two SELECT items are both named {key!r}", at)
+                seen.add(key)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def parse_select(text: str, *, strict: bool = False) -> nodes.Select:
+    """Parse a whole query. Raises `QueryError` and nothing else on bad text."""
+    parser = Parser(_checked(text), strict=strict)
+    try:
+        return parser.parse_query()
+    except RecursionError:
+        raise _too_deep(text) from None
+
+
+def parse_condition(text: str, *, strict: bool = False) -> nodes.Expr:
+    """Parse a bare condition. Raises `QueryError` and nothing else on bad text."""
+    parser = Parser(_checked(text), strict=strict)
+    try:
+        return parser.parse_condition()
+    except RecursionError:
+        raise _too_deep(text) from None
+
+
+def _too_deep(text: str) -> errors.UnsupportedQuery:
+    return errors.UnsupportedQuery("The query nests too deeply to evaluate", text, 1, 1)
+
+
+def _checked(text: str) -> str:
+    if not isinstance(text, str):
+        raise TypeError(f"a query must be text, not {type(text).__name__}")
+    return text
