@@ -117,8 +117,6 @@ class Call:
 
     name: str
     args: tuple[Expr, ...]
-    line: int = 0
-    column: int = 0
 
     def to_sql(self) -> str:
         return f"{self.name}(" + ", ".join(a.to_sql() for a in self.args) + ")"

@@ -119,7 +119,8 @@ class Parser:
     def _parse_select_item(self) -> nodes.Projection:
         token = self._peek
         expr: nodes.Expr | nodes.Aggregate
-        next_is_paren = self.tokens[self.pos + 1].text == "("
+        following = self.tokens[min(self.pos + 1, len(self.tokens) - 1)]
+        next_is_paren = following.kind is Kind.OP and following.text == "("
         if token.kind is Kind.IDENT and token.text.upper() in nodes.AGGREGATES and next_is_paren:
             expr = self._parse_aggregate()
         else:
@@ -145,6 +146,7 @@ class Parser:
         name = self._expect(Kind.IDENT, what="devices or devices.jobs").text
         if self._accept(Kind.OP, "."):
             name += "." + self._expect(Kind.IDENT, what="jobs").text
+        name = name.lower()
         if name not in _SOURCES:
             raise self._error("devices or devices.jobs", token)
         return name
@@ -264,7 +266,7 @@ class Parser:
             raise self._unsupported(
                 f"Function {name} takes {count} argument(s), not {len(args)}", name_token
             )
-        return nodes.Call(name, tuple(args), name_token.line, name_token.column)
+        return nodes.Call(name, tuple(args))
 
     def _parse_path(self, first: Token) -> nodes.Path:
         parts = [first.text]

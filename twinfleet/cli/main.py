@@ -4,6 +4,8 @@ import logging
 
 import typer
 
+from twinfleet.cli import demo
+
 __all__ = ["app", "run"]
 
 app = typer.Typer(
@@ -22,6 +24,9 @@ def _main(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+
+
+app.command("demo")(demo.demo)
 
 
 def run() -> None:
