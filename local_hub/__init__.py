@@ -1,3 +1,7 @@
 """An embedded IoT Hub that the official Azure IoT SDKs talk to over their real wire protocols."""
 
-__all__: list[str] = []
+from local_hub.errors import HubError
+from local_hub.hub import LocalHub
+from local_hub.server import HubServer
+
+__all__ = ["HubError", "HubServer", "LocalHub"]

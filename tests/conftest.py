@@ -7,16 +7,33 @@ SDK), so tests run in parallel under pytest-xdist, and beside other pytest runs,
 
 from __future__ import annotations
 
+import base64
 import itertools
 import os
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, NamedTuple
 
 import pytest
+from azure.iot.hub import IoTHubRegistryManager
+
+from local_hub import LocalHub
 
 _MQTT_PORT = 8883
+# azure-iot-device runs every client's pipeline and callbacks on two process-wide executors that
+# it creates on first use and never shuts down (common/pipeline/pipeline_thread.py).
+_SDK_SINGLETONS = frozenset({"pipeline", "callback"})
 _counter = itertools.count()
+
+
+class DeviceFactory(NamedTuple):
+    """A device registered for a test."""
+
+    device_id: str
+    key: str
+    connection_string: str
 
 
 def _free_on(address: str, port: int) -> bool:
@@ -45,12 +62,44 @@ def loopback() -> str:
     return allocate_loopback()
 
 
+@pytest.fixture
+def hub(tmp_path: Path, loopback: str) -> Iterator[LocalHub]:
+    """A running local hub on this test's own loopback address and data directory."""
+    with LocalHub(tmp_path / "hub", host=loopback) as running:
+        yield running
+
+
+@pytest.fixture
+def registry_manager(hub: LocalHub) -> Iterator[Any]:
+    """The service SDK's registry manager for `hub`, trusting its CA for this client only."""
+    manager = IoTHubRegistryManager.from_connection_string(hub.service_connection_string)
+    manager.protocol.config.connection.verify = hub.ca_certificate_path
+    yield manager
+    del manager
+
+
+@pytest.fixture
+def make_device(hub: LocalHub, registry_manager: Any) -> Callable[..., DeviceFactory]:
+    """Register a device through the service SDK; returns its id, key and connection string."""
+
+    def make(device_id: str, status: str = "enabled") -> DeviceFactory:
+        key = base64.b64encode(os.urandom(32)).decode()
+        registry_manager.create_device_with_sas(device_id, key, None, status)
+        return DeviceFactory(device_id, key, hub.device_connection_string(device_id, key))
+
+    return make
+
+
 @pytest.fixture(autouse=True)
 def _no_leaked_threads() -> Iterator[None]:
     """Fail a test that leaves non-daemon threads running behind it."""
     before = set(threading.enumerate())
     yield
-    leaked = [t for t in threading.enumerate() if t not in before and t.is_alive() and not t.daemon]
+    leaked = [
+        t
+        for t in threading.enumerate()
+        if t not in before and t.is_alive() and not t.daemon and t.name not in _SDK_SINGLETONS
+    ]
     for thread in leaked:
         thread.join(timeout=5)
     still = [t.name for t in leaked if t.is_alive()]

@@ -1,0 +1,184 @@
+"""`LocalHub`: an embedded hub running on a background thread, for tests and embedding.
+
+    with LocalHub(tmp_path / "hub", host="127.0.0.2") as hub:
+        registry = IoTHubRegistryManager.from_connection_string(hub.service_connection_string)
+        ...
+
+The hub's event loop runs on its own thread; the methods here are safe to call from any thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Coroutine
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+from local_hub.clock import Clock
+from local_hub.server import MQTT_PORT, HubServer
+
+__all__ = ["LocalHub"]
+
+T = TypeVar("T")
+
+
+class LocalHub:
+    """A running hub on a background thread. Use as a context manager, or `start()`/`close()`.
+
+    Args:
+        data_dir: the hub's directory; reusing it brings back the same hub.
+        host: the address both endpoints listen on (use a distinct loopback address per hub).
+        service_port: the HTTPS port; 0 picks a free one.
+        mqtt_port: the MQTT port; the device SDK always dials 8883.
+        name: the hub's name; devices use `<name>.local` as their HostName.
+        clock: the time source (Unix seconds).
+    """
+
+    def __init__(
+        self,
+        data_dir: Path | str,
+        *,
+        host: str = "127.0.0.1",
+        service_port: int = 0,
+        mqtt_port: int = MQTT_PORT,
+        name: str | None = None,
+        clock: Clock = time.time,
+    ) -> None:
+        self._args: dict[str, Any] = {
+            "host": host, "service_port": service_port, "mqtt_port": mqtt_port, "name": name,
+            "clock": clock,
+        }  # fmt: skip
+        self.data_dir = Path(data_dir)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._server: HubServer | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> LocalHub:
+        """Start the hub and return once both endpoints accept connections.
+
+        Raises:
+            OSError: an address or port is taken; the hub is not left running.
+        """
+        ready = threading.Event()
+        failure: list[BaseException] = []
+        loop = asyncio.new_event_loop()
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            try:
+                self._server = HubServer(self.data_dir, **self._args)
+                loop.run_until_complete(self._server.start())
+            except BaseException as exc:
+                failure.append(exc)
+                ready.set()
+                if self._server is not None:
+                    loop.run_until_complete(self._server.stop())
+                loop.close()
+                return
+            ready.set()
+            loop.run_forever()
+            loop.run_until_complete(self._server.stop())
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+        self._loop = loop
+        self._thread = threading.Thread(target=run, name="twinfleet-local-hub")
+        self._thread.start()
+        ready.wait()
+        if failure:
+            self._thread.join()
+            self._thread = None
+            raise failure[0]
+        return self
+
+    def close(self) -> None:
+        """Stop the hub: endpoints closed, store closed, hub.json removed."""
+        if self._thread is None or self._loop is None:
+            return
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._thread = None
+
+    def __enter__(self) -> LocalHub:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- facts -----------------------------------------------------------------------------
+
+    @property
+    def server(self) -> HubServer:
+        if self._server is None:
+            raise RuntimeError("the hub is not running; use start() or a with block")
+        return self._server
+
+    def call(self, coroutine: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        """Run a coroutine on the hub's loop and wait for its result."""
+        assert self._loop is not None
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """What hub.json holds."""
+        return self.server.info
+
+    @property
+    def service_connection_string(self) -> str:
+        return self.server.service_connection_string
+
+    @property
+    def ca_certificate_path(self) -> str:
+        return str(self.server.certs.ca_cert)
+
+    @property
+    def ca_bundle_path(self) -> str:
+        return str(self.server.certs.bundle)
+
+    @property
+    def ca_certificate(self) -> str:
+        """The CA certificate's PEM text (the device SDK's `server_verification_cert`)."""
+        return self.server.certs.ca_cert.read_text()
+
+    @property
+    def host(self) -> str:
+        return self.server.host
+
+    @property
+    def device_host_name(self) -> str:
+        return self.server.device_host_name
+
+    @property
+    def gateway_host_name(self) -> str:
+        return self.server.host
+
+    @property
+    def service_port(self) -> int:
+        return self.server.service_port
+
+    def device_connection_string(self, device_id: str, key: str) -> str:
+        return self.server.device_connection_string(device_id, key)
+
+    def artifact_url(self, name: str, ttl: float = 24 * 3600) -> str:
+        return self.server.artifact_url(name, ttl)
+
+    def inject_faults(self, status: int, count: int, retry_after: float = 1.0) -> None:
+        """Make the next `count` REST requests fail with `status` (429 or 5xx). For tests."""
+        server = self.server
+
+        async def set_faults() -> None:
+            server.faults.status = status
+            server.faults.remaining = count
+            server.faults.retry_after = retry_after
+
+        self.call(set_faults())

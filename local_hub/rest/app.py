@@ -1,0 +1,106 @@
+"""The service endpoint's web application: IoT Hub's REST API subset, its auth and errors.
+
+Every request but a signed artifact download must carry the owner policy's SAS token
+(`skn=iothubowner`, `sr` = the hub's service host name) and an `api-version`. Errors come back in
+IoT Hub's shape: a JSON body whose `Message` holds the error code, a tracking id and the message,
+and an `iothub-errorcode` header with the code's name.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from local_hub import errors, tokens
+from local_hub.clock import iso
+from local_hub.rest import artifacts, devices, querying, twins
+from local_hub.rest.context import CONTEXT, ServiceContext
+
+__all__ = ["error_response", "make_app"]
+
+log = logging.getLogger(__name__)
+
+OWNER_POLICY = "iothubowner"
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def error_response(exc: errors.HubError, now: float) -> web.Response:
+    """IoT Hub's error body and headers for `exc`."""
+    message = {
+        "errorCode": int(exc.error_code),
+        "trackingId": uuid.uuid4().hex,
+        "message": exc.message,
+        "timestampUtc": iso(now),
+    }
+    headers = {"iothub-errorcode": exc.code_name}
+    if isinstance(exc, errors.Throttled):
+        headers["Retry-After"] = f"{max(1, round(exc.retry_after))}"
+    body = {"Message": f"ErrorCode:{exc.code_name};{json.dumps(message)}", "ExceptionMessage": ""}
+    return web.Response(
+        body=json.dumps(body).encode(),
+        status=exc.status,
+        content_type="application/json",
+        charset="utf-8",
+        headers=headers,
+    )
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    ctx: ServiceContext = request.app[CONTEXT]
+    try:
+        return await handler(request)
+    except errors.HubError as exc:
+        log.info("%s %s -> %d %s", request.method, request.path, exc.status, exc.code_name)
+        return error_response(exc, ctx.clock())
+    except web.HTTPNotFound:
+        return error_response(errors.NotFound(f"No such resource: {request.path}."), ctx.clock())
+    except web.HTTPMethodNotAllowed:
+        refused = errors.BadRequest(f"{request.method} is not allowed on {request.path}.")
+        refused.status = 405
+        return error_response(refused, ctx.clock())
+
+
+def _is_signed_download(request: web.Request) -> bool:
+    return (
+        request.method in ("GET", "HEAD")
+        and request.path.startswith("/artifacts/")
+        and "sig" in request.query
+        and "Authorization" not in request.headers
+    )
+
+
+@web.middleware
+async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+    ctx: ServiceContext = request.app[CONTEXT]
+    fault = ctx.faults.take()
+    if fault is not None:
+        raise fault
+    if _is_signed_download(request):
+        name = request.match_info.get("name", "")
+        artifacts.verify_artifact_signature(
+            ctx.owner_keys, name, request.query.get("se", ""), request.query["sig"], ctx.clock()
+        )
+        return await handler(request)
+    header = request.headers.get("Authorization")
+    if not header:
+        raise errors.Unauthorized("The request has no Authorization header with a SAS token.")
+    tokens.verify_sas_token(
+        header, resource=ctx.host_name, keys=ctx.owner_keys, now=ctx.clock(), key_name=OWNER_POLICY
+    )
+    if not request.path.startswith("/artifacts/") and "api-version" not in request.query:
+        raise errors.BadRequest("The request has no api-version query parameter.")
+    return await handler(request)
+
+
+def make_app(context: ServiceContext) -> web.Application:
+    """The aiohttp application serving `context`'s hub."""
+    app = web.Application(middlewares=[_errors, _auth], client_max_size=1024 * 1024)
+    app[CONTEXT] = context
+    for module in (devices, twins, querying, artifacts):
+        app.add_routes(module.routes)
+    return app

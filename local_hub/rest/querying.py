@@ -1,0 +1,78 @@
+"""Twin and job queries: `POST /devices/query`, paged with IoT Hub's headers.
+
+The continuation token is the offset of the next row, opaque to clients. Each page re-runs the
+query over the current twins, as IoT Hub's pages reflect the store when they are read.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from aiohttp import web
+
+import queries
+from local_hub import errors
+from local_hub.rest.context import json_body, json_response, of
+
+__all__ = ["JOB_ROWS", "routes"]
+
+routes = web.RouteTableDef()
+
+DEFAULT_PAGE = 100
+MAX_PAGE = 1000
+# Where jobs register the source of `devices.jobs` rows: a callable returning them.
+JOB_ROWS = "devices.jobs"
+
+
+def _token(offset: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"o": offset}).encode()).decode()
+
+
+def _offset(token: str | None) -> int:
+    if not token:
+        return 0
+    try:
+        offset = json.loads(base64.urlsafe_b64decode(token.encode()))["o"]
+    except (binascii.Error, ValueError, KeyError, TypeError):
+        raise errors.BadRequest("The continuation token is not one this hub issued.") from None
+    if type(offset) is not int or offset < 0:
+        raise errors.BadRequest("The continuation token is not one this hub issued.")
+    return offset
+
+
+def _page_size(text: str | None) -> int:
+    if text is None:
+        return DEFAULT_PAGE
+    if not text.isdigit() or not 1 <= int(text) <= MAX_PAGE:
+        raise errors.BadRequest(f"x-ms-max-item-count must be a whole number from 1 to {MAX_PAGE}.")
+    return int(text)
+
+
+@routes.post("/devices/query")
+async def query(request: web.Request) -> web.Response:
+    ctx = of(request)
+    body = await json_body(request)
+    if not isinstance(body, dict) or not isinstance(body.get("query"), str):
+        raise errors.BadRequest('The body must be {"query": "<query text>"}.')
+    page = _page_size(request.headers.get("x-ms-max-item-count"))
+    offset = _offset(request.headers.get("x-ms-continuation"))
+    try:
+        parsed = queries.parse(body["query"])
+    except queries.QueryError as exc:
+        raise errors.BadRequest(f"The query is invalid. {exc}", error_code="400020") from None
+    if parsed.source == "devices.jobs":
+        source: Callable[[], Iterable[dict[str, Any]]] | None = ctx.extensions.get(JOB_ROWS)
+        documents: Iterable[dict[str, Any]] = source() if source is not None else []
+        item_type = "deviceJob"
+    else:
+        documents = ctx.registry.twins()
+        item_type = "raw" if parsed.select.projections else "twin"
+    rows = parsed.run(documents)
+    headers = {"x-ms-item-type": item_type}
+    if offset + page < len(rows):
+        headers["x-ms-continuation"] = _token(offset + page)
+    return json_response(rows[offset : offset + page], headers=headers)

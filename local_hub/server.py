@@ -1,0 +1,188 @@
+"""`HubServer`: the hub's parts wired together on one asyncio event loop.
+
+A data directory holds everything a hub is: `hub.db` (SQLite: identities, twins, sessions, jobs,
+configurations), `tls/` (CA and server certificate), `owner.key` (the `iothubowner` policy's keys),
+`artifacts/`, and, while the hub runs, `hub.json`: how to reach it. Restarting on the same
+directory brings back the same hub.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import os
+import secrets
+import time
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from local_hub import certs, files, registry, store
+from local_hub.clock import Clock
+from local_hub.mqtt import DeviceEndpoint
+from local_hub.rest import Faults, ServiceContext, make_app, sign_artifact
+
+__all__ = ["DEFAULT_NAME", "MQTT_PORT", "HubServer"]
+
+log = logging.getLogger(__name__)
+
+MQTT_PORT = 8883
+DEFAULT_NAME = "twinfleet"
+
+
+def _owner_keys(path: Path) -> list[bytes]:
+    if not path.exists():
+        keys = {
+            "primaryKey": base64.b64encode(secrets.token_bytes(32)).decode(),
+            "secondaryKey": base64.b64encode(secrets.token_bytes(32)).decode(),
+        }
+        files.write_atomic(path, json.dumps(keys).encode(), mode=0o600)
+    data = json.loads(path.read_text())
+    return [base64.b64decode(data["primaryKey"]), base64.b64decode(data["secondaryKey"])]
+
+
+class HubServer:
+    """One hub: store, registry, device endpoint (MQTT/TLS) and service endpoint (HTTPS).
+
+    Args:
+        data_dir: the hub's directory (created if missing).
+        host: the address both endpoints listen on (a loopback address for tests).
+        service_port: the HTTPS port; 0 picks a free one.
+        mqtt_port: the MQTT port; the device SDK always dials 8883.
+        name: the hub's name; devices use `<name>.local` as their HostName.
+        clock: the time source (Unix seconds), injectable for tests.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        host: str = "127.0.0.1",
+        service_port: int = 0,
+        mqtt_port: int = MQTT_PORT,
+        name: str | None = None,
+        clock: Clock = time.time,
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.host = host
+        self.name = name or DEFAULT_NAME
+        self._requested_service_port = service_port
+        self._requested_mqtt_port = mqtt_port
+        self.clock = clock
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.data_dir, 0o700)
+        self.certs = certs.ensure_certificates(self.data_dir / "tls", [host])
+        self.owner_keys = _owner_keys(self.data_dir / "owner.key")
+        self.store = store.Store(self.data_dir / "hub.db")
+        self.registry = registry.Registry(self.store, clock=clock)
+        self.endpoint = DeviceEndpoint(
+            self.registry,
+            certs.server_ssl_context(self.certs),
+            host_name=self.device_host_name,
+            clock=clock,
+        )
+        self.faults = Faults()
+        self.context: ServiceContext | None = None
+        self._runner: web.AppRunner | None = None
+        self.service_port = 0
+
+    @property
+    def device_host_name(self) -> str:
+        """The HostName devices put in their connection strings and SAS tokens."""
+        return f"{self.name}.local"
+
+    @property
+    def service_host_name(self) -> str:
+        """The HostName of the service connection string: where the REST endpoint listens."""
+        return f"{self.host}:{self.service_port}"
+
+    async def start(self) -> None:
+        """Open both endpoints, then write hub.json."""
+        await self.endpoint.start(self.host, self._requested_mqtt_port)
+        self.context = ServiceContext(
+            registry=self.registry,
+            endpoint=self.endpoint,
+            host_name="",
+            owner_keys=self.owner_keys,
+            artifacts_dir=self.data_dir / "artifacts",
+            clock=self.clock,
+            faults=self.faults,
+        )
+        self._runner = web.AppRunner(make_app(self.context), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(
+            self._runner,
+            self.host,
+            self._requested_service_port,
+            ssl_context=certs.server_ssl_context(self.certs),
+        )
+        await site.start()
+        server = site._server
+        assert server is not None
+        self.service_port = int(server.sockets[0].getsockname()[1])  # type: ignore[attr-defined]
+        self.context.host_name = self.service_host_name
+        log.info(
+            "device endpoint (MQTT over TLS) listening on %s:%d", self.host, self.endpoint.port
+        )
+        log.info("service endpoint (HTTPS) listening on https://%s", self.service_host_name)
+        files.write_atomic(
+            self.data_dir / "hub.json", json.dumps(self.info, indent=2).encode(), mode=0o600
+        )
+
+    async def stop(self) -> None:
+        """Close both endpoints and the store; remove hub.json."""
+        (self.data_dir / "hub.json").unlink(missing_ok=True)
+        if self._runner is not None:
+            # Idle keep-alive clients never answer a TLS close_notify: drop them at once.
+            web_server = self._runner.server
+            for handler in list(web_server.connections if web_server else []):
+                if handler.transport is not None:
+                    handler.transport.abort()
+            await self._runner.cleanup()
+        await self.endpoint.close()
+        self.store.close()
+        # Let closing TLS transports send close_notify and release their sockets.
+        await asyncio.sleep(0.05)
+
+    @property
+    def service_connection_string(self) -> str:
+        key = base64.b64encode(self.owner_keys[0]).decode()
+        return (
+            f"HostName={self.service_host_name};SharedAccessKeyName=iothubowner;"
+            f"SharedAccessKey={key}"
+        )
+
+    def device_connection_string(self, device_id: str, key: str) -> str:
+        """A device connection string for the SDK: HostName is the hub's name, the socket goes
+        to GatewayHostName."""
+        return (
+            f"HostName={self.device_host_name};DeviceId={device_id};SharedAccessKey={key};"
+            f"GatewayHostName={self.host}"
+        )
+
+    def artifact_url(self, name: str, ttl: float = 24 * 3600) -> str:
+        """A download URL for an artifact, signed and valid for `ttl` seconds."""
+        expiry = int(self.clock() + ttl)
+        sig = sign_artifact(self.owner_keys[0], name, expiry)
+        quoted = urllib.parse.quote(name)
+        return f"https://{self.service_host_name}/artifacts/{quoted}?se={expiry}&sig={sig}"
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """What hub.json says: how to reach this hub."""
+        return {
+            "name": self.name,
+            "serviceConnectionString": self.service_connection_string,
+            "caCertificatePath": str(self.certs.ca_cert),
+            "caBundlePath": str(self.certs.bundle),
+            "deviceHostName": self.device_host_name,
+            "gatewayHostName": self.host,
+            "serviceEndpoint": {"host": self.host, "port": self.service_port},
+            "deviceEndpoint": {"host": self.host, "port": self.endpoint.port},
+            "dataDir": str(self.data_dir),
+            "pid": os.getpid(),
+        }
