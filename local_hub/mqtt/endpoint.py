@@ -179,7 +179,7 @@ class DeviceEndpoint:
             self._answered.pop(event.device_id, None)
             connection = self._connections.get(event.device_id)
             if connection is not None:
-                connection.close()
+                self._closed(connection)
 
     # -- connections -----------------------------------------------------------------------
 

@@ -4,7 +4,7 @@ import logging
 
 import typer
 
-from twinfleet.cli import demo
+from twinfleet.cli import demo, hub
 
 __all__ = ["app", "run"]
 
@@ -27,6 +27,7 @@ def _main(
 
 
 app.command("demo")(demo.demo)
+app.add_typer(hub.app, name="hub")
 
 
 def run() -> None:
