@@ -1,0 +1,5 @@
+"""`python -m twinfleet`: the same as the `twinfleet` command."""
+
+from twinfleet.cli.main import run
+
+run()
