@@ -91,3 +91,48 @@ def test_direct_method_online_offline(
         assert result.payload == {"echo": {"delay": 1}, "name": "reboot"}
     finally:
         client.shutdown()
+
+
+def test_direct_method_timeout_is_504(
+    hub: LocalHub, registry_manager: Any, make_device: Any
+) -> None:
+    device = make_device("slow-1")
+    client = _device_client(hub, device.connection_string)
+    try:
+        client.connect()
+        client.on_method_request_received = lambda request: None  # never answers
+        method = CloudToDeviceMethod(
+            method_name="hang", payload=None, response_timeout_in_seconds=5
+        )
+        with pytest.raises(HttpOperationError) as caught:
+            registry_manager.invoke_device_method("slow-1", method)
+        assert caught.value.response.status_code == 504
+        assert caught.value.response.headers["iothub-errorcode"] == "GatewayTimeout"
+    finally:
+        client.shutdown()
+
+
+def test_method_waits_for_a_device_that_connects_within_connect_timeout(
+    hub: LocalHub, registry_manager: Any, make_device: Any
+) -> None:
+    device = make_device("late-1")
+    client = _device_client(hub, device.connection_string)
+
+    def connect_later() -> None:
+        client.connect()
+        client.on_method_request_received = lambda request: client.send_method_response(
+            MethodResponse.create_from_method_request(request, 201, "ok")
+        )
+
+    timer = threading.Timer(1.0, connect_later)
+    timer.start()
+    try:
+        method = CloudToDeviceMethod(
+            method_name="hello", payload=None, response_timeout_in_seconds=10,
+            connect_timeout_in_seconds=15,
+        )  # fmt: skip
+        result = registry_manager.invoke_device_method("late-1", method)
+        assert (result.status, result.payload) == (201, "ok")
+    finally:
+        timer.join()
+        client.shutdown()
