@@ -1,3 +1,58 @@
-"""The back-end library over azure-iot-hub: typed twins, methods, queries, jobs, configurations."""
+"""The back-end library over azure-iot-hub: typed twins, methods, queries, jobs, configurations.
 
-__all__: list[str] = []
+from twin_manager import TwinManager
+
+with TwinManager.from_connection_string(connection_string) as fleet:
+    fleet.update_desired("thermostat-1", {"telemetryInterval": 30})
+    print(fleet.group_by("properties.reported.firmware.currentFwVersion"))
+"""
+
+from twin_manager.errors import (
+    Conflict,
+    DeviceNotFound,
+    DeviceNotOnline,
+    HubError,
+    HubUnavailable,
+    InvalidQuery,
+    MethodTimeout,
+    PreconditionFailed,
+    Throttled,
+    TwinManagerError,
+    Unauthorized,
+)
+from twin_manager.manager import TwinManager
+from twin_manager.models import (
+    Configuration,
+    Device,
+    DeviceJobResult,
+    Job,
+    JobStatistics,
+    MethodResult,
+    Twin,
+)
+from twin_manager.retrying import RetryPolicy
+from twin_manager.sentinels import NOT_GIVEN
+
+__all__ = [
+    "NOT_GIVEN",
+    "Configuration",
+    "Conflict",
+    "Device",
+    "DeviceJobResult",
+    "DeviceNotFound",
+    "DeviceNotOnline",
+    "HubError",
+    "HubUnavailable",
+    "InvalidQuery",
+    "Job",
+    "JobStatistics",
+    "MethodResult",
+    "MethodTimeout",
+    "PreconditionFailed",
+    "RetryPolicy",
+    "Throttled",
+    "Twin",
+    "TwinManager",
+    "TwinManagerError",
+    "Unauthorized",
+]

@@ -1,0 +1,101 @@
+"""What twin_manager raises, named for what the caller does next.
+
+The tree::
+
+    TwinManagerError                  anything twin_manager raises on purpose
+    ├── InvalidQuery                  the query text is wrong (found locally, before any call)
+    └── HubError (status, error_code) the hub refused or failed a request
+        ├── Unauthorized              the connection string's key or policy is wrong
+        ├── DeviceNotFound            no such device (check the id, or create it first)
+        ├── DeviceNotOnline           the device is not connected (retry later, or schedule a job)
+        ├── MethodTimeout             the device did not answer the direct method in time
+        ├── Conflict                  it already exists
+        ├── PreconditionFailed        the etag is stale (read again, then retry)
+        ├── Throttled (retry_after)   too many requests, even after retries
+        └── HubUnavailable            the hub could not be reached or kept failing (5xx)
+
+Messages never contain keys, tokens or connection strings.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "Conflict",
+    "DeviceNotFound",
+    "DeviceNotOnline",
+    "HubError",
+    "HubUnavailable",
+    "InvalidQuery",
+    "MethodTimeout",
+    "PreconditionFailed",
+    "Throttled",
+    "TwinManagerError",
+    "Unauthorized",
+]
+
+
+class TwinManagerError(Exception):
+    """The root of twin_manager's errors."""
+
+
+class InvalidQuery(TwinManagerError, ValueError):
+    """A query or condition is not valid; `line` and `column` say where (1-based)."""
+
+    def __init__(self, message: str, *, line: int = 0, column: int = 0) -> None:
+        super().__init__(message)
+        self.line = line
+        self.column = column
+
+
+class HubError(TwinManagerError):
+    """The hub answered with an error.
+
+    Attributes:
+        status: the HTTP status (0 when no answer came).
+        error_code: IoT Hub's error code name (e.g. "DeviceNotFound"), or "" when unknown.
+        device_id: the device concerned, when there is one.
+    """
+
+    def __init__(
+        self, message: str, *, status: int = 0, error_code: str = "", device_id: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error_code = error_code
+        self.device_id = device_id
+
+
+class Unauthorized(HubError):
+    """The hub refused the credentials."""
+
+
+class DeviceNotFound(HubError):
+    """No device with that id is registered."""
+
+
+class DeviceNotOnline(HubError):
+    """The device is not connected (a direct method cannot reach it)."""
+
+
+class MethodTimeout(HubError):
+    """The device did not answer a direct method within its response timeout."""
+
+
+class Conflict(HubError):
+    """The device (or job, or configuration) already exists."""
+
+
+class PreconditionFailed(HubError):
+    """The etag given with `if_match` is stale: someone changed the twin since it was read."""
+
+
+class Throttled(HubError):
+    """The hub kept answering 429; `retry_after` is its last hint, in seconds."""
+
+    def __init__(self, message: str, *, retry_after: float, **kwargs: object) -> None:
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        self.retry_after = retry_after
+
+
+class HubUnavailable(HubError):
+    """The hub could not be reached, or kept failing with 5xx, through every retry."""
