@@ -21,7 +21,7 @@ from typing import Any
 from local_hub import errors, events, store, twins
 from local_hub.clock import NEVER, Clock, iso
 
-__all__ = ["Device", "Registry", "check_etag", "new_key"]
+__all__ = ["Device", "Registry", "check_etag", "new_key", "service_patch"]
 
 log = logging.getLogger(__name__)
 
@@ -288,7 +288,7 @@ class Registry:
         device = self._require(device_id)
         twin = device.twin
         check_etag(if_match, _etag(twin["etagCounter"]), f"twin of {device_id!r}")
-        tags_patch, desired_patch = _service_patch(body)
+        tags_patch, desired_patch = service_patch(body)
         if replace:
             tags_patch = (
                 twins.diff_patch(twin["tags"], tags_patch) if tags_patch is not None else None
@@ -433,7 +433,12 @@ def _keys(body: dict[str, Any]) -> tuple[str, str]:
     return keys[0], keys[1]
 
 
-def _service_patch(body: Any) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+def service_patch(body: Any) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The validated (tags, desired) patches of a service-side twin body.
+
+    Raises:
+        BadRequest: the body is not a twin patch or breaks a key rule.
+    """
     if not isinstance(body, dict):
         raise errors.BadRequest("The twin patch must be a JSON object.")
     tags = body.get("tags")

@@ -21,7 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
-from local_hub import certs, files, registry, store
+from local_hub import certs, files, jobs, registry, store
 from local_hub.clock import Clock
 from local_hub.mqtt import DeviceEndpoint
 from local_hub.rest import Faults, ServiceContext, make_app, sign_artifact
@@ -85,6 +85,7 @@ class HubServer:
             host_name=self.device_host_name,
             clock=clock,
         )
+        self.jobs = jobs.JobRunner(self.store, self.registry, self.endpoint, clock=clock)
         self.faults = Faults()
         self.context: ServiceContext | None = None
         self._runner: web.AppRunner | None = None
@@ -110,6 +111,7 @@ class HubServer:
             owner_keys=self.owner_keys,
             artifacts_dir=self.data_dir / "artifacts",
             clock=self.clock,
+            jobs=self.jobs,
             faults=self.faults,
         )
         self._runner = web.AppRunner(make_app(self.context), access_log=None)
@@ -129,6 +131,7 @@ class HubServer:
             "device endpoint (MQTT over TLS) listening on %s:%d", self.host, self.endpoint.port
         )
         log.info("service endpoint (HTTPS) listening on https://%s", self.service_host_name)
+        self.jobs.resume()
         files.write_atomic(
             self.data_dir / "hub.json", json.dumps(self.info, indent=2).encode(), mode=0o600
         )
@@ -143,6 +146,7 @@ class HubServer:
                 if handler.transport is not None:
                     handler.transport.abort()
             await self._runner.cleanup()
+        await self.jobs.close()
         await self.endpoint.close()
         self.store.close()
         # Let closing TLS transports send close_notify and release their sockets.

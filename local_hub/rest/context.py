@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from local_hub import errors, registry
+from local_hub import errors, jobs, registry
 from local_hub.clock import Clock
 from local_hub.mqtt import DeviceEndpoint
 
@@ -43,8 +43,8 @@ class ServiceContext:
     owner_keys: list[bytes]
     artifacts_dir: Path
     clock: Clock
+    jobs: jobs.JobRunner | None = None
     faults: Faults = field(default_factory=Faults)
-    extensions: dict[str, Any] = field(default_factory=dict)
 
 
 CONTEXT = web.AppKey("twinfleet-context", ServiceContext)

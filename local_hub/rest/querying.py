@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from aiohttp import web
@@ -18,14 +18,12 @@ import queries
 from local_hub import errors
 from local_hub.rest.context import json_body, json_response, of
 
-__all__ = ["JOB_ROWS", "routes"]
+__all__ = ["routes"]
 
 routes = web.RouteTableDef()
 
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
-# Where jobs register the source of `devices.jobs` rows: a callable returning them.
-JOB_ROWS = "devices.jobs"
 
 
 def _token(offset: int) -> str:
@@ -65,8 +63,7 @@ async def query(request: web.Request) -> web.Response:
     except queries.QueryError as exc:
         raise errors.BadRequest(f"The query is invalid. {exc}", error_code="400020") from None
     if parsed.source == "devices.jobs":
-        source: Callable[[], Iterable[dict[str, Any]]] | None = ctx.extensions.get(JOB_ROWS)
-        documents: Iterable[dict[str, Any]] = source() if source is not None else []
+        documents: Iterable[dict[str, Any]] = ctx.jobs.device_job_rows() if ctx.jobs else []
         item_type = "deviceJob"
     else:
         documents = ctx.registry.twins()

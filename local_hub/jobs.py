@@ -1,0 +1,336 @@
+"""Scheduled jobs: a twin update or a direct method for every device a query condition selects.
+
+A job moves `queued`/`scheduled` -> `running` -> `completed` (or `failed` when its time runs out,
+or `cancelled`). Its targets are fixed when it starts: the matching device ids are written to the
+store, each as a `pending` row, in one transaction with the job's move to `running`, before any
+device is touched. Each device row is marked `completed` or `failed` durably as soon as its work
+ends, so a hub killed mid-job resumes on restart with exactly the rows not yet recorded, and never
+applies a recorded one twice. Work fans out with a bounded number of devices in flight. A method
+job waits for an offline device to connect until the job's time runs out, then fails that device.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import queries
+from local_hub import errors, registry, store
+from local_hub.clock import Clock, iso
+from local_hub.mqtt import DeviceEndpoint
+
+__all__ = ["JOB_TYPES", "JobRunner", "parse_time"]
+
+log = logging.getLogger(__name__)
+
+JOB_TYPES = ("scheduleUpdateTwin", "scheduleDeviceMethod")
+FINISHED = ("completed", "failed", "cancelled")
+IN_FLIGHT = 32
+_JOB_ID_LIMIT = 64
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (job_id TEXT PRIMARY KEY, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS job_devices (
+    job_id TEXT NOT NULL, device_id TEXT NOT NULL, doc TEXT NOT NULL,
+    PRIMARY KEY (job_id, device_id)
+);
+"""
+
+
+def parse_time(value: Any, field: str) -> float:
+    """Unix seconds from an ISO-8601 time; BadRequest naming `field` when it is not one."""
+    if not isinstance(value, str):
+        raise errors.BadRequest(f"{field} must be an ISO-8601 time such as 2026-11-24T14:00:00Z.")
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise errors.BadRequest(f"{field} {value!r} is not an ISO-8601 time.") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def _validate(job_id: str, body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise errors.BadRequest("The job request must be a JSON object.")
+    if not job_id or len(job_id) > _JOB_ID_LIMIT:
+        raise errors.BadRequest(f"Job ids have 1 to {_JOB_ID_LIMIT} characters.")
+    if body.get("jobId", job_id) != job_id:
+        raise errors.BadRequest("The jobId in the body differs from the one in the path.")
+    kind = body.get("type")
+    if kind not in JOB_TYPES:
+        raise errors.BadRequest(f"Job type {kind!r} is not one of {', '.join(JOB_TYPES)}.")
+    condition = body.get("queryCondition")
+    if not isinstance(condition, str) or not condition.strip():
+        raise errors.BadRequest("queryCondition is required, e.g. \"tags.ring = 'canary'\".")
+    try:
+        queries.parse_condition(condition, strict=True)
+    except queries.QueryError as exc:
+        raise errors.BadRequest(f"queryCondition is invalid. {exc}", error_code="400020") from None
+    parse_time(body.get("startTime"), "startTime")
+    limit = body.get("maxExecutionTimeInSeconds", 3600)
+    if type(limit) is not int or limit <= 0:
+        raise errors.BadRequest("maxExecutionTimeInSeconds must be a positive whole number.")
+    job: dict[str, Any] = {
+        "jobId": job_id,
+        "type": kind,
+        "queryCondition": condition,
+        "startTime": body["startTime"],
+        "maxExecutionTimeInSeconds": limit,
+    }
+    if kind == "scheduleUpdateTwin":
+        twin = body.get("updateTwin")
+        if not isinstance(twin, dict) or not (twin.get("tags") or twin.get("properties")):
+            raise errors.BadRequest("updateTwin must hold tags and/or properties.desired.")
+        registry.service_patch(twin)
+        job["updateTwin"] = twin
+    else:
+        method = body.get("cloudToDeviceMethod")
+        if not isinstance(method, dict) or not isinstance(method.get("methodName"), str):
+            raise errors.BadRequest("cloudToDeviceMethod must hold a methodName.")
+        job["cloudToDeviceMethod"] = method
+    return job
+
+
+class JobRunner:
+    """Creates, runs, resumes and cancels jobs on the hub's event loop."""
+
+    def __init__(
+        self, db: store.Store, hub_registry: registry.Registry, endpoint: DeviceEndpoint,
+        *, clock: Clock,
+    ) -> None:  # fmt: skip
+        self._store = db
+        self._registry = hub_registry
+        self._endpoint = endpoint
+        self._clock = clock
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        db.executescript(_SCHEMA)
+
+    # -- persistence -----------------------------------------------------------------------
+
+    def _load(self, job_id: str) -> dict[str, Any] | None:
+        row = self._store.execute("SELECT doc FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+    def _save(self, job: dict[str, Any]) -> None:
+        self._store.execute(
+            "INSERT OR REPLACE INTO jobs (job_id, doc) VALUES (?, ?)",
+            (job["jobId"], json.dumps(job)),
+        )
+
+    def _save_device(self, row: dict[str, Any]) -> None:
+        self._store.execute(
+            "INSERT OR REPLACE INTO job_devices (job_id, device_id, doc) VALUES (?, ?, ?)",
+            (row["jobId"], row["deviceId"], json.dumps(row)),
+        )
+
+    def _device_rows(self, job_id: str) -> list[dict[str, Any]]:
+        rows = self._store.execute(
+            "SELECT doc FROM job_devices WHERE job_id = ? ORDER BY device_id", (job_id,)
+        )
+        return [json.loads(doc) for (doc,) in rows]
+
+    def device_job_rows(self) -> Iterator[dict[str, Any]]:
+        """Every device's part in every job: the rows of `devices.jobs`."""
+        for (doc,) in self._store.execute("SELECT doc FROM job_devices ORDER BY job_id, device_id"):
+            yield json.loads(doc)
+
+    def _statistics(self, job_id: str) -> dict[str, int]:
+        counts = {"pending": 0, "running": 0, "completed": 0, "failed": 0, "canceled": 0}
+        for row in self._device_rows(job_id):
+            counts[row["status"]] = counts.get(row["status"], 0) + 1
+        return {
+            "deviceCount": sum(counts.values()),
+            "failedCount": counts["failed"],
+            "succeededCount": counts["completed"],
+            "runningCount": counts["running"],
+            "pendingCount": counts["pending"],
+        }
+
+    def view(self, job: dict[str, Any]) -> dict[str, Any]:
+        """The job as the REST API returns it (JobResponse)."""
+        return {**job, "deviceJobStatistics": self._statistics(job["jobId"])}
+
+    # -- the API ---------------------------------------------------------------------------
+
+    def create(self, job_id: str, body: Any) -> dict[str, Any]:
+        """Validate and store a job, then start or schedule it. Nothing is stored on error."""
+        job = _validate(job_id, body)
+        if self._load(job_id) is not None:
+            raise errors.Conflict(f"A job with id {job_id!r} already exists.", error_code="409101")
+        now = self._clock()
+        start = parse_time(job["startTime"], "startTime")
+        job.update(
+            createdTime=iso(now),
+            status="queued" if start <= now else "scheduled",
+            endTime=None,
+            failureReason=None,
+            statusMessage=None,
+        )
+        self._save(job)
+        log.info("job %s %s (%s)", job_id, job["status"], job["type"])
+        self._spawn(job_id)
+        return self.view(job)
+
+    def get(self, job_id: str) -> dict[str, Any]:
+        job = self._load(job_id)
+        if job is None:
+            raise errors.NotFound(f"No job with id {job_id!r}.", error_code="404002")
+        return self.view(job)
+
+    def list(self, job_type: str | None, status: str | None) -> list[dict[str, Any]]:
+        jobs = [json.loads(doc) for (doc,) in self._store.execute("SELECT doc FROM jobs")]
+        return [
+            self.view(job)
+            for job in jobs
+            if (job_type is None or job["type"] == job_type)
+            and (status is None or job["status"] == status)
+        ]
+
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        job = self._load(job_id)
+        if job is None:
+            raise errors.NotFound(f"No job with id {job_id!r}.", error_code="404002")
+        if job["status"] not in FINISHED:
+            job.update(status="cancelled", endTime=iso(self._clock()))
+            self._save(job)
+            for row in self._device_rows(job_id):
+                if row["status"] in ("pending", "running"):
+                    row.update(status="canceled", endTimeUtc=iso(self._clock()))
+                    self._save_device(row)
+            task = self._tasks.pop(job_id, None)
+            if task is not None:
+                task.cancel()
+            log.info("job %s cancelled", job_id)
+        return self.view(job)
+
+    def resume(self) -> None:
+        """After a restart: carry on with every job that had not finished."""
+        for (doc,) in self._store.execute("SELECT doc FROM jobs").fetchall():
+            job = json.loads(doc)
+            if job["status"] not in FINISHED:
+                self._spawn(job["jobId"])
+
+    async def close(self) -> None:
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    # -- running ---------------------------------------------------------------------------
+
+    def _spawn(self, job_id: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._run(job_id), name=f"job-{job_id}")
+        self._tasks[job_id] = task
+        task.add_done_callback(lambda _: self._tasks.pop(job_id, None))
+
+    async def _run(self, job_id: str) -> None:
+        job = self._load(job_id)
+        if job is None:
+            return
+        start = parse_time(job["startTime"], "startTime")
+        if (delay := start - self._clock()) > 0:
+            await asyncio.sleep(delay)
+        job = self._load(job_id)
+        if job is None or job["status"] in FINISHED:
+            return
+        deadline = start + job["maxExecutionTimeInSeconds"]
+        if job["status"] != "running":
+            self._fix_targets(job)
+        pending = [r for r in self._device_rows(job_id) if r["status"] in ("pending", "running")]
+        gate = asyncio.Semaphore(IN_FLIGHT)
+        running = job
+
+        async def one(row: dict[str, Any]) -> None:
+            async with gate:
+                await self._run_device(running, row, deadline)
+
+        work = asyncio.gather(*(one(row) for row in pending))
+        timed_out = False
+        try:
+            await asyncio.wait_for(work, max(0.0, deadline - self._clock()))
+        except TimeoutError:
+            timed_out = True
+        job = self._load(job_id)
+        if job is None or job["status"] in FINISHED:
+            return
+        now = iso(self._clock())
+        for row in self._device_rows(job_id):
+            if row["status"] in ("pending", "running"):
+                row.update(
+                    status="failed", endTimeUtc=now, lastUpdatedDateTimeUtc=now,
+                    error={"code": "JobRunPreconditionFailed",
+                           "description": "The job's maxExecutionTimeInSeconds ran out."},
+                )  # fmt: skip
+                self._save_device(row)
+        job.update(status="failed" if timed_out else "completed", endTime=now)
+        if timed_out:
+            job["failureReason"] = "The job did not finish within maxExecutionTimeInSeconds."
+        self._save(job)
+        log.info("job %s %s", job_id, job["status"])
+
+    def _fix_targets(self, job: dict[str, Any]) -> None:
+        condition = queries.parse_condition(job["queryCondition"])
+        targets = [t["deviceId"] for t in self._registry.twins() if condition.matches(t)]
+        now = iso(self._clock())
+        self._store.begin()
+        try:
+            for device_id in targets:
+                self._save_device(
+                    {
+                        "deviceId": device_id, "jobId": job["jobId"], "jobType": job["type"],
+                        "status": "pending", "createdDateTimeUtc": now, "startTimeUtc": None,
+                        "endTimeUtc": None, "lastUpdatedDateTimeUtc": now, "outcome": {},
+                    }
+                )  # fmt: skip
+            job["status"] = "running"
+            self._save(job)
+            self._store.commit()
+        except BaseException:
+            self._store.rollback()
+            raise
+        log.info("job %s running on %d devices", job["jobId"], len(targets))
+
+    def _finish(self, job: dict[str, Any], row: dict[str, Any]) -> None:
+        now = iso(self._clock())
+        row.update(endTimeUtc=now, lastUpdatedDateTimeUtc=now)
+        current = self._load(job["jobId"])
+        if current is not None and current["status"] != "cancelled":
+            self._save_device(row)
+
+    async def _run_device(self, job: dict[str, Any], row: dict[str, Any], deadline: float) -> None:
+        row.update(status="running", startTimeUtc=iso(self._clock()))
+        if job["type"] == "scheduleUpdateTwin":
+            # The patch and the record of it commit together: a kill leaves both or neither.
+            self._store.begin()
+            try:
+                self._registry.update_twin(row["deviceId"], job["updateTwin"], None)
+                row["status"] = "completed"
+            except errors.HubError as exc:
+                row.update(
+                    status="failed", error={"code": exc.code_name, "description": exc.message}
+                )
+            try:
+                self._finish(job, row)
+                self._store.commit()
+            except BaseException:
+                self._store.rollback()
+                raise
+            return
+        method = job["cloudToDeviceMethod"]
+        try:
+            status, payload = await self._endpoint.invoke_method(
+                row["deviceId"],
+                method["methodName"],
+                method.get("payload"),
+                connect_timeout=max(0.0, deadline - self._clock()),
+                response_timeout=float(method.get("responseTimeoutInSeconds") or 30),
+            )
+            row["outcome"] = {"deviceMethodResponse": {"status": status, "payload": payload}}
+            row["status"] = "completed"
+        except errors.HubError as exc:
+            row.update(status="failed", error={"code": exc.code_name, "description": exc.message})
+        self._finish(job, row)
