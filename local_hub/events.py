@@ -8,9 +8,11 @@ from typing import Any
 __all__ = [
     "ConnectionChanged",
     "DesiredPatched",
+    "DeviceCreated",
     "DeviceDeleted",
     "DeviceStatusChanged",
     "ReportedPatched",
+    "TagsPatched",
     "TwinEvent",
 ]
 
@@ -41,6 +43,20 @@ class ConnectionChanged:
 
 
 @dataclass(frozen=True)
+class TagsPatched:
+    """The service changed the twin's tags."""
+
+    device_id: str
+
+
+@dataclass(frozen=True)
+class DeviceCreated:
+    """A new identity (with an empty twin) was registered."""
+
+    device_id: str
+
+
+@dataclass(frozen=True)
 class DeviceDeleted:
     """The identity (and its twin) is gone."""
 
@@ -56,5 +72,6 @@ class DeviceStatusChanged:
 
 
 TwinEvent = (
-    DesiredPatched | ReportedPatched | ConnectionChanged | DeviceDeleted | DeviceStatusChanged
-)
+    DesiredPatched | ReportedPatched | TagsPatched | ConnectionChanged | DeviceCreated
+    | DeviceDeleted | DeviceStatusChanged
+)  # fmt: skip

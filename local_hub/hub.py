@@ -35,6 +35,7 @@ class LocalHub:
         mqtt_port: the MQTT port; the device SDK always dials 8883.
         name: the hub's name; devices use `<name>.local` as their HostName.
         clock: the time source (Unix seconds).
+        configuration_interval: seconds between evaluations of automatic configurations.
     """
 
     def __init__(
@@ -46,10 +47,11 @@ class LocalHub:
         mqtt_port: int = MQTT_PORT,
         name: str | None = None,
         clock: Clock = time.time,
+        configuration_interval: float = 5.0,
     ) -> None:
         self._args: dict[str, Any] = {
             "host": host, "service_port": service_port, "mqtt_port": mqtt_port, "name": name,
-            "clock": clock,
+            "clock": clock, "configuration_interval": configuration_interval,
         }  # fmt: skip
         self.data_dir = Path(data_dir)
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -189,6 +189,7 @@ class Registry:
         self._store.insert_device(device_id, identity, twin)
         self._devices[device_id] = Device(identity, twin)
         log.info("device %s registered", device_id)
+        self._emit(events.DeviceCreated(device_id))
         return _public(identity)
 
     def update_device(self, body: dict[str, Any], if_match: str | None) -> dict[str, Any]:
@@ -318,6 +319,8 @@ class Registry:
             self._store.save_twin(device_id, new)
             device.twin = new
             device.view = None
+        if tags_patch:
+            self._emit(events.TagsPatched(device_id))
         if desired_patch:
             self._emit(
                 events.DesiredPatched(

@@ -21,7 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
-from local_hub import certs, files, jobs, registry, store
+from local_hub import certs, configurations, files, jobs, registry, store
 from local_hub.clock import Clock
 from local_hub.mqtt import DeviceEndpoint
 from local_hub.rest import Faults, ServiceContext, make_app, sign_artifact
@@ -55,6 +55,8 @@ class HubServer:
         mqtt_port: the MQTT port; the device SDK always dials 8883.
         name: the hub's name; devices use `<name>.local` as their HostName.
         clock: the time source (Unix seconds), injectable for tests.
+        configuration_interval: seconds between configuration evaluations (twin changes
+            also trigger one).
     """
 
     def __init__(
@@ -66,6 +68,7 @@ class HubServer:
         mqtt_port: int = MQTT_PORT,
         name: str | None = None,
         clock: Clock = time.time,
+        configuration_interval: float = 5.0,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.host = host
@@ -86,6 +89,9 @@ class HubServer:
             clock=clock,
         )
         self.jobs = jobs.JobRunner(self.store, self.registry, self.endpoint, clock=clock)
+        self.configurations = configurations.ConfigurationManager(
+            self.store, self.registry, clock=clock, interval=configuration_interval
+        )
         self.faults = Faults()
         self.context: ServiceContext | None = None
         self._runner: web.AppRunner | None = None
@@ -112,6 +118,7 @@ class HubServer:
             artifacts_dir=self.data_dir / "artifacts",
             clock=self.clock,
             jobs=self.jobs,
+            configurations=self.configurations,
             faults=self.faults,
         )
         self._runner = web.AppRunner(make_app(self.context), access_log=None)
@@ -132,6 +139,7 @@ class HubServer:
         )
         log.info("service endpoint (HTTPS) listening on https://%s", self.service_host_name)
         self.jobs.resume()
+        self.configurations.start()
         files.write_atomic(
             self.data_dir / "hub.json", json.dumps(self.info, indent=2).encode(), mode=0o600
         )
@@ -147,6 +155,7 @@ class HubServer:
                     handler.transport.abort()
             await self._runner.cleanup()
         await self.jobs.close()
+        await self.configurations.close()
         await self.endpoint.close()
         self.store.close()
         # Let closing TLS transports send close_notify and release their sockets.

@@ -516,8 +516,10 @@ class TwinManager:
         metrics: Mapping[str, str] | None = None,
     ) -> models.Configuration:
         """An automatic device configuration: `desired` maps paths under `properties.desired`
-        (e.g. `{"properties.desired.configuration": {...}}`) to their content."""
-        checked_condition(target_condition)
+        (e.g. `{"properties.desired.configuration": {...}}`) to their content; a
+        `target_condition` of `*` targets every device."""
+        if target_condition.strip() != "*":
+            checked_condition(target_condition)
         body = {
             "id": config_id,
             "schemaVersion": "1.0",
@@ -554,7 +556,7 @@ class TwinManager:
     ) -> models.Configuration:
         """Change a configuration's targeting, priority, labels or metrics (content is fixed,
         as on IoT Hub). Uses the configuration's etag: stale copies get PreconditionFailed."""
-        if target_condition is not None:
+        if target_condition is not None and target_condition.strip() != "*":
             checked_condition(target_condition)
         body = {
             "id": configuration.id,

@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from local_hub import errors, jobs, registry
+from local_hub import configurations, errors, jobs, registry
 from local_hub.clock import Clock
 from local_hub.mqtt import DeviceEndpoint
 
@@ -44,6 +44,7 @@ class ServiceContext:
     artifacts_dir: Path
     clock: Clock
     jobs: jobs.JobRunner | None = None
+    configurations: configurations.ConfigurationManager | None = None
     faults: Faults = field(default_factory=Faults)
 
 

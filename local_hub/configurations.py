@@ -1,0 +1,304 @@
+"""Automatic device configurations: desired content kept applied to every device a target
+condition selects, by priority, with counts of targeted and applied devices.
+
+Evaluation runs on an interval and, debounced, after twin changes. For each device the matching
+configuration with the highest priority wins (ties go to the most recently created, as on IoT
+Hub); when a device's winner changes, the winner's content is merged into its desired properties
+and the device is recorded as applied to it, so content is applied once per (device, winner),
+never on every pass. A configuration's content cannot change after creation (IoT Hub's rule);
+its target, priority, labels and metrics can.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from typing import Any
+
+import queries
+from local_hub import errors, events, registry, store
+from local_hub.clock import Clock, iso
+
+__all__ = ["ConfigurationManager", "content_patch"]
+
+log = logging.getLogger(__name__)
+
+_ID = re.compile(r"^[a-z0-9\-:+%_#*?!(),=@;$']{1,128}$")
+_DESIRED = "properties.desired."
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS configurations (config_id TEXT PRIMARY KEY, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS configuration_applied (
+    device_id TEXT PRIMARY KEY, config_id TEXT NOT NULL
+);
+"""
+
+
+def content_patch(device_content: dict[str, Any]) -> dict[str, Any]:
+    """The desired-properties patch of `{"properties.desired.a.b": value, ...}`."""
+    patch: dict[str, Any] = {}
+    for path, value in device_content.items():
+        parts = path[len(_DESIRED) :].split(".")
+        node = patch
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return patch
+
+
+def _condition(text: Any, field: str) -> queries.Condition | None:
+    """None for `*` (every device)."""
+    if not isinstance(text, str) or not text.strip():
+        raise errors.BadRequest(f"{field} is required, e.g. \"tags.environment = 'prod'\" or '*'.")
+    if text.strip() == "*":
+        return None
+    try:
+        return queries.parse_condition(text, strict=True)
+    except queries.QueryError as exc:
+        raise errors.BadRequest(f"{field} is invalid. {exc}", error_code="400020") from None
+
+
+def _metric_query(name: str, text: Any) -> queries.Query:
+    if not isinstance(text, str):
+        raise errors.BadRequest(f"Metric {name!r} must be a query text.")
+    try:
+        return queries.parse(text, strict=True)
+    except queries.QueryError as exc:
+        raise errors.BadRequest(f"Metric {name!r} is invalid. {exc}", error_code="400020") from None
+
+
+def _validate(config_id: str, body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise errors.BadRequest("The configuration must be a JSON object.")
+    if not _ID.match(config_id):
+        raise errors.BadRequest(
+            f"Configuration id {config_id!r} is invalid: use 1 to 128 lower-case letters, digits "
+            "or -:+%_#*?!(),=@;$' characters."
+        )
+    if body.get("id", config_id) != config_id:
+        raise errors.BadRequest("The id in the body differs from the one in the path.")
+    _condition(body.get("targetCondition"), "targetCondition")
+    priority = body.get("priority", 0)
+    if type(priority) is not int or priority < 0:
+        raise errors.BadRequest("priority must be a whole number, 0 or more.")
+    content = (body.get("content") or {}).get("deviceContent")
+    if not isinstance(content, dict) or not content:
+        raise errors.BadRequest(
+            "content.deviceContent must map properties.desired paths to values."
+        )
+    for path in content:
+        if not path.startswith(_DESIRED) or len(path) == len(_DESIRED):
+            raise errors.BadRequest(
+                f"deviceContent path {path!r} must start with 'properties.desired.'."
+            )
+    registry.service_patch({"properties": {"desired": content_patch(content)}})
+    metric_queries = (body.get("metrics") or {}).get("queries") or {}
+    if not isinstance(metric_queries, dict):
+        raise errors.BadRequest("metrics.queries must map metric names to queries.")
+    for name, text in metric_queries.items():
+        _metric_query(name, text)
+    labels = body.get("labels") or {}
+    if not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values()):
+        raise errors.BadRequest("labels must map names to strings.")
+    return {
+        "id": config_id,
+        "schemaVersion": body.get("schemaVersion") or "1.0",
+        "labels": labels,
+        "content": {"deviceContent": content},
+        "targetCondition": body["targetCondition"],
+        "priority": priority,
+        "metrics": {"queries": metric_queries, "results": {}},
+    }
+
+
+class ConfigurationManager:
+    """Stores configurations and keeps them applied, on the hub's event loop."""
+
+    def __init__(
+        self, db: store.Store, hub_registry: registry.Registry, *, clock: Clock,
+        interval: float = 5.0,
+    ) -> None:  # fmt: skip
+        self._store = db
+        self._registry = hub_registry
+        self._clock = clock
+        self._interval = interval
+        self._task: asyncio.Task[None] | None = None
+        self._dirty: asyncio.Event | None = None
+        db.executescript(_SCHEMA)
+        hub_registry.add_listener(self._on_event)
+
+    # -- persistence -----------------------------------------------------------------------
+
+    def _load(self, config_id: str) -> dict[str, Any] | None:
+        row = self._store.execute(
+            "SELECT doc FROM configurations WHERE config_id = ?", (config_id,)
+        ).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+    def _all(self) -> list[dict[str, Any]]:
+        rows = self._store.execute("SELECT doc FROM configurations ORDER BY config_id")
+        return [json.loads(doc) for (doc,) in rows]
+
+    def _save(self, config: dict[str, Any]) -> None:
+        self._store.execute(
+            "INSERT OR REPLACE INTO configurations (config_id, doc) VALUES (?, ?)",
+            (config["id"], json.dumps(config)),
+        )
+
+    # -- the API ---------------------------------------------------------------------------
+
+    def put(self, config_id: str, body: Any, if_match: str | None) -> dict[str, Any]:
+        """Create (no If-Match) or update (If-Match) a configuration."""
+        config = _validate(config_id, body)
+        existing = self._load(config_id)
+        now = iso(self._clock())
+        if if_match is None:
+            if existing is not None:
+                raise errors.Conflict(
+                    f"Configuration {config_id!r} already exists; update it with its etag.",
+                    error_code="409001",
+                )
+            config.update(createdTimeUtc=now, etagCounter=1)
+        else:
+            if existing is None:
+                raise errors.NotFound(f"No configuration with id {config_id!r}.")
+            registry.check_etag(if_match, existing["etag"], f"configuration {config_id!r}")
+            if config["content"] != existing["content"]:
+                raise errors.BadRequest(
+                    "A configuration's content cannot change; create a new one."
+                )
+            config.update(
+                createdTimeUtc=existing["createdTimeUtc"], etagCounter=existing["etagCounter"] + 1
+            )
+            config["metrics"]["results"] = existing["metrics"].get("results", {})
+            config["systemMetrics"] = existing.get("systemMetrics")
+        config["lastUpdatedTimeUtc"] = now
+        config["etag"] = f"{config['etagCounter']}"
+        config.setdefault("systemMetrics", None)
+        config["systemMetrics"] = config["systemMetrics"] or {"results": {}, "queries": {}}
+        self._save(config)
+        self._evaluate_now()
+        return self.get(config_id)
+
+    def get(self, config_id: str) -> dict[str, Any]:
+        config = self._load(config_id)
+        if config is None:
+            raise errors.NotFound(f"No configuration with id {config_id!r}.")
+        return {k: v for k, v in config.items() if k != "etagCounter"}
+
+    def list(self, top: int) -> list[dict[str, Any]]:
+        return [self.get(c["id"]) for c in self._all()[:top]]
+
+    def delete(self, config_id: str, if_match: str | None) -> None:
+        config = self._load(config_id)
+        if config is None:
+            raise errors.NotFound(f"No configuration with id {config_id!r}.")
+        registry.check_etag(if_match, config["etag"], f"configuration {config_id!r}")
+        self._store.execute("DELETE FROM configurations WHERE config_id = ?", (config_id,))
+        self._store.execute("DELETE FROM configuration_applied WHERE config_id = ?", (config_id,))
+
+    def test_queries(self, body: Any) -> dict[str, Any]:
+        """IoT Hub's "test configuration queries": an error text per invalid query."""
+        if not isinstance(body, dict):
+            raise errors.BadRequest("The body must hold targetCondition and customMetricQueries.")
+        result: dict[str, Any] = {"targetConditionError": "", "customMetricQueryErrors": {}}
+        try:
+            _condition(body.get("targetCondition"), "targetCondition")
+        except errors.BadRequest as exc:
+            result["targetConditionError"] = exc.message
+        for name, text in (body.get("customMetricQueries") or {}).items():
+            try:
+                _metric_query(name, text)
+            except errors.BadRequest as exc:
+                result["customMetricQueryErrors"][name] = exc.message
+        return result
+
+    # -- evaluation ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._dirty = asyncio.Event()
+        self._task = asyncio.get_running_loop().create_task(self._loop(), name="configurations")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    def _on_event(self, event: events.TwinEvent) -> None:
+        if not isinstance(event, events.ConnectionChanged):
+            self._evaluate_now()
+
+    def _evaluate_now(self) -> None:
+        if self._dirty is not None:
+            self._dirty.set()
+
+    async def _loop(self) -> None:
+        assert self._dirty is not None
+        while True:
+            try:
+                await asyncio.wait_for(self._dirty.wait(), self._interval)
+                await asyncio.sleep(0.05)  # gather a burst of twin changes into one pass
+            except TimeoutError:
+                pass
+            self._dirty.clear()
+            try:
+                self.evaluate()
+            except Exception:
+                log.exception("evaluating configurations failed")
+
+    def evaluate(self) -> None:
+        """One pass: apply winners that changed, then refresh every configuration's metrics."""
+        configs = self._all()
+        if not configs:
+            return
+        ranked = sorted(configs, key=lambda c: (c["priority"], c["createdTimeUtc"]), reverse=True)
+        conditions = {c["id"]: _condition(c["targetCondition"], "targetCondition") for c in configs}
+        applied = dict(
+            self._store.execute("SELECT device_id, config_id FROM configuration_applied")
+        )
+        targeted: dict[str, set[str]] = {config_id: set() for config_id in conditions}
+        changes: list[tuple[str, dict[str, Any]]] = []
+        for twin in list(self._registry.twins()):
+            device_id = twin["deviceId"]
+            winner = None
+            for config in ranked:
+                condition = conditions[config["id"]]
+                if condition is None or condition.matches(twin):
+                    targeted[config["id"]].add(device_id)
+                    winner = winner or config
+            if winner is not None and applied.get(device_id) != winner["id"]:
+                changes.append((device_id, winner))
+        for device_id, winner in changes:
+            patch = content_patch(winner["content"]["deviceContent"])
+            self._store.begin()
+            try:
+                self._registry.update_twin(device_id, {"properties": {"desired": patch}}, None)
+                self._store.execute(
+                    "INSERT OR REPLACE INTO configuration_applied VALUES (?, ?)",
+                    (device_id, winner["id"]),
+                )
+                self._store.commit()
+            except errors.HubError as exc:
+                self._store.rollback()
+                log.warning(
+                    "configuration %s not applied to %s: %s", winner["id"], device_id, exc.message
+                )
+            applied[device_id] = winner["id"]
+        twins = list(self._registry.twins())
+        for config in configs:
+            ids = targeted[config["id"]]
+            counts = {
+                "targetedCount": len(ids),
+                "appliedCount": sum(1 for d in ids if applied.get(d) == config["id"]),
+            }
+            results = {
+                name: len(_metric_query(name, text).run(twins))
+                for name, text in config["metrics"]["queries"].items()
+            }
+            if counts != config["systemMetrics"].get("results") or results != config["metrics"].get(
+                "results"
+            ):
+                config["systemMetrics"]["results"] = counts
+                config["metrics"]["results"] = results
+                self._save(config)
