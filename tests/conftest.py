@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import base64
 import itertools
+import json
 import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -88,6 +93,54 @@ def make_device(hub: LocalHub, registry_manager: Any) -> Callable[..., DeviceFac
         return DeviceFactory(device_id, key, hub.device_connection_string(device_id, key))
 
     return make
+
+
+class HubProcess:
+    """`python -m twinfleet hub serve` in a child process."""
+
+    def __init__(self, data_dir: Path, host: str) -> None:
+        self.data_dir = data_dir
+        self.host = host
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> dict[str, Any]:
+        info_path = self.data_dir / "hub.json"
+        info_path.unlink(missing_ok=True)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "twinfleet", "hub", "serve", "--data-dir", str(self.data_dir),
+             "--host", self.host, "--service-port", "0"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while not info_path.exists():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"hub did not start: {self.process.stderr}")
+            time.sleep(0.05)
+        info: dict[str, Any] = json.loads(info_path.read_text())
+        return info
+
+    def kill(self) -> None:
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+        assert self.process.stderr is not None
+        self.process.stderr.close()
+
+    def terminate(self) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(timeout=15)
+        assert self.process.stderr is not None
+        self.process.stderr.close()
+        return code
+
+
+@pytest.fixture
+def hub_process(tmp_path: Path, loopback: str) -> Iterator[HubProcess]:
+    process = HubProcess(tmp_path / "hub", loopback)
+    yield process
+    if process.process is not None and process.process.poll() is None:
+        process.kill()
 
 
 @pytest.fixture(autouse=True)
