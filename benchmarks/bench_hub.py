@@ -12,11 +12,7 @@ import asyncio
 import base64
 import concurrent.futures
 import json
-import os
-import signal
 import ssl
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,19 +20,13 @@ from typing import Any
 
 from azure.iot.hub import IoTHubRegistryManager
 
+from benchmarks._hubs import hub_process, rss_kib
 from local_hub import tokens
 from local_hub.mqtt import codec
 
 DEVICES = 200
 PATCHES_PER_DEVICE = 25
 HOST = "127.0.0.201"
-
-
-def _rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError("no VmRSS")
 
 
 async def _device(info: dict[str, Any], device_id: str, key: str, ready: asyncio.Event,
@@ -81,13 +71,13 @@ async def _device(info: dict[str, Any], device_id: str, key: str, ready: asyncio
 async def _run(info: dict[str, Any], keys: dict[str, str], pid: int) -> None:
     ready, go = asyncio.Event(), asyncio.Event()
     connected: list[int] = []
-    before = _rss_kib(pid)
+    before = rss_kib(pid)
     tasks = [
         asyncio.create_task(_device(info, d, k, ready, connected, go)) for d, k in keys.items()
     ]
     await asyncio.wait_for(ready.wait(), 120)
     await asyncio.sleep(0.5)
-    after = _rss_kib(pid)
+    after = rss_kib(pid)
     started = time.perf_counter()
     go.set()
     done = sum(await asyncio.gather(*tasks))
@@ -104,30 +94,14 @@ async def _run(info: dict[str, Any], keys: dict[str, str], pid: int) -> None:
 
 
 def main() -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        data_dir = Path(tmp) / "hub"
-        process = subprocess.Popen(
-            [sys.executable, "-m", "twinfleet", "hub", "serve", "--data-dir", str(data_dir),
-             "--host", HOST, "--service-port", "0"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        try:
-            deadline = time.monotonic() + 30
-            while not (data_dir / "hub.json").exists():
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the hub did not start")
-                time.sleep(0.05)
-            info = json.loads((data_dir / "hub.json").read_text())
-            manager = IoTHubRegistryManager.from_connection_string(info["serviceConnectionString"])
-            manager.protocol.config.connection.verify = info["caCertificatePath"]
+    with tempfile.TemporaryDirectory() as tmp, hub_process(Path(tmp) / "hub", HOST) as (info, pid):
+        manager = IoTHubRegistryManager.from_connection_string(info["serviceConnectionString"])
+        manager.protocol.config.connection.verify = info["caCertificatePath"]
 
-            def create(i: int) -> tuple[str, str]:
-                device = manager.create_device_with_sas(f"bench-{i:04d}", None, None, "enabled")
-                return device.device_id, device.authentication.symmetric_key.primary_key
+        def create(i: int) -> tuple[str, str]:
+            device = manager.create_device_with_sas(f"bench-{i:04d}", None, None, "enabled")
+            return device.device_id, device.authentication.symmetric_key.primary_key
 
-            with concurrent.futures.ThreadPoolExecutor(8) as pool:
-                keys = dict(pool.map(create, range(DEVICES)))
-            asyncio.run(_run(info, keys, process.pid))
-        finally:
-            os.kill(process.pid, signal.SIGTERM)
-            process.wait(timeout=30)
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            keys = dict(pool.map(create, range(DEVICES)))
+        asyncio.run(_run(info, keys, pid))
