@@ -9,59 +9,66 @@ which is 0. Groups come out in the order their first document was seen.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from queries import nodes
 from queries.compiling import Compiled, compile_expr
-from queries.values import UNDEFINED, is_number
+from queries.values import UNDEFINED
 
-__all__ = ["Aggregator", "group_rows", "result_key"]
-
-
-def result_key(projection: nodes.Projection, position: int) -> str:
-    """The key a SELECT item has in result rows: its alias, a path's last name, or `$N`."""
-    if projection.alias:
-        return projection.alias
-    if isinstance(projection.expr, nodes.Path):
-        return projection.expr.parts[-1]
-    return f"${position}"
+__all__ = ["Aggregator", "group_rows"]
 
 
 class Aggregator:
-    """Accumulates one aggregate over the documents of one group."""
+    """Accumulates one aggregate over the documents of one group, in constant memory."""
 
-    __slots__ = ("_count", "_get", "_name", "_numbers", "_strings")
+    __slots__ = ("_get", "_high", "_high_text", "_low", "_low_text", "_name", "_total", "count")
 
     def __init__(self, name: str, get: Compiled | None) -> None:
         self._name = name
         self._get = get
-        self._count = 0
-        self._numbers: list[float] = []
-        self._strings: list[str] = []
+        self.count = 0  # documents seen (COUNT()) or numbers seen (AVG, SUM, MIN, MAX)
+        self._total: Any = 0
+        self._low: Any = None
+        self._high: Any = None
+        self._low_text: str | None = None
+        self._high_text: str | None = None
 
     def add(self, doc: Any) -> None:
-        self._count += 1
-        if self._get is None:
+        """Take one document of the group into account."""
+        get = self._get
+        if get is None:
+            self.count += 1
             return
-        value = self._get(doc)
-        if is_number(value):
-            self._numbers.append(value)
-        elif type(value) is str:
-            self._strings.append(value)
+        value = get(doc)
+        kind = type(value)
+        if kind is int or kind is float:
+            self.count += 1
+            self._total += value
+            if self._low is None or value < self._low:
+                self._low = value
+            if self._high is None or value > self._high:
+                self._high = value
+        elif kind is str:
+            if self._low_text is None or value < self._low_text:
+                self._low_text = value
+            if self._high_text is None or value > self._high_text:
+                self._high_text = value
 
     def result(self) -> Any:
-        name, numbers = self._name, self._numbers
+        """The aggregate's value, or UNDEFINED when nothing could be aggregated."""
+        name = self._name
         if name == "COUNT":
-            return self._count
+            return self.count
         if name == "SUM":
-            return sum(numbers) if numbers else UNDEFINED
+            return self._total if self.count else UNDEFINED
         if name == "AVG":
-            return sum(numbers) / len(numbers) if numbers else UNDEFINED
-        pick: Callable[[Iterable[Any]], Any] = min if name == "MIN" else max
-        if numbers:
-            return pick(numbers)
-        return pick(self._strings) if self._strings else UNDEFINED
+            return self._total / self.count if self.count else UNDEFINED
+        if name == "MIN":
+            low = self._low if self.count else self._low_text
+            return UNDEFINED if low is None else low
+        high = self._high if self.count else self._high_text
+        return UNDEFINED if high is None else high
 
 
 def _hashable(value: Any) -> Any:
@@ -78,9 +85,10 @@ def group_rows(select: nodes.Select, docs: Iterable[Any]) -> list[dict[str, Any]
     """Rows of an aggregate query over documents that already passed WHERE."""
     group_get = compile_expr(select.group_by) if select.group_by else None
     items: list[tuple[str, nodes.Aggregate | None]] = []
-    for position, projection in enumerate(select.projections, start=1):
+    keys = nodes.result_keys(select.projections)
+    for key, projection in zip(keys, select.projections, strict=True):
         aggregate = projection.expr if isinstance(projection.expr, nodes.Aggregate) else None
-        items.append((result_key(projection, position), aggregate))
+        items.append((key, aggregate))
     getters = {
         key: (compile_expr(a.arg) if a.arg is not None else None)
         for key, a in items

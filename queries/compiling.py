@@ -7,7 +7,7 @@ comparison of a path with a constant (the most common predicate) has a closure o
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from queries import evaluating, functions, nodes
@@ -33,7 +33,7 @@ def _path(parts: tuple[str, ...]) -> Compiled:
     def get(doc: Any) -> Any:
         value = doc
         for part in parts:
-            if type(value) is not dict:
+            if type(value) is not dict and not isinstance(value, Mapping):
                 return UNDEFINED
             value = value.get(part, _MISSING)
             if value is _MISSING:
@@ -70,39 +70,71 @@ def _compare_path_to_constant(op: str, parts: tuple[str, ...], constant: Any) ->
     return None
 
 
+def _all(parts: tuple[Compiled, ...]) -> Compiled:
+    """A run of ANDs: false if any part is false, true if all are true, else undefined."""
+
+    def and_(doc: Any) -> Any:
+        result: Any = True
+        for part in parts:
+            value = part(doc)
+            if value is False:
+                return False
+            if value is not True:
+                result = UNDEFINED
+        return result
+
+    return and_
+
+
+def _any(parts: tuple[Compiled, ...]) -> Compiled:
+    """A run of ORs: true if any part is true, false if all are false, else undefined."""
+
+    def or_(doc: Any) -> Any:
+        result: Any = False
+        for part in parts:
+            value = part(doc)
+            if value is True:
+                return True
+            if value is not False:
+                result = UNDEFINED
+        return result
+
+    return or_
+
+
+def _arithmetic(first: Compiled, steps: tuple[tuple[str, Compiled], ...]) -> Compiled:
+    """A run of `+ - * / %`, folded left to right."""
+    arithmetic = evaluating.arithmetic
+
+    def fold(doc: Any) -> Any:
+        value = first(doc)
+        for op, operand in steps:
+            value = arithmetic(op, value, operand(doc))
+        return value
+
+    return fold
+
+
 def _binary(node: nodes.Binary) -> Compiled:
     op = node.op
     if isinstance(node.left, nodes.Path) and isinstance(node.right, nodes.Literal):
         fast = _compare_path_to_constant(op, node.left.parts, node.right.value)
         if fast is not None:
             return fast
+    first, steps = nodes.chain(node)
+    if op == "AND":
+        return _all((compile_expr(first), *(compile_expr(e) for _, e in steps)))
+    if op == "OR":
+        return _any((compile_expr(first), *(compile_expr(e) for _, e in steps)))
+    if op in nodes.ARITHMETIC:
+        return _arithmetic(compile_expr(first), tuple((o, compile_expr(e)) for o, e in steps))
     left = compile_expr(node.left)
     right = compile_expr(node.right)
-    if op == "AND":
-
-        def and_(doc: Any) -> Any:
-            a = left(doc)
-            if a is False:
-                return False
-            return evaluating.logical_and(a, right(doc))
-
-        return and_
-    if op == "OR":
-
-        def or_(doc: Any) -> Any:
-            a = left(doc)
-            if a is True:
-                return True
-            return evaluating.logical_or(a, right(doc))
-
-        return or_
     if op == "=":
         return lambda doc: equals(left(doc), right(doc))
     if op == "!=":
         return lambda doc: evaluating.logical_not(equals(left(doc), right(doc)))
-    if op in ("<", ">", "<=", ">="):
-        return lambda doc: compare(op, left(doc), right(doc))
-    return lambda doc: evaluating.arithmetic(op, left(doc), right(doc))
+    return lambda doc: compare(op, left(doc), right(doc))
 
 
 def _unary(node: nodes.Unary) -> Compiled:

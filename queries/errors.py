@@ -15,10 +15,22 @@ from __future__ import annotations
 __all__ = ["QueryError", "QuerySyntaxError", "UnsupportedQuery"]
 
 
+_WIDTH = 100  # longer query lines are shown as a window around the position
+
+
 def _pointer(text: str, line: int, column: int) -> str:
-    lines = text.splitlines() or [""]
+    """The query line at `line` with a caret under `column` (a window of it, if long)."""
+    lines = text.split("\n")
     shown = lines[line - 1] if 0 < line <= len(lines) else ""
-    return f"  {shown}\n  {' ' * (column - 1)}^"
+    shown = "".join(ch if ch.isprintable() else " " for ch in shown)
+    offset = column - 1
+    if len(shown) > _WIDTH:
+        start = max(0, min(offset - _WIDTH // 2, len(shown) - _WIDTH))
+        prefix = "..." if start > 0 else ""
+        suffix = "..." if start + _WIDTH < len(shown) else ""
+        shown = prefix + shown[start : start + _WIDTH] + suffix
+        offset = offset - start + len(prefix)
+    return f"  {shown}\n  {' ' * offset}^"
 
 
 class QueryError(ValueError):

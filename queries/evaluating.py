@@ -6,6 +6,8 @@ that they do. Each node type has one function in `_EVALUATORS`.
 
 from __future__ import annotations
 
+import math
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -13,6 +15,8 @@ from queries import functions, nodes
 from queries.values import UNDEFINED, compare, equals, is_number
 
 __all__ = ["arithmetic", "evaluate", "logical_and", "logical_not", "logical_or", "lookup"]
+
+_LARGEST = int(sys.float_info.max)  # integers past a double's range are not JSON numbers
 
 
 def lookup(doc: Any, parts: tuple[str, ...]) -> Any:
@@ -53,26 +57,42 @@ def logical_not(value: Any) -> Any:
 
 
 def arithmetic(op: str, left: Any, right: Any) -> Any:
-    """`+ - * / %` on numbers; undefined for other operands and for division by zero."""
+    """`+ - * / %` on numbers; undefined for other operands, division by zero and overflow.
+
+    `%` keeps the sign of the dividend (`-7 % 3` is -1), as IoT Hub's .NET arithmetic does.
+    """
     if not (is_number(left) and is_number(right)):
         return UNDEFINED
-    if op == "+":
-        return left + right
-    if op == "-":
-        return left - right
-    if op == "*":
-        return left * right
-    if right == 0:
+    try:
+        if op == "+":
+            result = left + right
+        elif op == "-":
+            result = left - right
+        elif op == "*":
+            result = left * right
+        elif right == 0:
+            return UNDEFINED
+        elif op == "/":
+            result = left / right
+        else:
+            remainder = abs(left) % abs(right)
+            result = -remainder if left < 0 else remainder
+    except OverflowError:
         return UNDEFINED
-    if op == "/":
-        return left / right
-    return left % right
+    if type(result) is float:
+        return result if math.isfinite(result) else UNDEFINED
+    return result if -_LARGEST < result < _LARGEST else UNDEFINED
 
 
 def _binary(node: nodes.Binary, doc: Any) -> Any:
-    op = node.op
-    left = evaluate(node.left, doc)
-    right = evaluate(node.right, doc)
+    first, steps = nodes.chain(node)
+    value = evaluate(first, doc)
+    for op, operand in steps:
+        value = _apply(op, value, evaluate(operand, doc))
+    return value
+
+
+def _apply(op: str, left: Any, right: Any) -> Any:
     if op == "AND":
         return logical_and(left, right)
     if op == "OR":

@@ -6,6 +6,8 @@ import json
 import math
 from dataclasses import dataclass
 
+from queries.values import UNDEFINED, Undefined
+
 __all__ = [
     "AGGREGATES",
     "Aggregate",
@@ -19,14 +21,19 @@ __all__ = [
     "Projection",
     "Select",
     "Unary",
+    "chain",
     "literal_sql",
+    "result_keys",
 ]
 
 AGGREGATES = ("COUNT", "AVG", "SUM", "MIN", "MAX")
+ARITHMETIC = frozenset({"+", "-", "*", "/", "%"})
 
 
 def literal_sql(value: object) -> str:
     """Query text for a constant."""
+    if value is UNDEFINED:
+        return "undefined"
     if value is None:
         return "null"
     if value is True:
@@ -46,9 +53,9 @@ def literal_sql(value: object) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Literal:
-    """A constant: string, number, true, false or null."""
+    """A constant: string, number, true, false, null or undefined."""
 
-    value: str | int | float | bool | None
+    value: str | int | float | bool | Undefined | None
 
     def to_sql(self) -> str:
         return literal_sql(self.value)
@@ -95,7 +102,11 @@ class Binary:
     right: Expr
 
     def to_sql(self) -> str:
-        return f"({self.left.to_sql()} {self.op} {self.right.to_sql()})"
+        first, rest = chain(self)
+        text = first.to_sql()
+        for op, operand in rest:
+            text = f"({text} {op} {operand.to_sql()})"
+        return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,3 +179,44 @@ class Select:
         if self.group_by is not None:
             parts.append(f"GROUP BY {self.group_by.to_sql()}")
         return " ".join(parts)
+
+
+def _family(op: str) -> str:
+    return "arithmetic" if op in ARITHMETIC else op
+
+
+def chain(node: Binary) -> tuple[Expr, list[tuple[str, Expr]]]:
+    """A left-deep run of same-family operators as its first operand and (op, operand) steps.
+
+    `a AND b AND c` parses to `((a AND b) AND c)`; long runs (hundreds of `OR`s over device ids)
+    are common, so the evaluators fold them in a loop instead of recursing once per operator.
+    `+ - * / %` are one family: `(a + b) * c` folds left to right as it evaluates.
+    """
+    family = _family(node.op)
+    steps: list[tuple[str, Expr]] = []
+    current: Expr = node
+    while isinstance(current, Binary) and _family(current.op) == family:
+        steps.append((current.op, current.right))
+        current = current.left
+    steps.reverse()
+    return current, steps
+
+
+def result_keys(projections: tuple[Projection, ...]) -> list[str]:
+    """The key each SELECT item has in result rows.
+
+    An alias names its item; a path without one is named by its last property (`tags.location.
+    region` gives `region`); anything else gets `$1`, `$2`, ... numbered among the unnamed items
+    only, as IoT Hub (and Cosmos DB, whose language it shares) name them.
+    """
+    keys: list[str] = []
+    unnamed = 0
+    for projection in projections:
+        if projection.alias:
+            keys.append(projection.alias)
+        elif isinstance(projection.expr, Path):
+            keys.append(projection.expr.parts[-1])
+        else:
+            unnamed += 1
+            keys.append(f"${unnamed}")
+    return keys

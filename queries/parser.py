@@ -20,12 +20,33 @@ from __future__ import annotations
 
 from queries import errors, functions, nodes
 from queries.tokens import Kind, Token, tokenize
+from queries.values import UNDEFINED, Undefined
 
 __all__ = ["Parser", "parse_condition", "parse_select"]
 
 _COMPARISONS = frozenset({"=", "!=", "<>", "<", ">", "<=", ">="})
+_CONSTANTS: dict[str, bool | Undefined | None] = {
+    "TRUE": True,
+    "FALSE": False,
+    "NULL": None,
+    "UNDEFINED": UNDEFINED,
+}
 _SOURCES = ("devices", "devices.jobs")
 _JOBS_PREFIX = ("devices", "jobs")
+MAX_LENGTH = 8192  # IoT Hub's limit on the length of a query expression
+MAX_DEPTH = 64  # how deeply expressions may nest (parentheses, NOT, function calls)
+# The twin's top-level identity fields, which IoT Hub matches whatever their case (its docs
+# project `DeviceId, LastActivityTime` and get `deviceId`, `lastActivityTime` back). Paths into
+# tags and properties stay case-sensitive.
+_TWIN_FIELDS = {
+    name.lower(): name
+    for name in (
+        "deviceId", "moduleId", "etag", "deviceEtag", "status", "statusReason",
+        "statusUpdateTime", "connectionState", "lastActivityTime", "cloudToDeviceMessageCount",
+        "authenticationType", "x509Thumbprint", "version", "capabilities", "modelId",
+        "deviceScope", "parentScopes",
+    )
+}  # fmt: skip
 
 
 class Parser:
@@ -36,6 +57,7 @@ class Parser:
         self.strict = strict
         self.tokens = tokenize(text)
         self.pos = 0
+        self.depth = 0
         self.source = "devices"
 
     # -- helpers ---------------------------------------------------------------------------
@@ -60,7 +82,9 @@ class Parser:
     def _expect(self, kind: Kind, text: str | None = None, what: str | None = None) -> Token:
         token = self._accept(kind, text)
         if token is None:
-            raise self._error(what or (text if text is not None else kind.value))
+            if what is None:
+                what = kind.value if text is None else repr(text) if kind is Kind.OP else text
+            raise self._error(what)
         return token
 
     def _error(self, expected: str, token: Token | None = None) -> errors.QuerySyntaxError:
@@ -68,6 +92,16 @@ class Parser:
         return errors.QuerySyntaxError(
             expected, token.describe(), self.text, token.line, token.column
         )
+
+    def _enter(self) -> None:
+        """Count one more level of nesting; refuse past MAX_DEPTH (it bounds recursion)."""
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise self._unsupported(
+                f"The query nests more than {MAX_DEPTH} levels deep (parentheses, NOT, "
+                "function calls); write it flatter",
+                self._peek,
+            )
 
     def _unsupported(self, reason: str, token: Token) -> errors.UnsupportedQuery:
         return errors.UnsupportedQuery(reason, self.text, token.line, token.column)
@@ -147,14 +181,22 @@ class Parser:
         if self._accept(Kind.OP, "."):
             name += "." + self._expect(Kind.IDENT, what="jobs").text
         name = name.lower()
+        if name == "devices.modules":
+            raise self._unsupported(
+                "Module twins (devices.modules) are not supported by twinfleet; "
+                "query devices or devices.jobs",
+                token,
+            )
         if name not in _SOURCES:
             raise self._error("devices or devices.jobs", token)
         return name
 
     def _parse_expr(self) -> nodes.Expr:
+        self._enter()
         left = self._parse_and()
         while self._accept(Kind.KEYWORD, "OR"):
             left = nodes.Binary("OR", left, self._parse_and())
+        self.depth -= 1
         return left
 
     def _parse_and(self) -> nodes.Expr:
@@ -165,7 +207,10 @@ class Parser:
 
     def _parse_not(self) -> nodes.Expr:
         if self._accept(Kind.KEYWORD, "NOT"):
-            return nodes.Unary("NOT", self._parse_not())
+            self._enter()
+            operand = self._parse_not()
+            self.depth -= 1
+            return nodes.Unary("NOT", operand)
         return self._parse_comparison()
 
     def _parse_comparison(self) -> nodes.Expr:
@@ -198,7 +243,9 @@ class Parser:
 
     def _parse_unary(self) -> nodes.Expr:
         if self._accept(Kind.OP, "-"):
+            self._enter()
             operand = self._parse_unary()
+            self.depth -= 1
             if isinstance(operand, nodes.Literal) and _is_number(operand.value):
                 return nodes.Literal(-operand.value)  # type: ignore[operator]
             return nodes.Unary("-", operand)
@@ -209,9 +256,9 @@ class Parser:
         if token.kind in (Kind.STRING, Kind.NUMBER):
             self._advance()
             return nodes.Literal(token.value)  # type: ignore[arg-type]
-        if token.kind is Kind.KEYWORD and token.text in ("TRUE", "FALSE", "NULL"):
+        if token.kind is Kind.KEYWORD and token.text in _CONSTANTS:
             self._advance()
-            return nodes.Literal({"TRUE": True, "FALSE": False, "NULL": None}[token.text])
+            return nodes.Literal(_CONSTANTS[token.text])
         if token.kind is Kind.OP and token.text == "[":
             return self._parse_array()
         if self._accept(Kind.OP, "("):
@@ -276,8 +323,15 @@ class Parser:
                 raise self._error("a property name after '.'")
             self._advance()
             parts.append(str(token.value))
-        if self.source == "devices.jobs" and tuple(parts[:2]) == _JOBS_PREFIX and len(parts) > 2:
-            parts = parts[2:]
+        if self.source == "devices.jobs":
+            if tuple(parts[:2]) != _JOBS_PREFIX or len(parts) < 3:
+                raise self._unsupported(
+                    "A devices.jobs query can only test job properties, written "
+                    f"devices.jobs.<property> (not {'.'.join(parts)})",
+                    first,
+                )
+            return nodes.Path(tuple(parts[2:]))
+        parts[0] = _TWIN_FIELDS.get(parts[0].lower(), parts[0])
         return nodes.Path(tuple(parts))
 
     # -- checks IoT Hub makes on a whole query ---------------------------------------------
@@ -299,14 +353,12 @@ class Parser:
                         at,
                     )
         seen: set[str] = set()
-        for projection in select.projections:
-            key = projection.alias
-            if key is None and isinstance(projection.expr, nodes.Path):
-                key = projection.expr.parts[-1]
-            if key is not None:
-                if key in seen:
-                    raise self._unsupported(f"Two SELECT items are both named {key!r}", at)
-                seen.add(key)
+        for key in nodes.result_keys(select.projections):
+            if key in seen:
+                raise self._unsupported(
+                    f"Two SELECT items are both named {key!r}; give one an alias with AS", at
+                )
+            seen.add(key)
 
 
 def _is_number(value: object) -> bool:
@@ -338,4 +390,13 @@ def _too_deep(text: str) -> errors.UnsupportedQuery:
 def _checked(text: str) -> str:
     if not isinstance(text, str):
         raise TypeError(f"a query must be text, not {type(text).__name__}")
+    if len(text) > MAX_LENGTH:
+        line = text.count("\n", 0, MAX_LENGTH) + 1
+        column = MAX_LENGTH - (text.rfind("\n", 0, MAX_LENGTH) + 1) + 1
+        raise errors.UnsupportedQuery(
+            f"The query is {len(text):,} characters long; IoT Hub accepts at most {MAX_LENGTH:,}",
+            text,
+            line,
+            column,
+        )
     return text

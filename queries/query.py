@@ -44,9 +44,10 @@ class Query:
         self.text = text
         self.select = select
         self._predicate = compiling.compile_predicate(select.where)
+        keys = nodes.result_keys(select.projections)
         self._projections = [
-            (aggregating.result_key(p, i), compiling.compile_expr(p.expr))
-            for i, p in enumerate(select.projections, start=1)
+            (key, compiling.compile_expr(p.expr))
+            for key, p in zip(keys, select.projections, strict=True)
             if not isinstance(p.expr, nodes.Aggregate)
         ]
 

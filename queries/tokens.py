@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import bisect
 import enum
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,7 +28,7 @@ class Kind(enum.Enum):
 KEYWORDS = frozenset(
     {
         "SELECT", "TOP", "FROM", "WHERE", "GROUP", "BY", "AS", "AND", "OR", "NOT",
-        "IN", "NIN", "TRUE", "FALSE", "NULL",
+        "IN", "NIN", "TRUE", "FALSE", "NULL", "UNDEFINED",
     }
 )  # fmt: skip
 
@@ -67,11 +69,7 @@ class _Position:
         self._starts = [0] + [i + 1 for i, ch in enumerate(text) if ch == "\n"]
 
     def at(self, offset: int) -> tuple[int, int]:
-        line = 0
-        for i, start in enumerate(self._starts):
-            if start > offset:
-                break
-            line = i
+        line = bisect.bisect_right(self._starts, offset) - 1
         return line + 1, offset - self._starts[line] + 1
 
 
@@ -111,7 +109,10 @@ def tokenize(text: str) -> list[Token]:
             word = match.group()
             if match.end() < n and (text[match.end()].isalnum() or text[match.end()] == "_"):
                 raise fail("a number", repr(text[i : match.end() + 1]), i)
-            add(Kind.NUMBER, word, _number(word), i, match.end())
+            number = _number(word)
+            if number is None:
+                raise fail("a number a JSON document can hold (a double)", repr(word[:20]), i)
+            add(Kind.NUMBER, word, number, i, match.end())
             i = match.end()
             continue
         match = _IDENT.match(text, i)
@@ -135,11 +136,20 @@ def tokenize(text: str) -> list[Token]:
     return out
 
 
-def _number(word: str) -> int | float:
+_MAX_DIGITS = 309  # a decimal integer longer than this is past the largest double
+
+
+def _number(word: str) -> int | float | None:
+    """The value of a number token, or None when no double can hold it."""
     if word[:2] in ("0x", "0X"):
+        if len(word) - 2 > 256:
+            return None
         return int(word, 16)
     if any(c in word for c in ".eE"):
-        return float(word)
+        value = float(word)
+        return value if math.isfinite(value) else None
+    if len(word) > _MAX_DIGITS:
+        return None
     return int(word)
 
 
