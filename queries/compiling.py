@@ -7,7 +7,8 @@ comparison of a path with a constant (the most common predicate) has a closure o
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import operator
+from collections.abc import Callable
 from typing import Any
 
 from queries import evaluating, functions, nodes
@@ -21,53 +22,96 @@ _MISSING = object()
 
 
 def _path(parts: tuple[str, ...]) -> Compiled:
+    """A getter for a property path, unrolled for the usual depths.
+
+    The fast route assumes plain dicts (what JSON decoding gives); anything else (a missing
+    property, another Mapping, a scalar on the way) goes to the reference `lookup`.
+    """
+    lookup = evaluating.lookup
+    missing = _MISSING
     if len(parts) == 1:
         (a,) = parts
 
         def get1(doc: Any) -> Any:
-            value = doc.get(a, _MISSING)
-            return UNDEFINED if value is _MISSING else value
+            value = doc.get(a, missing)
+            return UNDEFINED if value is missing else value
 
         return get1
+    if len(parts) == 2:
+        a, b = parts
 
-    def get(doc: Any) -> Any:
-        value = doc
-        for part in parts:
-            if type(value) is not dict and not isinstance(value, Mapping):
-                return UNDEFINED
-            value = value.get(part, _MISSING)
-            if value is _MISSING:
-                return UNDEFINED
-        return value
+        def get2(doc: Any) -> Any:
+            value = doc.get(a, missing)
+            if type(value) is dict:
+                value = value.get(b, missing)
+                if value is not missing:
+                    return value
+            return lookup(doc, parts)
 
-    return get
+        return get2
+    if len(parts) == 3:
+        a, b, c = parts
+
+        def get3(doc: Any) -> Any:
+            value = doc.get(a, missing)
+            if type(value) is dict:
+                value = value.get(b, missing)
+                if type(value) is dict:
+                    value = value.get(c, missing)
+                    if value is not missing:
+                        return value
+            return lookup(doc, parts)
+
+        return get3
+    if len(parts) == 4:
+        a, b, c, d = parts
+
+        def get4(doc: Any) -> Any:
+            value = doc.get(a, missing)
+            if type(value) is dict:
+                value = value.get(b, missing)
+                if type(value) is dict:
+                    value = value.get(c, missing)
+                    if type(value) is dict:
+                        value = value.get(d, missing)
+                        if value is not missing:
+                            return value
+            return lookup(doc, parts)
+
+        return get4
+    return lambda doc: lookup(doc, parts)
+
+
+_ORDER: dict[str, Callable[[Any, Any], bool]] = {
+    "=": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    ">": operator.gt,
+    "<=": operator.le,
+    ">=": operator.ge,
+}
 
 
 def _compare_path_to_constant(op: str, parts: tuple[str, ...], constant: Any) -> Compiled | None:
-    """A fast closure for `path op constant` where the constant is a string or number."""
-    kind = type(constant)
-    if kind is bool or not (kind is str or is_number(constant)):
+    """A fast closure for `path op constant` where the constant is a string or a number."""
+    test = _ORDER.get(op)
+    if test is None or not (type(constant) is str or is_number(constant)):
         return None
     get = _path(parts)
-    numeric = kind is not str
+    if type(constant) is str:
 
-    def typed(value: Any) -> bool:
-        t = type(value)
-        return (t is int or t is float) if numeric else t is str
+        def against_text(doc: Any) -> Any:
+            value = get(doc)
+            return test(value, constant) if type(value) is str else UNDEFINED
 
-    if op == "=":
-        return lambda doc: (v == constant) if typed(v := get(doc)) else UNDEFINED
-    if op == "!=":
-        return lambda doc: (v != constant) if typed(v := get(doc)) else UNDEFINED
-    if op == "<":
-        return lambda doc: (v < constant) if typed(v := get(doc)) else UNDEFINED
-    if op == ">":
-        return lambda doc: (v > constant) if typed(v := get(doc)) else UNDEFINED
-    if op == "<=":
-        return lambda doc: (v <= constant) if typed(v := get(doc)) else UNDEFINED
-    if op == ">=":
-        return lambda doc: (v >= constant) if typed(v := get(doc)) else UNDEFINED
-    return None
+        return against_text
+
+    def against_number(doc: Any) -> Any:
+        value = get(doc)
+        kind = type(value)
+        return test(value, constant) if kind is int or kind is float else UNDEFINED
+
+    return against_number
 
 
 def _all(parts: tuple[Compiled, ...]) -> Compiled:
@@ -210,8 +254,23 @@ def compile_expr(node: nodes.Expr) -> Compiled:
 
 
 def compile_predicate(node: nodes.Expr | None) -> Callable[[Any], bool]:
-    """A closure that is true exactly when `node` evaluates to boolean true."""
+    """A closure that is true exactly when `node` evaluates to boolean true.
+
+    A top-level run of ANDs is true only when every part is true, so it skips the three-valued
+    bookkeeping and stops at the first part that is not true.
+    """
     if node is None:
         return lambda doc: True
+    if isinstance(node, nodes.Binary) and node.op == "AND":
+        first, steps = nodes.chain(node)
+        parts = tuple(compile_expr(e) for e in (first, *(e for _, e in steps)))
+
+        def every(doc: Any) -> bool:
+            for part in parts:  # noqa: SIM110 - all() would build a generator per document
+                if part(doc) is not True:
+                    return False
+            return True
+
+        return every
     expr = compile_expr(node)
     return lambda doc: expr(doc) is True

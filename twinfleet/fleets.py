@@ -20,6 +20,7 @@ REGIONS = {
 _MODELS = ["gw-100", "gw-200", "sensor-s1", "sensor-s2"]
 _VERSIONS = ["1.0.0", "1.1.0", "1.2.0", "2.0.0"]
 _STATUSES = ["current"] * 8 + ["downloading", "error", "rolledback"]
+_CONFIG_STATUSES = ["Success"] * 6 + ["Pending", "Error"]
 _EPOCH = datetime(2026, 11, 1, tzinfo=UTC)
 
 
@@ -45,7 +46,10 @@ def generate_twin(index: int, rng: random.Random) -> dict[str, Any]:
     current = rng.choice(_VERSIONS)
     desired_version = rng.randrange(1, 40)
     reported_version = rng.randrange(1, 400)
+    frequency = rng.choice([30, 60, 300, 900])
+    config_id = f"{rng.getrandbits(128):032x}"
     desired = {
+        "telemetryConfig": {"configId": config_id, "sendFrequencyInSecs": frequency},
         "firmware": {
             "fwVersion": rng.choice(_VERSIONS),
             "fwPackageURI": f"https://artifacts.example/firmware/{model}/{current}.bin",
@@ -61,6 +65,12 @@ def generate_twin(index: int, rng: random.Random) -> dict[str, Any]:
         },
     }
     reported = {
+        "telemetryConfig": {
+            "configId": config_id,
+            "sendFrequencyInSecs": frequency,
+            "status": rng.choice(_CONFIG_STATUSES),
+        },
+        "connectivity": {"type": rng.choice(["wifi", "wired", "cellular"])},
         "firmware": {
             "currentFwVersion": current,
             "pendingFwVersion": "",
@@ -88,8 +98,9 @@ def generate_twin(index: int, rng: random.Random) -> dict[str, Any]:
         "x509Thumbprint": {"primaryThumbprint": None, "secondaryThumbprint": None},
         "tags": {
             "location": {"region": region, "city": rng.choice(REGIONS[region])},
-            "hardware": {"model": model, "revision": rng.choice(["a", "b", "c"])},
+            "model": model,
             "ring": "canary" if rng.random() < 0.05 else "main",
+            "hardware": {"revision": rng.choice(["a", "b", "c"]), "serial": f"SN{index:08d}"},
             "owner": rng.choice(["fleet-ops", "lab", "pilot-customer"]),
         },
         "properties": {
