@@ -59,6 +59,7 @@ class Parser:
         self.pos = 0
         self.depth = 0
         self.source = "devices"
+        self.item_tokens: list[Token] = []  # where each SELECT item starts, for error positions
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -122,6 +123,10 @@ class Parser:
             self._expect(Kind.KEYWORD, "BY")
             group_by = self._parse_path(self._expect(Kind.IDENT, what="a property path"))
         if not self._is(Kind.END):
+            if group_by is not None:
+                raise self._error("the end of the query")
+            if where is not None:
+                raise self._error("an operator, GROUP BY or the end of the query")
             raise self._error("WHERE, GROUP BY or the end of the query")
         select = nodes.Select(self.source, tuple(projections), top, where, group_by)
         self._check_select(select, select_token)
@@ -152,6 +157,7 @@ class Parser:
 
     def _parse_select_item(self) -> nodes.Projection:
         token = self._peek
+        self.item_tokens.append(token)
         expr: nodes.Expr | nodes.Aggregate
         following = self.tokens[min(self.pos + 1, len(self.tokens) - 1)]
         next_is_paren = following.kind is Kind.OP and following.text == "("
@@ -337,28 +343,40 @@ class Parser:
     # -- checks IoT Hub makes on a whole query ---------------------------------------------
 
     def _check_select(self, select: nodes.Select, at: Token) -> None:
+        """Refuse what IoT Hub refuses in a well-formed SELECT, pointing at the item at fault."""
+        items = list(zip(select.projections, self.item_tokens, strict=True))
         aggregates = [p for p in select.projections if isinstance(p.expr, nodes.Aggregate)]
-        if select.source == "devices.jobs" and select.projections:
-            raise self._unsupported("Queries on devices.jobs accept only SELECT *", at)
+        if select.source == "devices.jobs" and items:
+            raise self._unsupported(
+                "Queries on devices.jobs accept only SELECT * (no projections or aggregates)",
+                items[0][1],
+            )
         if select.group_by is not None and not aggregates:
             raise self._unsupported("GROUP BY needs an aggregate such as COUNT() in SELECT", at)
         if aggregates:
-            for projection in select.projections:
-                if isinstance(projection.expr, nodes.Aggregate):
-                    continue
-                if projection.expr != select.group_by:
+            for projection, token in items:
+                if not isinstance(projection.expr, nodes.Aggregate | nodes.Path):
                     raise self._unsupported(
-                        f"{projection.expr.to_sql()} must be the GROUP BY path "
+                        "Only property paths and aggregates can be selected in an aggregate query",
+                        token,
+                    )
+                if isinstance(projection.expr, nodes.Path) and projection.expr != select.group_by:
+                    raise self._unsupported(
+                        f"{_shorten(projection.expr.to_sql())} must be the GROUP BY path "
                         "to appear beside an aggregate",
-                        at,
+                        token,
                     )
         seen: set[str] = set()
-        for key in nodes.result_keys(select.projections):
+        for key, (_, token) in zip(nodes.result_keys(select.projections), items, strict=True):
             if key in seen:
                 raise self._unsupported(
-                    f"Two SELECT items are both named {key!r}; give one an alias with AS", at
+                    f"Two SELECT items are both named {key!r}; give one an alias with AS", token
                 )
             seen.add(key)
+
+
+def _shorten(text: str, width: int = 60) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def _is_number(value: object) -> bool:
