@@ -1,3 +1,40 @@
-"""The twin contract device and back end share: one pydantic model per twin section."""
+"""The twin contract device and back end share: one pydantic model per twin section.
 
-__all__: list[str] = []
+Imports nothing of twinfleet's and nothing but pydantic, so the device agent can use it alone.
+"""
+
+from patterns.contracts import configuration, firmware, methods
+from patterns.contracts.configuration import (
+    ConfigurationDesired,
+    ConfigurationReported,
+    ConfigurationStatus,
+)
+from patterns.contracts.firmware import FirmwareDesired, FirmwareReported, FirmwareStatus
+from patterns.contracts.methods import (
+    FACTORY_RESET,
+    REBOOT,
+    FactoryResetPayload,
+    FactoryResetReported,
+    FactoryResetStatus,
+    RebootPayload,
+    RebootReported,
+)
+
+__all__ = [
+    "FACTORY_RESET",
+    "REBOOT",
+    "ConfigurationDesired",
+    "ConfigurationReported",
+    "ConfigurationStatus",
+    "FactoryResetPayload",
+    "FactoryResetReported",
+    "FactoryResetStatus",
+    "FirmwareDesired",
+    "FirmwareReported",
+    "FirmwareStatus",
+    "RebootPayload",
+    "RebootReported",
+    "configuration",
+    "firmware",
+    "methods",
+]

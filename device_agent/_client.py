@@ -1,0 +1,71 @@
+"""The one module that touches `azure-iot-device`: a small seam over its aio client.
+
+The SDK calls handlers on threads of its own; this seam hands every event to the agent's event
+loop with `call_soon_threadsafe`, so the agent's code runs on one loop only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from azure.iot.device import MethodResponse
+from azure.iot.device.aio import IoTHubDeviceClient
+
+__all__ = ["DeviceConnection", "MethodCall"]
+
+log = logging.getLogger(__name__)
+
+
+class MethodCall:
+    """A direct method request: its name, payload and id (to answer it)."""
+
+    def __init__(self, request: Any) -> None:
+        self.request = request
+        self.name: str = request.name
+        self.payload: Any = request.payload
+
+
+class DeviceConnection:
+    """The device's connection to its hub."""
+
+    def __init__(self, connection_string: str, ca_pem: str | None, *, keep_alive: int = 60) -> None:
+        self._client = IoTHubDeviceClient.create_from_connection_string(
+            connection_string, server_verification_cert=ca_pem, keep_alive=keep_alive
+        )
+
+    async def connect(self) -> None:
+        await self._client.connect()
+
+    async def get_twin(self) -> dict[str, Any]:
+        twin: dict[str, Any] = await self._client.get_twin()
+        return twin
+
+    async def patch_reported(self, patch: dict[str, Any]) -> None:
+        await self._client.patch_twin_reported_properties(patch)
+
+    def on_desired(
+        self, loop: asyncio.AbstractEventLoop, handler: Callable[[dict[str, Any]], None]
+    ) -> None:
+        def received(patch: dict[str, Any]) -> None:
+            loop.call_soon_threadsafe(handler, patch)
+
+        self._client.on_twin_desired_properties_patch_received = received
+
+    def on_method(
+        self, loop: asyncio.AbstractEventLoop, handler: Callable[[MethodCall], None]
+    ) -> None:
+        def requested(request: Any) -> None:
+            loop.call_soon_threadsafe(handler, MethodCall(request))
+
+        self._client.on_method_request_received = requested
+
+    async def answer(self, call: MethodCall, status: int, payload: Any) -> None:
+        await self._client.send_method_response(
+            MethodResponse.create_from_method_request(call.request, status, payload)
+        )
+
+    async def shutdown(self) -> None:
+        await self._client.shutdown()

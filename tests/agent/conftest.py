@@ -1,0 +1,138 @@
+"""Agent tests: the real device SDK against a real LocalHub, images served by the hub's artifact
+endpoint over HTTPS; the device's hardware is a SimulatedPlatform (A/B slots as files)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from device_agent import run_simulated_device
+from local_hub import LocalHub, tokens
+from twin_manager import TwinManager
+
+
+@pytest.fixture
+def fleet(hub: LocalHub) -> Iterator[TwinManager]:
+    with TwinManager.from_local_hub(hub) as manager:
+        yield manager
+
+
+def _upload(hub: LocalHub, name: str, data: bytes) -> dict[str, Any]:
+    """Upload an artifact with the owner key; returns the desired firmware section for it."""
+    parts = dict(p.split("=", 1) for p in hub.service_connection_string.split(";"))
+    token = tokens.make_sas_token(
+        parts["HostName"], base64.b64decode(parts["SharedAccessKey"]), int(time.time()) + 600
+    )
+    response = requests.put(
+        f"https://{hub.host}:{hub.service_port}/artifacts/{name}",
+        data=data,
+        headers={"Authorization": token + "&skn=iothubowner"},
+        verify=hub.ca_certificate_path,
+        timeout=30,
+    )
+    response.raise_for_status()
+    return {
+        "fwPackageURI": hub.artifact_url(name),
+        "fwPackageCheckValue": hashlib.sha256(data).hexdigest(),
+        "fwPackageSize": len(data),
+    }
+
+
+class SimDevice:
+    """A simulated device running on a thread of its own until stopped."""
+
+    def __init__(self, hub: LocalHub, connection_string: str, root: Path, **options: Any) -> None:
+        self._args = (connection_string, root)
+        self._options = {"ca_cert": hub.ca_certificate, "image_ca_file": hub.ca_certificate_path,
+                         **options}  # fmt: skip
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[int] | None = None
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sim-device")
+        self.reboots: int | None = None
+        self.error: BaseException | None = None
+
+    def _run(self) -> None:
+        async def main() -> None:
+            self._loop = asyncio.get_running_loop()
+            self._task = asyncio.create_task(run_simulated_device(*self._args, **self._options))
+            self._ready.set()
+            try:
+                self.reboots = await self._task
+            except asyncio.CancelledError:
+                pass
+            except BaseException as exc:
+                self.error = exc
+
+        asyncio.run(main())
+
+    def start(self) -> SimDevice:
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None and self._task is not None:
+            self._loop.call_soon_threadsafe(self._task.cancel)
+        self._thread.join(30)
+        assert not self._thread.is_alive()
+        if self.error is not None:
+            raise self.error
+
+
+@pytest.fixture
+def sim_device(
+    hub: LocalHub, fleet: TwinManager, tmp_path: Path
+) -> Iterator[Callable[..., SimDevice]]:
+    """Register a device and run a simulated device for it (stopped after the test)."""
+    started: list[SimDevice] = []
+
+    def make(device_id: str, start: bool = True, **options: Any) -> SimDevice:
+        try:
+            fleet.get_device(device_id)
+        except Exception:
+            fleet.create_device(device_id)
+        device = SimDevice(
+            hub, fleet.device_connection_string(device_id), tmp_path / device_id, **options
+        )
+        if start:
+            device.start()
+        started.append(device)
+        return device
+
+    yield make
+    for device in started:
+        if device._thread.is_alive():
+            device.stop()
+
+
+def _eventually(check: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout} s")
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def upload(hub: LocalHub) -> Callable[[str, bytes], dict[str, Any]]:
+    """Upload an image to the hub; returns the desired firmware fields that point at it."""
+    return lambda name, data: _upload(hub, name, data)
+
+
+@pytest.fixture
+def eventually() -> Callable[..., Any]:
+    """Poll a check until it returns something true (and return that), or fail."""
+    return _eventually
