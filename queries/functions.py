@@ -34,6 +34,8 @@ def _numeric(fn: Callable[[float], Any]) -> Callable[[Any], Any]:
             result = fn(x)
         except (ValueError, OverflowError):
             return UNDEFINED
+        if type(result) is float and not math.isfinite(result):
+            return UNDEFINED
         return result
 
     return apply

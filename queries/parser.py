@@ -13,7 +13,20 @@ Grammar (keywords case-insensitive, property names case-sensitive)::
     term       := unary {(* | / | %) unary}
     unary      := - unary | primary
     primary    := literal | array | ( expr ) | function ( [expr {, expr}] ) | path
+    literal    := string | number | true | false | null | undefined
     path       := name {. name}
+
+What IoT Hub refuses beyond the grammar is refused here too, as `UnsupportedQuery` pointing at
+the culprit: a query longer than 8,192 characters; projections or aggregates on devices.jobs, and
+conditions there on anything but `devices.jobs.<property>`; GROUP BY without an aggregate; a
+path beside an aggregate that is not the GROUP BY path; two result columns with one name;
+`devices.modules` (twinfleet has no module twins); in strict mode, any function but IS_DEFINED.
+Nesting deeper than `MAX_DEPTH` is refused as well, which bounds every recursion that follows;
+long runs of one operator (`a OR b OR ...`) do not nest and are evaluated in a loop.
+
+The twin's top-level identity fields (`deviceId`, `status`, `lastActivityTime`, ...) match in
+any case, as IoT Hub's documented `SELECT DeviceId, LastActivityTime` shows; every other name
+is case-sensitive.
 """
 
 from __future__ import annotations

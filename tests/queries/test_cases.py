@@ -69,3 +69,16 @@ def _check_error(error: queries.QueryError, case: dict[str, Any]) -> None:
         assert len(caret) - 3 == error.column - 1  # two spaces of indent, then the caret
     else:
         assert len(caret) <= 110  # a long line is shown as a window around the position
+
+
+def test_public_surface() -> None:
+    assert sorted(queries.__all__) == [
+        "Condition",
+        "Query",
+        "QueryError",
+        "QuerySyntaxError",
+        "UNDEFINED",
+        "UnsupportedQuery",
+        "parse",
+        "parse_condition",
+    ]
