@@ -8,6 +8,7 @@ SDK), so tests run in parallel under pytest-xdist, and beside other pytest runs,
 from __future__ import annotations
 
 import base64
+import hashlib
 import itertools
 import json
 import os
@@ -22,9 +23,10 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
+import requests
 from azure.iot.hub import IoTHubRegistryManager
 
-from local_hub import LocalHub
+from local_hub import LocalHub, tokens
 
 _MQTT_PORT = 8883
 # azure-iot-device runs every client's pipeline and callbacks on two process-wide executors that
@@ -141,6 +143,33 @@ def hub_process(tmp_path: Path, loopback: str) -> Iterator[HubProcess]:
     yield process
     if process.process is not None and process.process.poll() is None:
         process.kill()
+
+
+def _upload(hub: LocalHub, name: str, data: bytes) -> dict[str, Any]:
+    """Upload an artifact with the owner key; returns the desired firmware section for it."""
+    parts = dict(p.split("=", 1) for p in hub.service_connection_string.split(";"))
+    token = tokens.make_sas_token(
+        parts["HostName"], base64.b64decode(parts["SharedAccessKey"]), int(time.time()) + 600
+    )
+    response = requests.put(
+        f"https://{hub.host}:{hub.service_port}/artifacts/{name}",
+        data=data,
+        headers={"Authorization": token + "&skn=iothubowner"},
+        verify=hub.ca_certificate_path,
+        timeout=30,
+    )
+    response.raise_for_status()
+    return {
+        "fwPackageURI": hub.artifact_url(name),
+        "fwPackageCheckValue": hashlib.sha256(data).hexdigest(),
+        "fwPackageSize": len(data),
+    }
+
+
+@pytest.fixture
+def upload(hub: LocalHub) -> Callable[[str, bytes], dict[str, Any]]:
+    """Upload an image to the hub; returns the desired firmware fields pointing at it."""
+    return lambda name, data: _upload(hub, name, data)
 
 
 @pytest.fixture(autouse=True)

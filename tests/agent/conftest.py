@@ -4,8 +4,6 @@ endpoint over HTTPS; the device's hardware is a SimulatedPlatform (A/B slots as 
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -13,10 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from device_agent import run_simulated_device
-from local_hub import LocalHub, tokens
+from local_hub import LocalHub
 from twin_manager import TwinManager
 
 
@@ -24,27 +21,6 @@ from twin_manager import TwinManager
 def fleet(hub: LocalHub) -> Iterator[TwinManager]:
     with TwinManager.from_local_hub(hub) as manager:
         yield manager
-
-
-def _upload(hub: LocalHub, name: str, data: bytes) -> dict[str, Any]:
-    """Upload an artifact with the owner key; returns the desired firmware section for it."""
-    parts = dict(p.split("=", 1) for p in hub.service_connection_string.split(";"))
-    token = tokens.make_sas_token(
-        parts["HostName"], base64.b64decode(parts["SharedAccessKey"]), int(time.time()) + 600
-    )
-    response = requests.put(
-        f"https://{hub.host}:{hub.service_port}/artifacts/{name}",
-        data=data,
-        headers={"Authorization": token + "&skn=iothubowner"},
-        verify=hub.ca_certificate_path,
-        timeout=30,
-    )
-    response.raise_for_status()
-    return {
-        "fwPackageURI": hub.artifact_url(name),
-        "fwPackageCheckValue": hashlib.sha256(data).hexdigest(),
-        "fwPackageSize": len(data),
-    }
 
 
 class SimDevice:
@@ -124,12 +100,6 @@ def _eventually(check: Callable[[], Any], timeout: float = 30, what: str = "cond
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} not reached within {timeout} s")
         time.sleep(0.1)
-
-
-@pytest.fixture
-def upload(hub: LocalHub) -> Callable[[str, bytes], dict[str, Any]]:
-    """Upload an image to the hub; returns the desired firmware fields that point at it."""
-    return lambda name, data: _upload(hub, name, data)
 
 
 @pytest.fixture

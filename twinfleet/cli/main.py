@@ -4,7 +4,7 @@ import logging
 
 import typer
 
-from twinfleet.cli import demo, hub
+from twinfleet.cli import agent, demo, fleet, hub
 
 __all__ = ["app", "run"]
 
@@ -28,6 +28,8 @@ def _main(
 
 app.command("demo")(demo.demo)
 app.add_typer(hub.app, name="hub")
+app.add_typer(agent.app, name="agent")
+app.add_typer(fleet.app, name="fleet")
 
 
 def run() -> None:

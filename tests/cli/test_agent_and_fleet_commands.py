@@ -1,0 +1,88 @@
+"""`twinfleet agent run` and `twinfleet fleet simulate` as an operator runs them."""
+
+from __future__ import annotations
+
+import hashlib
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from local_hub import LocalHub
+from twin_manager import TwinManager
+
+
+def _eventually(check: Callable[[], Any], timeout: float = 30) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (value := check()):
+        assert time.monotonic() < deadline, "not reached in time"
+        time.sleep(0.1)
+    return value
+
+
+def _twinfleet(*args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "twinfleet", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def _stop(process: subprocess.Popen[bytes]) -> int:
+    process.send_signal(signal.SIGINT)
+    try:
+        code = process.wait(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        assert process.stderr is not None
+        process.stderr.close()
+    return code
+
+
+def test_fleet_simulate_connects_every_device(hub: LocalHub, tmp_path: Path) -> None:
+    fleet = TwinManager.from_local_hub(hub)
+    process = _twinfleet(
+        "fleet", "simulate", "--hub-dir", str(hub.data_dir), "--devices", "3",
+        "--state-root", str(tmp_path / "devices"),
+    )  # fmt: skip
+    try:
+        _eventually(lambda: fleet.count("connectionState = 'Connected'") == 3)
+        firmware = _eventually(
+            lambda: all(
+                t.reported.get("firmware", {}).get("currentFwVersion") == "1.0.0"
+                for t in fleet.query_twins()
+            )
+        )
+        assert firmware
+    finally:
+        assert _stop(process) == 0
+
+
+def test_agent_run_updates_and_reexecutes_after_reboot(
+    hub: LocalHub, tmp_path: Path, upload: Any
+) -> None:
+    fleet = TwinManager.from_local_hub(hub)
+    fleet.create_device("cli-agent")
+    process = _twinfleet(
+        "agent", "run", "--connection-string", fleet.device_connection_string("cli-agent"),
+        "--ca-cert", hub.ca_certificate_path, "--state-dir", str(tmp_path / "agent"), "--simulated",
+    )  # fmt: skip
+    try:
+        _eventually(lambda: fleet.get_twin("cli-agent").reported.get("firmware"))
+        image = b"cli image" * 1000
+        desired = {"fwVersion": "1.1.0", **upload("cli.bin", image)}
+        assert desired["fwPackageCheckValue"] == hashlib.sha256(image).hexdigest()
+        fleet.update_desired("cli-agent", {"firmware": desired})
+        _eventually(
+            lambda: (f := fleet.get_twin("cli-agent").reported.get("firmware", {})).get(
+                "currentFwVersion"
+            ) == "1.1.0" and f.get("fwUpdateStatus") == "current",
+            timeout=60,
+        )  # fmt: skip
+    finally:
+        _stop(process)
