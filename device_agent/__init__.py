@@ -8,7 +8,7 @@ from device_agent.agent import DeviceAgent
 from device_agent.errors import AgentError, PermanentError, TemporaryError
 from device_agent.firmware import FirmwareUpdater
 from device_agent.platforms import CommandPlatform, Platform, RebootRequested, SimulatedPlatform
-from device_agent.simulation import run_simulated_device
+from device_agent.simulation import SimulatedFleet, run_simulated_device
 
 __all__ = [
     "AgentError",
@@ -18,6 +18,7 @@ __all__ = [
     "PermanentError",
     "Platform",
     "RebootRequested",
+    "SimulatedFleet",
     "SimulatedPlatform",
     "TemporaryError",
     "run_simulated_device",

@@ -64,14 +64,16 @@ class SimulatedPlatform:
     an image that starts with `FAIL_FIRST_BOOT` fails its trial boot and the old slot runs again.
     """
 
-    def __init__(self, root: Path, *, initial_version: str = "1.0.0") -> None:
+    def __init__(
+        self, root: Path, *, initial_version: str = "1.0.0", fail_first_boots: int = 0
+    ) -> None:
         self.root = root
         self._state_path = root / "boot.json"
         if not self._state_path.exists():
             (root / "slots").mkdir(parents=True, exist_ok=True)
             self._save(
                 {"active": "a", "trial": None, "versions": {"a": initial_version}, "boots": 0,
-                 "lastBootFailed": None}
+                 "lastBootFailed": None, "failBoots": fail_first_boots}
             )  # fmt: skip
         (root / "data").mkdir(parents=True, exist_ok=True)
 
@@ -114,7 +116,9 @@ class SimulatedPlatform:
         pending = state.pop("pendingSlot", None)
         if pending is not None:
             image = (self.root / "slots" / str(pending)).read_bytes()[: len(FAIL_FIRST_BOOT)]
-            if image == FAIL_FIRST_BOOT:
+            flaky = int(str(state.get("failBoots", 0)))
+            if image == FAIL_FIRST_BOOT or flaky > 0:
+                state["failBoots"] = max(0, flaky - 1)
                 state["lastBootFailed"] = f"image in slot {pending} failed its first boot"
             else:
                 state["trial"] = state["active"]

@@ -10,13 +10,18 @@ The hub's event loop runs on its own thread; the methods here are safe to call f
 from __future__ import annotations
 
 import asyncio
+import json
+import ssl
 import threading
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Coroutine
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
+from local_hub import tokens
 from local_hub.clock import Clock
 from local_hub.server import MQTT_PORT, HubServer
 
@@ -173,6 +178,24 @@ class LocalHub:
 
     def artifact_url(self, name: str, ttl: float = 24 * 3600) -> str:
         return self.server.artifact_url(name, ttl)
+
+    def upload_artifact(self, name: str, data: bytes) -> dict[str, Any]:
+        """Upload an artifact over the REST endpoint with the owner key; returns its facts
+        (`name`, `size`, `sha256`, `path`) plus a signed download `url`."""
+        server = self.server
+        key = server.owner_keys[0]
+        token = tokens.make_sas_token(server.service_host_name, key, int(time.time()) + 600)
+        request = urllib.request.Request(
+            f"https://{server.service_host_name}/artifacts/{urllib.parse.quote(name)}",
+            data=data,
+            method="PUT",
+            headers={"Authorization": f"{token}&skn=iothubowner"},
+        )
+        context = ssl.create_default_context(cafile=self.ca_certificate_path)
+        with urllib.request.urlopen(request, context=context, timeout=60) as response:
+            facts: dict[str, Any] = json.loads(response.read())
+        facts["url"] = self.artifact_url(name)
+        return facts
 
     def inject_faults(self, status: int, count: int, retry_after: float = 1.0) -> None:
         """Make the next `count` REST requests fail with `status` (429 or 5xx). For tests."""

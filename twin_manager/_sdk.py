@@ -12,6 +12,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import requests
@@ -131,6 +132,32 @@ class Sdk:
             return None
         return response.json(), response.headers
 
+    @staticmethod
+    def query_page(clients: Any, text: str, token: str | None, page_size: int) -> Any:
+        """One page of `POST /devices/query`, undecoded.
+
+        The SDK's `get_twins` decodes every row as a Twin, which fails on projection and
+        aggregate rows (a column named `version` holding "2.0.0", say); this sends the same
+        request and leaves the JSON as it came.
+        """
+        operations = clients.registry.protocol.query
+        headers = {
+            "Accept": "application/json",
+            "Content-Type": "application/json; charset=utf-8",
+            "x-ms-max-item-count": str(page_size),
+        }
+        if token is not None:
+            headers["x-ms-continuation"] = token
+        body = operations._serialize.body(
+            sdk_models.QuerySpecification(query=text), "QuerySpecification"
+        )
+        params = {"api-version": operations.api_version}
+        request = operations._client.post("/devices/query", params, headers, body)
+        response = operations._client.send(request, stream=False)
+        if response.status_code != 200:
+            raise HttpOperationError(operations._deserialize, response)
+        return SimpleNamespace(response=response)
+
     # -- model builders (msrest models stay in this module) ---------------------------------
 
     @staticmethod
@@ -154,10 +181,6 @@ class Sdk:
             response_timeout_in_seconds=response_timeout,
             connect_timeout_in_seconds=connect_timeout,
         )
-
-    @staticmethod
-    def query(text: str) -> Any:
-        return sdk_models.QuerySpecification(query=text)
 
     @staticmethod
     def job_request(body: dict[str, Any]) -> Any:

@@ -344,18 +344,17 @@ class TwinManager:
             InvalidQuery: before any request, when the text is not a valid query.
         """
         checked_query(text)
-        spec = self._sdk.query(text)
         token: str | None = None
         while True:
-            body, headers = self._page(spec, token, page_size)
+            body, headers = self._page(text, token, page_size)
             yield from body
             token = headers.get("x-ms-continuation")
             if not token:
                 return
 
-    def _page(self, spec: Any, token: str | None, page_size: int) -> tuple[list[Any], Any]:
+    def _page(self, text: str, token: str | None, page_size: int) -> tuple[list[Any], Any]:
         def fetch(clients: Any) -> Any:
-            return clients.registry.protocol.query.get_twins(spec, token, str(page_size), raw=True)
+            return self._sdk.query_page(clients, text, token, page_size)
 
         result = self._retry.call(lambda: self._sdk.call("Querying", fetch), "Querying")
         return result if result is not None else ([], {})

@@ -1,4 +1,4 @@
-"""The generated fleet (demo and benchmark input) and the `twinfleet demo` command over it."""
+"""The generated fleet (demo and benchmark input) and the `twinfleet query-demo` command over it."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def test_documented_queries_run_on_the_fleet() -> None:
 
 
 def test_demo_prints_counts_a_group_table_and_errors() -> None:
-    result = CliRunner().invoke(main.app, ["demo", "--devices", "50"], env={"COLUMNS": "160"})
+    result = CliRunner().invoke(main.app, ["query-demo", "--devices", "50"], env={"COLUMNS": "160"})
     assert result.exit_code == 0, result.output
     assert "Generated 50 device twins" in result.output
     assert "numberOfDevices" in result.output

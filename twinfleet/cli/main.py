@@ -4,7 +4,7 @@ import logging
 
 import typer
 
-from twinfleet.cli import agent, demo, fleet, hub
+from twinfleet.cli import agent, demo, fleet, hub, query_demo
 
 __all__ = ["app", "run"]
 
@@ -27,6 +27,7 @@ def _main(
 
 
 app.command("demo")(demo.demo)
+app.command("query-demo")(query_demo.query_demo)
 app.add_typer(hub.app, name="hub")
 app.add_typer(agent.app, name="agent")
 app.add_typer(fleet.app, name="fleet")

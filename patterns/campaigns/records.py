@@ -1,0 +1,78 @@
+"""Where a campaign lives: in the hub, never only in a process.
+
+The campaign itself is the twin of a disabled device identity, `twinfleet-campaign-<id>`, whose
+tag `twinfleetCampaign` holds the spec, the status, the rate limiter's state and a bounded
+execution log. Each targeted device carries its own progress in the tag `twinfleet.<id>`
+(`state`, `attempt`, `group`, `admittedAt`, `reason`). Any process with the connection string can
+load, watch, pause or run the campaign, and counts come from GROUP BY queries over those tags.
+Writes to a device's tag use its twin etag, so two controllers never admit a device twice.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from patterns.campaigns import specs
+from twin_manager import DeviceNotFound, TwinManager
+
+__all__ = ["LOG_LIMIT", "RECORD_TAG", "CampaignRecord", "iso", "record_device_id"]
+
+RECORD_TAG = "twinfleetCampaign"
+LOG_LIMIT = 25
+
+
+def record_device_id(campaign_id: str) -> str:
+    return f"twinfleet-campaign-{campaign_id}"
+
+
+def iso(moment: float) -> str:
+    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+class CampaignRecord:
+    """The campaign's twin: spec, status and log, read and written with its etag."""
+
+    def __init__(self, spec: specs.CampaignSpec, state: dict[str, Any], etag: str | None) -> None:
+        self.spec = spec
+        self.state = state
+        self.etag = etag
+
+    @property
+    def status(self) -> str:
+        return str(self.state.get("status", "created"))
+
+    @classmethod
+    def create(cls, fleet: TwinManager, spec: specs.CampaignSpec) -> CampaignRecord:
+        """Store a new campaign (Conflict if the id is taken)."""
+        device_id = record_device_id(spec.id)
+        fleet.create_device(device_id, enabled=False)
+        state = {"status": "created", "tokens": 1.0, "lastTick": None, "log": []}
+        body = {RECORD_TAG: {"spec": spec.model_dump(mode="json"), **state}}
+        twin = fleet.update_tags(device_id, body)
+        return cls(spec, state, twin.etag)
+
+    @classmethod
+    def load(cls, fleet: TwinManager, campaign_id: str) -> CampaignRecord:
+        """Raises DeviceNotFound (with a clear message) for an unknown campaign."""
+        try:
+            twin = fleet.get_twin(record_device_id(campaign_id))
+        except DeviceNotFound as exc:
+            raise DeviceNotFound(
+                f"No campaign {campaign_id!r} on this hub.", status=404, error_code=exc.error_code
+            ) from exc
+        data = dict(twin.tags.get(RECORD_TAG) or {})
+        spec = specs.CampaignSpec.model_validate(data.pop("spec"))
+        return cls(spec, data, twin.etag)
+
+    def save(self, fleet: TwinManager) -> None:
+        """Write status, limiter and log back (PreconditionFailed if another writer won)."""
+        self.state["log"] = list(self.state.get("log", []))[-LOG_LIMIT:]
+        body = {RECORD_TAG: {**self.state, "log": self.state["log"]}}
+        twin = fleet.update_tags(record_device_id(self.spec.id), body, if_match=self.etag or "*")
+        self.etag = twin.etag
+
+    def log(self, now: float, message: str) -> None:
+        entries = list(self.state.get("log", []))
+        entries.append(f"{iso(now)} {message}")
+        self.state["log"] = entries[-LOG_LIMIT:]

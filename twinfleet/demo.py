@@ -1,0 +1,222 @@
+"""The demo: a whole fleet on one machine, updated by safe campaigns.
+
+A local hub starts in a temporary directory; a mixed fleet registers (two regions, two hardware
+models, a canary ring, a few devices offline at first, a few whose new image fails its first
+boot); every device runs the real agent over the real device SDK on a simulated A/B platform. A
+firmware campaign rolls 2.0.0 out to the canaries first, then the rest at a ramping rate, retrying
+the devices that roll back. A second campaign with a deliberately broken image trips its abort
+threshold and stops before it hurts the fleet. The operator watches live progress per state, then
+a summary built from GROUP BY queries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+
+from device_agent import SimulatedFleet
+from local_hub import LocalHub
+from patterns.campaigns import (
+    AbortCriteria,
+    Campaign,
+    CampaignSpec,
+    CampaignStatus,
+    FirmwareUpdate,
+    Group,
+    Retries,
+    Rollout,
+)
+from twin_manager import TwinManager
+
+__all__ = ["run_demo"]
+
+_STATES = ("queued", "admitted", "succeeded", "failed")
+
+
+def _free_loopback() -> str:
+    for third in range(1, 250):
+        address = f"127.84.{third}.1"
+        with socket.socket() as probe:
+            try:
+                probe.bind((address, 8883))
+            except OSError:
+                continue
+        return address
+    raise RuntimeError("no free loopback address for the demo hub")
+
+
+def _wait(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} did not happen within {timeout:g} s")
+        time.sleep(0.25)
+
+
+def _watch(console: Console, campaign: Campaign, total: int, title: str) -> CampaignStatus:
+    with Progress(
+        TextColumn("[bold]{task.description:>10}"), BarColumn(), MofNCompleteColumn(),
+        console=console, transient=False,
+    ) as progress:  # fmt: skip
+        console.print(f"[bold cyan]{title}[/]")
+        bars = {state: progress.add_task(state, total=total) for state in _STATES}
+
+        def show(status: CampaignStatus) -> None:
+            for state in _STATES:
+                count = status.counts.get(state, 0)
+                if state == "failed":
+                    count = status.failed
+                progress.update(bars[state], completed=count)
+
+        return campaign.run(poll=0.5, on_tick=show)
+
+
+def _register(fleet: TwinManager, count: int) -> list[dict[str, Any]]:
+    devices = []
+    for i in range(count):
+        device_id = f"device-{i:03d}"
+        tags = {
+            "region": "eu-west" if i % 2 == 0 else "us-east",
+            "model": "gw-100" if i % 3 else "gw-200",
+            "ring": "canary" if i < max(2, count // 10) else "main",
+        }
+        fleet.create_device(device_id)
+        fleet.update_tags(device_id, tags)
+        devices.append(
+            {"id": device_id, "offline": i >= count - max(1, count // 10),
+             "flaky": tags["model"] == "gw-200" and i % 4 == 1}
+        )  # fmt: skip
+    return devices
+
+
+def _summary(console: Console, fleet: TwinManager, campaigns: list[CampaignStatus]) -> None:
+    table = Table(title="Fleet by firmware (GROUP BY properties.reported.firmware)")
+    table.add_column("currentFwVersion")
+    table.add_column("fwUpdateStatus")
+    table.add_column("devices", justify="right")
+    rows = fleet.query(
+        "SELECT properties.reported.firmware.currentFwVersion AS version, COUNT() AS n "
+        "FROM devices WHERE IS_DEFINED(properties.reported.firmware) "
+        "GROUP BY properties.reported.firmware.currentFwVersion"
+    )
+    statuses = fleet.group_by(
+        "properties.reported.firmware.fwUpdateStatus", "IS_DEFINED(properties.reported.firmware)"
+    )
+    for row in rows:
+        table.add_row(str(row.get("version")), "", str(row["n"]))
+    for status, count in statuses.items():
+        table.add_row("", str(status), str(count))
+    console.print(table)
+    outcome = Table(title="Campaigns")
+    for column in ("campaign", "status", "succeeded", "failed", "cancelled"):
+        outcome.add_column(column, no_wrap=True)
+    outcome.add_column("top failure reason", no_wrap=True, overflow="ellipsis", max_width=34)
+    for status in campaigns:
+        reason = max(status.reasons, key=lambda r: status.reasons[r]) if status.reasons else ""
+        outcome.add_row(
+            status.campaign_id, status.status, str(status.counts.get("succeeded", 0)),
+            str(status.failed), str(status.counts.get("cancelled", 0)), reason,
+        )  # fmt: skip
+    console.print(outcome)
+
+
+def run_demo(console: Console, *, devices: int = 50, keep: bool = False) -> int:
+    """Run the demo; returns the exit code (0 when the fleet converged as intended)."""
+    started = time.monotonic()
+    workdir = Path(tempfile.mkdtemp(prefix="twinfleet-demo-"))
+    host = _free_loopback()
+    hub = LocalHub(workdir / "hub", host=host, name="demo-hub").start()
+    simulated = SimulatedFleet().start()
+    try:
+        fleet = TwinManager.from_local_hub(hub)
+        console.print(f"Local hub [bold]{hub.device_host_name}[/] on {host} (data in {workdir})")
+        registered = _register(fleet, devices)
+        ca_text, ca_file = hub.ca_certificate, hub.ca_certificate_path
+
+        def power_on(device: dict[str, Any]) -> None:
+            simulated.add(
+                fleet.device_connection_string(device["id"]), workdir / "devices" / device["id"],
+                ca_cert=ca_text, image_ca_file=ca_file, fail_first_boots=int(device["flaky"]),
+            )  # fmt: skip
+
+        online = [d for d in registered if not d["offline"]]
+        for device in online:
+            power_on(device)
+        console.print(f"{devices} devices registered; {len(online)} online, "
+                      f"{devices - len(online)} offline for now")  # fmt: skip
+        _wait(lambda: fleet.count("properties.reported.firmware.fwUpdateStatus = 'current'")
+              >= len(online), 60, "the online devices reporting")  # fmt: skip
+
+        image = b"twinfleet demo firmware 2.0.0\n" * 20000
+        good = hub.upload_artifact("firmware-2.0.0.bin", image)
+        spec = CampaignSpec(
+            id="firmware_2_0_0",
+            pattern=FirmwareUpdate(
+                version="2.0.0", url=good["url"], sha256=good["sha256"], size=good["size"]
+            ),
+            target="tags.model IN ['gw-100', 'gw-200']",
+            groups=(Group(name="canary", condition="tags.ring = 'canary'", success_threshold=0.5),),
+            rollout=Rollout(per_minute=60, ramp_factor=2, ramp_after=8, max_per_minute=600),
+            retries=Retries(max_attempts=3, backoff_seconds=1),
+            abort=AbortCriteria(failure_percent=50, min_finished=10),
+            timeout_seconds=60,
+        )
+        campaign = Campaign.create(fleet, spec)
+        for device in registered:
+            if device["offline"]:
+                power_on(device)  # the stragglers come online while the canaries update
+        first = _watch(console, campaign, devices, "Campaign 1: firmware 2.0.0, canaries first")
+
+        broken = hub.upload_artifact("firmware-2.1.0.bin", b"a corrupted image")
+        bad_spec = CampaignSpec(
+            id="firmware_2_1_0",
+            pattern=FirmwareUpdate(
+                version="2.1.0",
+                url=broken["url"],
+                sha256=hashlib.sha256(b"the image we meant").hexdigest(),
+            ),
+            target="tags.model IN ['gw-100', 'gw-200']",
+            rollout=Rollout(per_minute=120),
+            abort=AbortCriteria(failure_percent=30, min_finished=5),
+            timeout_seconds=60,
+        )
+        second = _watch(console, Campaign.create(fleet, bad_spec), devices,
+                        "Campaign 2: firmware 2.1.0 with a broken image")  # fmt: skip
+        _summary(console, fleet, [first, second])
+        converged = (
+            first.status == "completed"
+            and second.status == "aborted"
+            and fleet.count("properties.reported.firmware.currentFwVersion = '2.0.0'") == devices
+        )
+        elapsed = time.monotonic() - started
+        verdict = "[green]converged[/]" if converged else "[red]did not converge[/]"
+        retried = fleet.count("tags.twinfleet.firmware_2_0_0.attempt > 1")
+        console.print(
+            f"{retried} devices failed their first boot, rolled back, and succeeded on retry."
+        )
+        last = second.log[-1] if second.log else ""
+        console.print(f"Fleet {verdict}: {devices} devices in {elapsed:.1f} s.")
+        console.print(f"Campaign 2 stopped itself: {last}")
+        if keep:
+            console.print(
+                f"\nThe hub keeps running. Try:\n  twinfleet query --hub-dir {hub.data_dir} "
+                "\"SELECT * FROM devices WHERE tags.ring = 'canary'\"\nPress Ctrl-C to stop."
+            )
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                pass
+        return 0 if converged else 1
+    finally:
+        simulated.stop()
+        hub.close()
