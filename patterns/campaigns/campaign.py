@@ -327,7 +327,7 @@ class Campaign:
         rate = self.spec.rollout.rate(current.counts.get("succeeded", 0))
         tokens = float(state.get("tokens", 1.0))
         if last is not None:
-            tokens = min(tokens + rate * (now - float(last)) / 60, max(1.0, rate / 6))
+            tokens = min(tokens + rate * (now - float(last)) / 60, max(1.0, rate))
         state["lastTick"] = now
         allowed = int(tokens)
         admitted = 0
