@@ -7,6 +7,7 @@ campaign = Campaign.create(fleet, spec)
 campaign.run()
 """
 
+from patterns.campaigns import records, specs
 from patterns.campaigns.campaign import FINAL, Campaign, CampaignStatus
 from patterns.campaigns.planning import Plan, PlannedDevice, plan
 from patterns.campaigns.specs import (
@@ -39,4 +40,6 @@ __all__ = [
     "Retries",
     "Rollout",
     "plan",
+    "records",
+    "specs",
 ]

@@ -1,10 +1,14 @@
 """The root `twinfleet` command: each command group lives in a module of its own."""
 
 import logging
+import sys
 
 import typer
+from pydantic import ValidationError
 
-from twinfleet.cli import agent, demo, fleet, hub, query_demo
+from queries import QueryError
+from twin_manager import TwinManagerError
+from twinfleet.cli import agent, campaigns, demo, devices, fleet, hub, query_demo, querying
 
 __all__ = ["app", "run"]
 
@@ -16,10 +20,16 @@ app = typer.Typer(
 )
 
 
+_debug = False
+
+
 @app.callback()
 def _main(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at INFO level."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks of errors."),
 ) -> None:
+    global _debug
+    _debug = debug
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -31,8 +41,23 @@ app.command("query-demo")(query_demo.query_demo)
 app.add_typer(hub.app, name="hub")
 app.add_typer(agent.app, name="agent")
 app.add_typer(fleet.app, name="fleet")
+app.add_typer(devices.device_app, name="device")
+app.add_typer(devices.twin_app, name="twin")
+app.add_typer(campaigns.app, name="campaign")
+app.command("query")(querying.query)
+app.command("invoke")(querying.invoke)
 
 
 def run() -> None:
-    """Entry point of the `twinfleet` console script."""
-    app()
+    """Entry point of the `twinfleet` console script: errors are one clear line, no traceback
+    unless `--debug`."""
+    try:
+        app(standalone_mode=True)
+    except (TwinManagerError, QueryError, ValidationError, ValueError, OSError) as exc:
+        if _debug or "--debug" in sys.argv:
+            raise
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if isinstance(exc, QueryError):
+            message = str(exc)
+        typer.echo(f"error: {message}", err=True)
+        sys.exit(1)

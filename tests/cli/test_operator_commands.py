@@ -1,0 +1,65 @@
+"""The operator's commands through the real `twinfleet` entry point, against a local hub."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from local_hub import LocalHub
+
+
+def _twinfleet(hub: LocalHub, *args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "twinfleet", *args, "--hub-dir", str(hub.data_dir)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_devices_twins_queries_and_methods(hub: LocalHub) -> None:
+    created = _twinfleet(hub, "device", "create", "cli-1")
+    assert created.returncode == 0, created.stderr
+    assert created.stdout.startswith(f"HostName={hub.device_host_name};DeviceId=cli-1;")
+    assert _twinfleet(hub, "twin", "set-desired", "cli-1", '{"mode": "eco"}').returncode == 0
+    assert _twinfleet(hub, "twin", "set-tags", "cli-1", '{"ring": "canary"}').returncode == 0
+    twin = json.loads(_twinfleet(hub, "twin", "show", "cli-1").stdout)
+    assert (twin["desired"], twin["tags"]) == ({"mode": "eco"}, {"ring": "canary"})
+    rows = _twinfleet(hub, "query", "SELECT * FROM devices WHERE tags.ring = 'canary'", "--json")
+    assert [json.loads(line)["deviceId"] for line in rows.stdout.splitlines()] == ["cli-1"]
+    assert "cli-1" in _twinfleet(hub, "device", "list").stdout
+
+    bad = _twinfleet(hub, "query", "SELECT * FROM devices WHERE tags.ring = ")
+    assert bad.returncode == 1
+    assert bad.stderr.startswith("error: Expected an expression")
+    assert "Traceback" not in bad.stderr
+    offline = _twinfleet(hub, "invoke", "cli-1", "reboot", "--payload", '{"delay": 0}')
+    assert offline.returncode == 1
+    assert "DeviceNotOnline" in offline.stderr
+    assert "Traceback" not in offline.stderr
+    missing = _twinfleet(hub, "twin", "show", "nobody")
+    assert missing.returncode == 1
+    assert "DeviceNotFound" in missing.stderr
+
+
+def test_campaign_commands(hub: LocalHub) -> None:
+    for i in range(3):
+        assert _twinfleet(hub, "device", "create", f"c-{i}").returncode == 0
+    created = _twinfleet(
+        hub, "campaign", "create", "config", "tune", "--settings", '{"interval": 5}',
+        "--config-version", "2", "--target", "deviceId IN ['c-0', 'c-1', 'c-2']",
+        "--canary", "deviceId = 'c-0'", "--rate", "30",
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    planned = _twinfleet(hub, "campaign", "plan", "tune")
+    assert "3 devices" in planned.stdout
+    assert "'canary': 1" in planned.stdout
+    listed = _twinfleet(hub, "campaign", "list")
+    assert "tune" in listed.stdout
+    assert "configuration" in listed.stdout
+    paused = _twinfleet(hub, "campaign", "pause", "tune")
+    assert "paused" in paused.stdout
+    cancelled = _twinfleet(hub, "campaign", "cancel", "tune")
+    assert "cancelled" in cancelled.stdout
+    status = _twinfleet(hub, "campaign", "status", "tune")
+    assert "cancelled" in status.stdout
+    unknown = _twinfleet(hub, "campaign", "status", "nope")
+    assert unknown.returncode == 1
+    assert "No campaign 'nope'" in unknown.stderr

@@ -1,0 +1,42 @@
+"""How every command finds its hub: `--hub-dir` (a local hub's data directory) or a connection
+string (`--connection-string`, or `TWINFLEET_CONNECTION_STRING`)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import typer
+
+from twin_manager import TwinManager
+
+__all__ = ["ConnectionOption", "HubDirOption", "connect"]
+
+HubDirOption = typer.Option(None, "--hub-dir", help="A running local hub's data directory.")
+ConnectionOption = typer.Option(
+    None, "--connection-string", help="Service connection string (or TWINFLEET_CONNECTION_STRING).",
+    show_default=False,
+)  # fmt: skip
+
+
+def connect(hub_dir: Path | None, connection_string: str | None) -> TwinManager:
+    """A TwinManager for the hub the options name; exits with a clear message when none is."""
+    if hub_dir is not None:
+        info_path = hub_dir / "hub.json"
+        if not info_path.exists():
+            typer.echo(
+                f"error: no running hub in {hub_dir} (start `twinfleet hub serve`)", err=True
+            )
+            raise typer.Exit(2)
+        info = json.loads(info_path.read_text())
+        return TwinManager(
+            info["serviceConnectionString"], ca_file=info["caCertificatePath"],
+            device_host_name=info["deviceHostName"], gateway_host_name=info["gatewayHostName"],
+        )  # fmt: skip
+    text = connection_string or os.environ.get("TWINFLEET_CONNECTION_STRING")
+    if not text:
+        typer.echo("error: name a hub with --hub-dir, --connection-string or "
+                   "TWINFLEET_CONNECTION_STRING", err=True)  # fmt: skip
+        raise typer.Exit(2)
+    return TwinManager.from_connection_string(text)

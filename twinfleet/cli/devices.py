@@ -1,0 +1,120 @@
+"""`twinfleet device ...` and `twinfleet twin ...`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from twinfleet.cli.connecting import ConnectionOption, HubDirOption, connect
+
+__all__ = ["device_app", "twin_app"]
+
+device_app = typer.Typer(help="Device identities.", no_args_is_help=True)
+twin_app = typer.Typer(help="Device twins.", no_args_is_help=True)
+
+
+def _json(text: str, what: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        typer.echo(f"error: {what} is not JSON: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@device_app.command("create")
+def create(
+    device_id: str,
+    hub_dir: Path | None = HubDirOption,
+    connection_string: str | None = ConnectionOption,
+    disabled: bool = typer.Option(False, "--disabled"),
+) -> None:
+    """Register a device (keys generated) and print its connection string."""
+    fleet = connect(hub_dir, connection_string)
+    fleet.create_device(device_id, enabled=not disabled)
+    typer.echo(fleet.device_connection_string(device_id))
+
+
+@device_app.command("list")
+def list_devices(
+    hub_dir: Path | None = HubDirOption, connection_string: str | None = ConnectionOption
+) -> None:
+    """List device identities."""
+    table = Table("device", "status", "connection", "last activity")
+    for device in connect(hub_dir, connection_string).list_devices():
+        table.add_row(
+            device.device_id,
+            device.status,
+            device.connection_state or "",
+            str(device.last_activity_time or ""),
+        )
+    Console().print(table)
+
+
+@device_app.command("show")
+def show_device(
+    device_id: str,
+    hub_dir: Path | None = HubDirOption,
+    connection_string: str | None = ConnectionOption,
+) -> None:
+    """Show one identity (keys hidden)."""
+    device = connect(hub_dir, connection_string).get_device(device_id)
+    typer.echo(
+        json.dumps(
+            device.model_dump(mode="json", exclude={"primary_key", "secondary_key"}), indent=2
+        )
+    )
+
+
+@device_app.command("delete")
+def delete_device(
+    device_id: str,
+    hub_dir: Path | None = HubDirOption,
+    connection_string: str | None = ConnectionOption,
+) -> None:
+    """Delete a device and its twin."""
+    connect(hub_dir, connection_string).delete_device(device_id)
+    typer.echo(f"deleted {device_id}")
+
+
+@twin_app.command("show")
+def show_twin(
+    device_id: str,
+    hub_dir: Path | None = HubDirOption,
+    connection_string: str | None = ConnectionOption,
+) -> None:
+    """Print a twin as JSON."""
+    twin = connect(hub_dir, connection_string).get_twin(device_id)
+    typer.echo(json.dumps(twin.model_dump(mode="json", by_alias=True), indent=2))
+
+
+@twin_app.command("set-desired")
+def set_desired(
+    device_id: str,
+    patch: str = typer.Argument(..., help="A JSON merge patch."),
+    hub_dir: Path | None = HubDirOption,
+    connection_string: str | None = ConnectionOption,
+    etag: str | None = typer.Option(None, help="Fail unless the twin still has it."),
+) -> None:
+    """Merge-patch desired properties (null deletes)."""
+    fleet = connect(hub_dir, connection_string)
+    twin = fleet.update_desired(
+        device_id, _json(patch, "the patch"), **({"if_match": etag} if etag else {})
+    )
+    typer.echo(f"desired $version {twin.desired_version}, etag {twin.etag}")
+
+
+@twin_app.command("set-tags")
+def set_tags(
+    device_id: str,
+    patch: str = typer.Argument(..., help="A JSON merge patch."),
+    hub_dir: Path | None = HubDirOption,
+    connection_string: str | None = ConnectionOption,
+) -> None:
+    """Merge-patch tags (null deletes)."""
+    twin = connect(hub_dir, connection_string).update_tags(device_id, _json(patch, "the patch"))
+    typer.echo(f"tags updated, etag {twin.etag}")
