@@ -63,3 +63,16 @@ def test_campaign_commands(hub: LocalHub) -> None:
     unknown = _twinfleet(hub, "campaign", "status", "nope")
     assert unknown.returncode == 1
     assert "No campaign 'nope'" in unknown.stderr
+
+
+def test_job_commands(hub: LocalHub) -> None:
+    assert _twinfleet(hub, "device", "create", "j-1").returncode == 0
+    done = _twinfleet(
+        hub, "job", "update-twin", "deviceId = 'j-1'", "--tags", '{"wave": 1}', "--wait"
+    )
+    assert done.returncode == 0, done.stderr
+    assert "completed" in done.stdout
+    assert "succeeded 1" in done.stdout
+    job_id = done.stdout.split()[1]
+    assert "j-1" in _twinfleet(hub, "job", "show", job_id).stdout
+    assert job_id in _twinfleet(hub, "job", "list").stdout

@@ -8,7 +8,17 @@ from pydantic import ValidationError
 
 from queries import QueryError
 from twin_manager import TwinManagerError
-from twinfleet.cli import agent, campaigns, demo, devices, fleet, hub, query_demo, querying
+from twinfleet.cli import (
+    agent,
+    campaigns,
+    demo,
+    devices,
+    fleet,
+    hub,
+    jobs,
+    query_demo,
+    querying,
+)
 
 __all__ = ["app", "run"]
 
@@ -44,6 +54,7 @@ app.add_typer(fleet.app, name="fleet")
 app.add_typer(devices.device_app, name="device")
 app.add_typer(devices.twin_app, name="twin")
 app.add_typer(campaigns.app, name="campaign")
+app.add_typer(jobs.app, name="job")
 app.command("query")(querying.query)
 app.command("invoke")(querying.invoke)
 
