@@ -255,9 +255,7 @@ class DeviceAgent:
             return
         saved = self._config_state.load()
         if saved.get("version") == desired.version and saved.get("status") == "applied":
-            self.report(
-                {"configuration": {"version": desired.version, "status": "applied", "error": None}}
-            )
+            self.report({"configuration": saved})
             return
         self.report(
             {"configuration": {"version": desired.version, "status": "pending", "error": None}}
@@ -269,6 +267,7 @@ class DeviceAgent:
                 "version": desired.version,
                 "status": ConfigurationStatus.APPLIED.value,
                 "error": None,
+                "settings": desired.settings,
             }
         except Exception as exc:
             outcome = {

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import queries
-from patterns.campaigns import kinds, records, specs
+from patterns.campaigns import kinds, records, specs, windows
 from twin_manager import HubError, PreconditionFailed, TwinManager
 
 __all__ = ["FINAL", "Campaign", "CampaignStatus"]
@@ -187,8 +187,13 @@ class Campaign:
         current = self.status()
         if self._safety(current, now):
             return self.status()
-        if self.spec.end_at is None or now < self.spec.end_at:
+        window = self.spec.window
+        open_now = window is None or windows.in_window(window.cron, window.duration_minutes, now)
+        if open_now and (self.spec.end_at is None or now < self.spec.end_at):
             self._admit(current, now)
+        elif not open_now:
+            self.record.state["lastTick"] = now  # no tokens pile up while the window is shut
+            self.record.save(self.fleet)
         current = self.status()
         in_flight = sum(current.counts.get(s, 0) for s in _IN_FLIGHT)
         ended = self.spec.end_at is not None and now >= self.spec.end_at
@@ -225,17 +230,61 @@ class Campaign:
         for twin in self.fleet.query_twins(f"{self._tag}.state = 'admitted'", page_size=1000):
             mine = twin.tags["twinfleet"][self.id]
             attempt = int(mine.get("attempt", 1))
-            result, reason = kinds.outcome(self.spec.pattern, twin.reported, self.id, attempt,
-                                           str(mine.get("admittedAt", "")))  # fmt: skip
+            step = int(mine.get("step") or 0)
+            steps = self.spec.all_steps
+            result, reason = kinds.outcome(steps[step], twin.reported, self._step_id(step),
+                                           attempt, str(mine.get("admittedAt", "")))  # fmt: skip
             if result == kinds.Outcome.IN_PROGRESS:
                 started = float(mine.get("admittedEpoch", now))
                 if now - started < self.spec.timeout_seconds:
                     continue
                 result, reason = kinds.Outcome.FAILED, "timed out"
             if result == kinds.Outcome.SUCCEEDED:
-                self._write(twin.device_id, twin.etag, {"state": "succeeded", "reason": None})
+                if step + 1 < len(steps):
+                    self._start_step(twin.device_id, twin.etag, step + 1, 1, now)
+                else:
+                    self._write(twin.device_id, twin.etag, {"state": "succeeded", "reason": None})
                 continue
+            if len(steps) > 1:
+                reason = f"step {step + 1}: {reason}"
             self._fail_or_retry(twin.device_id, twin.etag, attempt, reason, now)
+
+    def _step_id(self, step: int) -> str:
+        """What a step's reported `campaignId` carries (the campaign id, then the step)."""
+        return self.id if step == 0 else f"{self.id}.{step}"
+
+    def _start_step(self, device_id: str, etag: str | None, step: int, attempt: int,
+                    now: float) -> bool:  # fmt: skip
+        """Claim the device for `step` (etag-guarded) and apply that step's pattern."""
+        claim = {"state": "admitted", "step": step, "attempt": attempt,
+                 "admittedAt": records.iso(now), "admittedEpoch": now, "reason": None}  # fmt: skip
+        if not self._write(device_id, etag, claim):
+            return False
+        try:
+            result, reason = kinds.apply(self.fleet, self.spec.all_steps[step], self._step_id(step),
+                                         device_id, attempt)  # fmt: skip
+        except HubError as exc:
+            result, reason = kinds.Outcome.FAILED, f"{exc.error_code or exc.status}"
+        if result == kinds.Outcome.SUCCEEDED:
+            if step + 1 < len(self.spec.all_steps):
+                return self._start_step(device_id, None, step + 1, 1, now)
+            self._write(device_id, None, {"state": "succeeded"})
+        elif result == kinds.Outcome.FAILED:
+            self._fail_or_retry(device_id, None, attempt, reason, now)
+        return True
+
+    def rerun(self) -> None:
+        """Run again: failed, timed-out and cancelled devices are queued at the step where they
+        stopped; succeeded devices are skipped."""
+        now = self.clock()
+        again = 0
+        condition = f"{self._tag}.state IN ['failed', 'timedout', 'cancelled']"
+        for twin in self.fleet.query_twins(condition, page_size=1000):
+            again += self._write(twin.device_id, twin.etag,
+                                 {"state": "queued", "attempt": 0, "notBefore": None})  # fmt: skip
+        self.record.state["status"] = "running"
+        self.record.log(now, f"re-run: {again} devices queued again")
+        self.record.save(self.fleet)
 
     def _fail_or_retry(self, device_id: str, etag: str | None, attempt: int, reason: str,
                        now: float) -> None:  # fmt: skip
@@ -333,6 +382,8 @@ class Campaign:
         admitted = 0
         if allowed:
             condition = f"{self._tag}.state = 'queued' AND {self._tag}.group = '{group}'"
+            if self.spec.trigger == "on_connect":
+                condition += " AND connectionState = 'Connected'"
             for twin in self.fleet.query_twins(condition, page_size=1000):
                 if admitted >= allowed:
                     break
@@ -340,20 +391,9 @@ class Campaign:
                 if float(mine.get("notBefore") or 0) > now:
                     continue
                 attempt = int(mine.get("attempt", 0)) + 1
-                claim = {"state": "admitted", "attempt": attempt, "admittedAt": records.iso(now),
-                         "admittedEpoch": now, "reason": None}  # fmt: skip
-                if not self._write(twin.device_id, twin.etag, claim):
-                    continue  # another controller admitted it
-                admitted += 1
-                try:
-                    result, reason = kinds.apply(self.fleet, self.spec.pattern, self.id,
-                                                 twin.device_id, attempt)  # fmt: skip
-                except HubError as exc:
-                    result, reason = kinds.Outcome.FAILED, f"{exc.error_code or exc.status}"
-                if result == kinds.Outcome.SUCCEEDED:
-                    self._write(twin.device_id, None, {"state": "succeeded"})
-                elif result == kinds.Outcome.FAILED:
-                    self._fail_or_retry(twin.device_id, None, attempt, reason, now)
+                if self._start_step(twin.device_id, twin.etag, int(mine.get("step") or 0),
+                                    attempt, now):  # fmt: skip
+                    admitted += 1
         state["tokens"] = tokens - admitted
         if admitted:
             self.record.log(now, f"admitted {admitted} from group {group} at {rate:g}/min")

@@ -10,6 +10,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from patterns.campaigns import windows
+
 __all__ = [
     "AbortCriteria",
     "CampaignSpec",
@@ -22,6 +24,7 @@ __all__ = [
     "Reboot",
     "Retries",
     "Rollout",
+    "Window",
 ]
 
 _ID = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,47}$")
@@ -48,6 +51,19 @@ class ConfigurationChange(_Spec):
     kind: Literal["configuration"] = "configuration"
     version: int = Field(ge=1)
     settings: dict[str, Any]
+
+    @classmethod
+    def like_device(cls, reported: dict[str, Any], version: int) -> ConfigurationChange:
+        """The settings a device reports having applied ("make the fleet look like this one").
+
+        Raises:
+            ValueError: the device reports no applied configuration settings.
+        """
+        configuration = reported.get("configuration") or {}
+        settings = configuration.get("settings")
+        if configuration.get("status") != "applied" or not isinstance(settings, dict):
+            raise ValueError("that device reports no applied configuration to copy")
+        return cls(version=version, settings=settings)
 
 
 class Reboot(_Spec):
@@ -108,6 +124,19 @@ class HealthGate(_Spec):
     action: Literal["pause", "abort"] = "pause"
 
 
+class Window(_Spec):
+    """A maintenance window: opens when `cron` fires (UTC), stays open `duration_minutes`."""
+
+    cron: str
+    duration_minutes: float = Field(gt=0, le=7 * 24 * 60)
+
+    @field_validator("cron")
+    @classmethod
+    def _valid_cron(cls, value: str) -> str:
+        windows.in_window(value, 1, 0)  # raises CronError, a ValueError, naming the field
+        return value
+
+
 class Retries(_Spec):
     """Retry failed or timed-out devices, with exponential backoff."""
 
@@ -130,6 +159,14 @@ class CampaignSpec(_Spec):
     retries: Retries = Retries()
     start_at: float | None = None
     end_at: float | None = None
+    steps: tuple[PatternSpec, ...] = ()
+    window: Window | None = None
+    trigger: Literal["now", "on_connect"] = "now"
+
+    @property
+    def all_steps(self) -> tuple[FirmwareUpdate | ConfigurationChange | Reboot | FactoryReset, ...]:
+        """The pattern, then the extra steps, in the order each device goes through them."""
+        return (self.pattern, *self.steps)
 
     @field_validator("id")
     @classmethod

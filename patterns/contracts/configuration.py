@@ -38,6 +38,7 @@ class ConfigurationReported(BaseModel):
     version: int
     status: ConfigurationStatus
     error: str | None = None
+    settings: dict[str, Any] | None = None
 
     def wire(self) -> dict[str, object]:
         return self.model_dump(mode="json")
