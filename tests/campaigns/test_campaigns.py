@@ -255,3 +255,27 @@ def test_method_patterns_succeed_and_fail(fleet: TwinManager, devices: Any, agen
     _online(fleet, 2)  # back from their reboot
     status = _until_final(Campaign.create(fleet, reset))
     assert status.counts == {"succeeded": 2}
+
+
+def test_abort_rolls_firmware_back_to_the_previous_image(
+    hub: Any, fleet: TwinManager, devices: Any, agents: Any
+) -> None:
+    ids = devices(3)
+    agents(ids)
+    _online(fleet, 3)
+    previous = hub.upload_artifact("fw-1.5.bin", b"one point five" * 100)
+    broken = hub.upload_artifact("fw-bad.bin", b"garbage")
+    spec = CampaignSpec(
+        id="fwbad", target="tags.kind = 'sensor'", rollout=Rollout(per_minute=600),
+        pattern=FirmwareUpdate(
+            version="2.5.0", url=broken["url"], sha256="0" * 64,
+            rollback_to=FirmwareUpdate(version="1.5.0", url=previous["url"],
+                                       sha256=previous["sha256"]),
+        ),
+        abort=AbortCriteria(failure_percent=50, min_finished=2, rollback=True),
+    )  # fmt: skip
+    assert _until_final(Campaign.create(fleet, spec)).status == "aborted"
+    deadline = time.monotonic() + 60
+    while fleet.count("properties.reported.firmware.currentFwVersion = '1.5.0'") < 2:
+        assert time.monotonic() < deadline, "the failed devices were not rolled back"
+        time.sleep(0.2)
