@@ -9,10 +9,8 @@ one after another and waiting for the 204 before the next.
 from __future__ import annotations
 
 import asyncio
-import base64
 import concurrent.futures
 import json
-import ssl
 import tempfile
 import time
 from pathlib import Path
@@ -20,8 +18,7 @@ from typing import Any
 
 from azure.iot.hub import IoTHubRegistryManager
 
-from benchmarks._hubs import hub_process, rss_kib
-from local_hub import tokens
+from benchmarks._hubs import RawDevice, hub_process, rss_kib
 from local_hub.mqtt import codec
 
 DEVICES = 200
@@ -31,22 +28,8 @@ HOST = "127.0.0.201"
 
 async def _device(info: dict[str, Any], device_id: str, key: str, ready: asyncio.Event,
                   connected: list[int], go: asyncio.Event) -> int:  # fmt: skip
-    context = ssl.create_default_context(cafile=info["caCertificatePath"])
-    reader, writer = await asyncio.open_connection(HOST, 8883, ssl=context, server_hostname=HOST)
-    host = info["deviceHostName"]
-    token = tokens.make_sas_token(
-        f"{host}/devices/{device_id}", base64.b64decode(key), int(time.time()) + 3600
-    )
-    writer.write(
-        codec.encode(
-            codec.Connect(
-                device_id, 60, False, f"{host}/{device_id}/?api-version=2019-10-01", token.encode()
-            )
-        )
-    )
-    ack = await codec.read_packet(reader, 1 << 20)
-    if not isinstance(ack, codec.ConnAck) or ack.return_code != 0:
-        raise RuntimeError(f"device {device_id} was refused: {ack}")
+    device = RawDevice(info, HOST, device_id, key)
+    await device.connect()
     connected.append(1)
     if len(connected) == DEVICES:
         ready.set()
@@ -54,17 +37,17 @@ async def _device(info: dict[str, Any], device_id: str, key: str, ready: asyncio
     for n in range(PATCHES_PER_DEVICE):
         topic = f"$iothub/twin/PATCH/properties/reported/?$rid={n}"
         body = json.dumps({"telemetry": {"seq": n, "temperature": 20 + n % 7}}).encode()
-        writer.write(codec.encode(codec.Publish(topic, body, qos=1, packet_id=n + 1)))
+        device.send(codec.Publish(topic, body, qos=1, packet_id=n + 1))
         got_response = got_ack = False
         while not (got_response and got_ack):
-            packet = await codec.read_packet(reader, 1 << 20)
+            packet = await device.receive()
             if isinstance(packet, codec.Publish):
-                assert packet.topic.startswith("$iothub/twin/res/204/"), packet.topic
+                if not packet.topic.startswith("$iothub/twin/res/204/"):
+                    raise RuntimeError(f"unexpected answer {packet.topic}")
                 got_response = True
             elif isinstance(packet, codec.PubAck):
                 got_ack = True
-    writer.write(codec.encode(codec.Disconnect()))
-    writer.close()
+    device.close()
     return PATCHES_PER_DEVICE
 
 
