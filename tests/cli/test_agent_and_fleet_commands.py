@@ -86,3 +86,43 @@ def test_agent_run_updates_and_reexecutes_after_reboot(
         )  # fmt: skip
     finally:
         _stop(process)
+
+
+def test_agent_killed_with_sigkill_during_an_update_converges(
+    hub: LocalHub, tmp_path: Path, upload: Any
+) -> None:
+    """A real process, killed with SIGKILL three times while it updates, then left to finish."""
+    import random
+
+    fleet = TwinManager.from_local_hub(hub)
+    fleet.create_device("killed")
+    args = (
+        "agent", "run", "--connection-string", fleet.device_connection_string("killed"),
+        "--ca-cert", hub.ca_certificate_path, "--state-dir", str(tmp_path / "agent"), "--simulated",
+    )  # fmt: skip
+    image = random.Random(3).randbytes(8_000_000)
+    desired = {"fwVersion": "2.0.0", **upload("big.bin", image)}
+    process = _twinfleet(*args)
+    _eventually(lambda: fleet.get_twin("killed").reported.get("firmware"))
+    fleet.update_desired("killed", {"firmware": desired})
+    rng = random.Random(11)
+    for _ in range(3):
+        _eventually(lambda: fleet.get_twin("killed").connection_state == "Connected")
+        time.sleep(rng.uniform(0.05, 0.6))
+        process.kill()
+        process.wait()
+        _eventually(lambda: fleet.get_twin("killed").connection_state == "Disconnected")
+        assert process.stderr is not None
+        process.stderr.close()
+        firmware = fleet.get_twin("killed").reported["firmware"]
+        assert firmware["currentFwVersion"] in ("1.0.0", "2.0.0")
+        process = _twinfleet(*args)
+    try:
+        _eventually(
+            lambda: (f := fleet.get_twin("killed").reported.get("firmware", {})).get(
+                "currentFwVersion"
+            ) == "2.0.0" and f.get("fwUpdateStatus") == "current",
+            timeout=90,
+        )  # fmt: skip
+    finally:
+        _stop(process)
