@@ -369,8 +369,10 @@ class Registry:
     def record_activity(self, device_id: str) -> None:
         device = self._devices.get(device_id)
         if device is not None:
-            device.identity["lastActivityTime"] = iso(self._clock())
-            device.view = None
+            now = iso(self._clock())
+            device.identity["lastActivityTime"] = now
+            if device.view is not None:  # every packet lands here: patch, don't rebuild
+                device.view["lastActivityTime"] = now
 
     def add_telemetry(self, device_id: str, properties: dict[str, str], body: bytes) -> None:
         self._require(device_id)

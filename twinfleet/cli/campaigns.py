@@ -272,42 +272,25 @@ def run(
     _print_status(final)
 
 
-def _steer(
-    action: str, campaign_id: str, hub_dir: Path | None, connection_string: str | None
-) -> None:
-    campaign = Campaign.load(connect(hub_dir, connection_string), campaign_id)
-    getattr(campaign, action)()
-    typer.echo(f"campaign {campaign_id}: {campaign.record.status}")
+def _steering_command(action: str, help_text: str) -> None:
+    """Register `campaign <action> ID`, which calls `Campaign.<action>()`."""
+
+    def command(
+        campaign_id: str,
+        hub_dir: Path | None = HubDirOption,
+        connection_string: str | None = ConnectionOption,
+    ) -> None:
+        campaign = Campaign.load(connect(hub_dir, connection_string), campaign_id)
+        getattr(campaign, action)()
+        typer.echo(f"campaign {campaign_id}: {campaign.record.status}")
+
+    app.command(action, help=help_text)(command)
 
 
-@app.command("pause")
-def pause(
-    campaign_id: str,
-    hub_dir: Path | None = HubDirOption,
-    connection_string: str | None = ConnectionOption,
-) -> None:
-    """Stop admitting devices until resumed."""
-    _steer("pause", campaign_id, hub_dir, connection_string)
-
-
-@app.command("resume")
-def resume(
-    campaign_id: str,
-    hub_dir: Path | None = HubDirOption,
-    connection_string: str | None = ConnectionOption,
-) -> None:
-    """Carry on after a pause."""
-    _steer("resume", campaign_id, hub_dir, connection_string)
-
-
-@app.command("cancel")
-def cancel(
-    campaign_id: str,
-    hub_dir: Path | None = HubDirOption,
-    connection_string: str | None = ConnectionOption,
-) -> None:
-    """Cancel every device not yet started."""
-    _steer("cancel", campaign_id, hub_dir, connection_string)
+_steering_command("pause", "Stop admitting devices until resumed.")
+_steering_command("resume", "Carry on after a pause.")
+_steering_command("cancel", "Cancel every device not yet started.")
+_steering_command("rerun", "Queue failed, timed-out and cancelled devices again at their step.")
 
 
 @app.command("list")
