@@ -59,7 +59,7 @@ async def query(request: web.Request) -> web.Response:
     page = _page_size(request.headers.get("x-ms-max-item-count"))
     offset = _offset(request.headers.get("x-ms-continuation"))
     try:
-        parsed = queries.parse(body["query"])
+        parsed = queries.parse(body["query"], strict=True)  # what IoT Hub accepts, no more
     except queries.QueryError as exc:
         raise errors.BadRequest(f"The query is invalid. {exc}", error_code="400020") from None
     if parsed.source == "devices.jobs":

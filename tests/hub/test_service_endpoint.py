@@ -256,3 +256,12 @@ def test_twin_matches_the_swagger_definition(hub: LocalHub, make_device: Any) ->
     assert set(twin) <= set(declared), set(twin) - set(declared)
     identity = _http(hub, "GET", "/devices/spec-1").json()
     assert set(identity) <= set(SPEC["definitions"]["Device"]["properties"])
+
+
+def test_functions_iot_hub_refuses_in_twin_queries_are_refused(hub: LocalHub) -> None:
+    response = _http(
+        hub, "POST", "/devices/query",
+        json={"query": "SELECT * FROM devices WHERE STARTS_WITH(deviceId, 'a')"},
+    )  # fmt: skip
+    assert response.status_code == 400
+    assert "only IS_DEFINED" in response.json()["Message"]
