@@ -143,6 +143,23 @@ class Campaign:
             self._cancel_queued("cancelled")
             self._set_status("cancelled", "cancelled by the operator")
 
+    def forget(self) -> int:
+        """Remove a finished campaign: its record and every device's tag for it (tags are
+        limited to 8 KB per twin, so long-lived fleets clear old campaigns). Returns how many
+        device tags were removed.
+
+        Raises:
+            ValueError: the campaign has not finished.
+        """
+        if self.record.status not in FINAL and self.record.status != "created":
+            raise ValueError(f"campaign {self.id} is {self.record.status}; cancel it first")
+        removed = 0
+        for twin in self.fleet.query_twins(f"IS_DEFINED({self._tag})", page_size=1000):
+            self.fleet.update_tags(twin.device_id, {"twinfleet": {self.id: None}})
+            removed += 1
+        self.fleet.delete_device(records.record_device_id(self.id))
+        return removed
+
     def _cancel_queued(self, reason: str) -> None:
         for twin in self.fleet.query_twins(f"{self._tag}.state = 'queued'", page_size=1000):
             self._write(twin.device_id, twin.etag, {"state": "cancelled", "reason": reason})

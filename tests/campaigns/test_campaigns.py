@@ -208,6 +208,9 @@ def test_pause_resume_cancel(fleet: TwinManager, devices: Any, clock: Any) -> No
     status = campaign.tick()
     assert status.status == "cancelled"
     assert status.counts.get("cancelled", 0) >= 1
+    assert campaign.forget() == 10
+    assert fleet.count("IS_DEFINED(tags.twinfleet.ctl)") == 0
+    assert "twinfleet-campaign-ctl" not in [d.device_id for d in fleet.list_devices()]
 
 
 def test_firmware_succeeds_and_a_health_gate_pauses(

@@ -291,6 +291,7 @@ _steering_command("pause", "Stop admitting devices until resumed.")
 _steering_command("resume", "Carry on after a pause.")
 _steering_command("cancel", "Cancel every device not yet started.")
 _steering_command("rerun", "Queue failed, timed-out and cancelled devices again at their step.")
+_steering_command("forget", "Delete a finished campaign and its tags on every device.")
 
 
 @app.command("list")
