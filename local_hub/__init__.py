@@ -2,6 +2,6 @@
 
 from local_hub.errors import HubError
 from local_hub.hub import LocalHub
-from local_hub.server import HubServer
+from local_hub.server import HubServer, serve
 
-__all__ = ["HubError", "HubServer", "LocalHub"]
+__all__ = ["HubError", "HubServer", "LocalHub", "serve"]

@@ -289,7 +289,7 @@ class Registry:
         device = self._require(device_id)
         twin = device.twin
         check_etag(if_match, _etag(twin["etagCounter"]), f"twin of {device_id!r}")
-        tags_patch, desired_patch = service_patch(body)
+        tags_patch, desired_patch = service_patch(body, ignore_reported=replace)
         if replace:
             tags_patch = (
                 twins.diff_patch(twin["tags"], tags_patch) if tags_patch is not None else None
@@ -438,8 +438,15 @@ def _keys(body: dict[str, Any]) -> tuple[str, str]:
     return keys[0], keys[1]
 
 
-def service_patch(body: Any) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+def service_patch(
+    body: Any, *, ignore_reported: bool = False
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """The validated (tags, desired) patches of a service-side twin body.
+
+    Args:
+        body: the request body (a Twin).
+        ignore_reported: skip `properties.reported` (a replace may send back a twin it read,
+            reported section included) instead of refusing a body that has one.
 
     Raises:
         BadRequest: the body is not a twin patch or breaks a key rule.
@@ -450,7 +457,7 @@ def service_patch(body: Any) -> tuple[dict[str, Any] | None, dict[str, Any] | No
     properties = body.get("properties") or {}
     if not isinstance(properties, dict):
         raise errors.BadRequest("properties must be an object.")
-    if properties.get("reported"):
+    if properties.get("reported") and not ignore_reported:
         raise errors.BadRequest("Reported properties are written by the device, not the service.")
     desired = properties.get("desired")
     if isinstance(desired, dict):

@@ -26,7 +26,7 @@ from local_hub.clock import Clock
 from local_hub.mqtt import DeviceEndpoint
 from local_hub.rest import Faults, ServiceContext, make_app, sign_artifact
 
-__all__ = ["DEFAULT_NAME", "MQTT_PORT", "HubServer"]
+__all__ = ["DEFAULT_NAME", "MQTT_PORT", "HubServer", "serve"]
 
 log = logging.getLogger(__name__)
 
@@ -140,9 +140,9 @@ class HubServer:
         log.info("service endpoint (HTTPS) listening on https://%s", self.service_host_name)
         self.jobs.resume()
         self.configurations.start()
-        files.write_atomic(
-            self.data_dir / "hub.json", json.dumps(self.info, indent=2).encode(), mode=0o600
-        )
+        info_path = self.data_dir / "hub.json"
+        files.write_atomic(info_path, json.dumps(self.info, indent=2).encode(), mode=0o600)
+        log.info("hub %s ready: %s", self.name, info_path)
 
     async def stop(self) -> None:
         """Close both endpoints and the store; remove hub.json."""
@@ -199,3 +199,31 @@ class HubServer:
             "dataDir": str(self.data_dir),
             "pid": os.getpid(),
         }
+
+
+async def serve(
+    data_dir: Path,
+    *,
+    host: str = "127.0.0.1",
+    service_port: int = 8443,
+    name: str | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Run a hub on the running event loop until `stop` is set or the task is cancelled.
+
+    Args:
+        data_dir: the hub's directory (created if new; reused as the same hub).
+        host: the address both endpoints listen on.
+        service_port: the HTTPS port (0: any free port; hub.json says which).
+        name: the hub's name; devices use `<name>.local` as their HostName.
+        stop: set it to stop the hub; None runs until cancelled.
+
+    Raises:
+        OSError: an endpoint could not listen (address or port taken); nothing is left running.
+    """
+    server = HubServer(data_dir, host=host, service_port=service_port, name=name)
+    try:
+        await server.start()
+        await (stop or asyncio.Event()).wait()
+    finally:
+        await server.stop()

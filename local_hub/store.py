@@ -3,7 +3,11 @@
 `synchronous=FULL` makes every commit durable before the call returns, so a change the hub has
 acknowledged (a PUBACK, a 2xx) survives the process being killed. Each device is one row holding
 its identity, its twin and its MQTT session as JSON; telemetry is a bounded log beside it. Other
-parts of the hub (jobs, configurations) add their own tables through `Store.execute`.
+parts of the hub (jobs, configurations) add their own tables through `Store.executescript`.
+
+The `schema_version` table records the layout the file was written with. A file from a newer hub
+(a higher version) is refused rather than misread; an older one is upgraded when a later layout
+needs it (there is one layout so far).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Store"]
+__all__ = ["SCHEMA_VERSION", "TELEMETRY_KEPT", "SchemaTooNew", "Store"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS devices (
@@ -32,8 +36,14 @@ CREATE TABLE IF NOT EXISTS telemetry (
 );
 CREATE INDEX IF NOT EXISTS telemetry_by_device ON telemetry (device_id, id);
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
 """
+SCHEMA_VERSION = 1
 TELEMETRY_KEPT = 100
+
+
+class SchemaTooNew(RuntimeError):
+    """The database was written by a newer hub than this one."""
 
 
 class Store:
@@ -45,6 +55,25 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        self._check_version()
+
+    def _check_version(self) -> None:
+        row = self._db.execute("SELECT MAX(version) FROM schema_version").fetchone()
+        found = None if row is None else row[0]
+        if found is None:
+            self._db.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+        elif found > SCHEMA_VERSION:
+            self._db.close()
+            raise SchemaTooNew(
+                f"{self.path} was written by a newer hub (schema version {found}; this hub "
+                f"knows up to {SCHEMA_VERSION}); upgrade twinfleet to open it."
+            )
+
+    @property
+    def schema_version(self) -> int:
+        """The layout version recorded in the database."""
+        row = self._db.execute("SELECT MAX(version) FROM schema_version").fetchone()
+        return int(row[0])
 
     def close(self) -> None:
         self._db.close()

@@ -10,13 +10,14 @@ patch never leaves a twin half-written.
 from __future__ import annotations
 
 import copy
-import json
+import math
 from typing import Any
 
 from local_hub import errors
 
 __all__ = [
     "DEPTH_LIMIT",
+    "INTEGER_RANGE",
     "SIZE_LIMITS",
     "apply_patch",
     "diff_patch",
@@ -26,14 +27,40 @@ __all__ = [
 
 SIZE_LIMITS = {"tags": 8 * 1024, "desired": 32 * 1024, "reported": 32 * 1024}
 DEPTH_LIMIT = 10
+INTEGER_RANGE = (-4503599627370496, 4503599627370495)
 _KEY_LIMIT = 1024
 _STRING_LIMIT = 4 * 1024
 _FORBIDDEN_IN_KEYS = (".", "$", " ")
 
 
+def _is_control(character: str) -> bool:
+    """Unicode control characters of segments C0 and C1 (and DEL)."""
+    code = ord(character)
+    return code < 0x20 or 0x7F <= code <= 0x9F
+
+
+def _value_size(value: Any) -> int:
+    if isinstance(value, dict):
+        return section_size(value)
+    if isinstance(value, list):
+        return sum(_value_size(item) for item in value)
+    if isinstance(value, bool):
+        return 4
+    if isinstance(value, int | float):
+        return 8
+    if isinstance(value, str):
+        return sum(len(c.encode()) for c in value if not _is_control(c))
+    return 0  # null
+
+
 def section_size(section: dict[str, Any]) -> int:
-    """The size IoT Hub counts for a section: its compact JSON, without metadata."""
-    return len(json.dumps(section, separators=(",", ":"), ensure_ascii=False).encode())
+    """The size IoT Hub counts for a section (metadata and `$version` excluded).
+
+    As IoT Hub documents it: per property, the UTF-8 length of its key plus the size of its
+    value; strings count their UTF-8 bytes without control characters, numbers 8 bytes,
+    booleans 4, and objects (and arrays) the sum of what they hold.
+    """
+    return sum(len(key.encode()) + _value_size(value) for key, value in section.items())
 
 
 def validate_patch(section: str, patch: Any, *, path: str | None = None) -> None:
@@ -45,10 +72,11 @@ def validate_patch(section: str, patch: Any, *, path: str | None = None) -> None
     where = path or ("tags" if section == "tags" else f"properties.{section}")
     if not isinstance(patch, dict):
         raise errors.BadRequest(f"{where} must be a JSON object, not {type(patch).__name__}.")
-    _validate_object(patch, where, 1)
+    _validate_object(patch, where, 0)
 
 
 def _validate_object(obj: dict[str, Any], where: str, depth: int) -> None:
+    # The section itself is depth 0: {"one": {... {"ten": {"property": "value"}}}} is valid.
     if depth > DEPTH_LIMIT:
         raise errors.BadRequest(
             f"{where} nests objects {depth} deep; IoT Hub allows at most {DEPTH_LIMIT}.",
@@ -59,7 +87,7 @@ def _validate_object(obj: dict[str, Any], where: str, depth: int) -> None:
         if not key or len(key.encode()) > _KEY_LIMIT:
             raise errors.BadRequest(f"Property names must have 1 to {_KEY_LIMIT} bytes: {here!r}.")
         bad = [c for c in _FORBIDDEN_IN_KEYS if c in key]
-        if bad or any(ord(c) < 32 or ord(c) == 127 for c in key):
+        if bad or any(_is_control(c) for c in key):
             what = f"{bad[0]!r}" if bad else "a control character"
             raise errors.BadRequest(f"Property name {key!r} in {where} may not contain {what}.")
         _validate_value(value, here, depth)
@@ -76,8 +104,14 @@ def _validate_value(value: Any, where: str, depth: int) -> None:
             raise errors.BadRequest(
                 f"{where} is a string of more than {_STRING_LIMIT} bytes.", error_code="400027"
             )
-    elif isinstance(value, float) and value != value:
+    elif isinstance(value, float) and (value != value or value in (math.inf, -math.inf)):
         raise errors.BadRequest(f"{where} is not a JSON number.")
+    elif isinstance(value, int) and not isinstance(value, bool):
+        low, high = INTEGER_RANGE
+        if not low <= value <= high:
+            raise errors.BadRequest(
+                f"{where} is an integer outside IoT Hub's range {low} to {high}."
+            )
 
 
 def apply_patch(

@@ -77,6 +77,26 @@ def hub(tmp_path: Path, loopback: str) -> Iterator[LocalHub]:
 
 
 @pytest.fixture
+def make_hub(tmp_path: Path) -> Iterator[Callable[..., LocalHub]]:
+    """Start more hubs: `make_hub(data_dir=None, *, host=None, **LocalHub options)`.
+
+    Each call starts a LocalHub (a new data directory under tmp_path and a new loopback address
+    unless given; reuse both to restart a closed hub as the same hub). All are closed at teardown.
+    """
+    started: list[LocalHub] = []
+
+    def make(data_dir: Path | None = None, *, host: str | None = None, **options: Any) -> LocalHub:
+        directory = data_dir or tmp_path / f"hub-{len(started)}"
+        running = LocalHub(directory, host=host or allocate_loopback(), **options).start()
+        started.append(running)
+        return running
+
+    yield make
+    for running in reversed(started):
+        running.close()
+
+
+@pytest.fixture
 def registry_manager(hub: LocalHub) -> Iterator[Any]:
     """The service SDK's registry manager for `hub`, trusting its CA for this client only."""
     manager = IoTHubRegistryManager.from_connection_string(hub.service_connection_string)

@@ -14,6 +14,7 @@ import hmac
 import os
 import re
 import urllib.parse
+import uuid
 from pathlib import Path
 
 from aiohttp import web
@@ -61,7 +62,7 @@ async def upload(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     target = _path(ctx.artifacts_dir, name)
     ctx.artifacts_dir.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{name}.upload")
+    partial = target.with_name(f".{name}.{uuid.uuid4().hex}.upload")  # concurrent uploads
     digest = hashlib.sha256()
     size = 0
     try:

@@ -103,7 +103,7 @@ def test_twin_patch_replace_and_tags(
         ),
         (Twin(tags={f"t{i}": "v" * 3000 for i in range(3)}), "at most 8192"),
         (
-            Twin(properties=TwinProperties(desired=json.loads('{"a":' * 11 + "1" + "}" * 11))),
+            Twin(properties=TwinProperties(desired=json.loads('{"a":' * 12 + "1" + "}" * 12))),
             "deep",
         ),
     ],

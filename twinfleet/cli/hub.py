@@ -9,7 +9,8 @@ from pathlib import Path
 
 import typer
 
-from local_hub import HubServer
+import local_hub
+from local_hub.store import SchemaTooNew
 
 __all__ = ["app"]
 
@@ -17,18 +18,13 @@ app = typer.Typer(help="Run the embedded, wire-compatible IoT Hub.", no_args_is_
 log = logging.getLogger(__name__)
 
 
-async def _serve(server: HubServer) -> None:
+async def _serve(data_dir: Path, host: str, service_port: int, name: str | None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    await server.start()
-    typer.echo(f"hub {server.name} ready: {server.data_dir / 'hub.json'}", err=True)
-    try:
-        await stop.wait()
-    finally:
-        await server.stop()
-        typer.echo("hub stopped", err=True)
+    await local_hub.serve(data_dir, host=host, service_port=service_port, name=name, stop=stop)
+    log.info("hub stopped")
 
 
 @app.command()
@@ -43,8 +39,10 @@ def serve(
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("local_hub").setLevel(logging.INFO)
     try:
-        server = HubServer(data_dir, host=host, service_port=service_port, name=name)
-        asyncio.run(_serve(server))
+        asyncio.run(_serve(data_dir, host, service_port, name))
     except OSError as exc:
         typer.echo(f"error: cannot start the hub: {exc.strerror or exc}", err=True)
+        raise typer.Exit(1) from None
+    except SchemaTooNew as exc:
+        typer.echo(f"error: cannot start the hub: {exc}", err=True)
         raise typer.Exit(1) from None
