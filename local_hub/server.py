@@ -227,3 +227,4 @@ async def serve(
         await (stop or asyncio.Event()).wait()
     finally:
         await server.stop()
+        log.info("hub %s stopped", server.name)

@@ -24,7 +24,6 @@ async def _serve(data_dir: Path, host: str, service_port: int, name: str | None)
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     await local_hub.serve(data_dir, host=host, service_port=service_port, name=name, stop=stop)
-    log.info("hub stopped")
 
 
 @app.command()
