@@ -59,6 +59,11 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return error_response(exc, ctx.clock())
     except web.HTTPNotFound:
         return error_response(errors.NotFound(f"No such resource: {request.path}."), ctx.clock())
+    except ConnectionResetError:  # the client left mid-request; nothing was changed
+        log.info(
+            "%s %s: the client closed the connection mid-request", request.method, request.path
+        )
+        return error_response(errors.BadRequest("The request was cut short."), ctx.clock())
     except web.HTTPMethodNotAllowed:
         refused = errors.BadRequest(f"{request.method} is not allowed on {request.path}.")
         refused.status = 405

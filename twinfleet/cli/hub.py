@@ -15,7 +15,6 @@ from local_hub.store import SchemaTooNew
 __all__ = ["app"]
 
 app = typer.Typer(help="Run the embedded, wire-compatible IoT Hub.", no_args_is_help=True)
-log = logging.getLogger(__name__)
 
 
 async def _serve(data_dir: Path, host: str, service_port: int, name: str | None) -> None:
