@@ -3,7 +3,7 @@
 Imports nothing of twinfleet's and nothing but pydantic, so the device agent can use it alone.
 """
 
-from patterns.contracts import configuration, firmware, methods
+from patterns.contracts import configuration, firmware, methods, times
 from patterns.contracts.configuration import (
     ConfigurationDesired,
     ConfigurationReported,
@@ -19,6 +19,7 @@ from patterns.contracts.methods import (
     RebootPayload,
     RebootReported,
 )
+from patterns.contracts.times import iso, iso_now, parse_iso
 
 __all__ = [
     "FACTORY_RESET",
@@ -36,5 +37,9 @@ __all__ = [
     "RebootReported",
     "configuration",
     "firmware",
+    "iso",
+    "iso_now",
     "methods",
+    "parse_iso",
+    "times",
 ]

@@ -25,7 +25,6 @@ from patterns.campaigns import (
     Rollout,
     plan,
     records,
-    specs,
 )
 from twinfleet.cli.connecting import ConnectionOption, HubDirOption, connect
 
@@ -96,7 +95,7 @@ def create_firmware(
     connection_string: str | None = ConnectionOption,
 ) -> None:
     """A firmware update campaign."""
-    pattern = FirmwareUpdate(version=version, url=url, sha256=sha256)
+    pattern = FirmwareUpdate(version=version, package_uri=url, check_value=sha256)
     _create(
         pattern,
         campaign_id,
@@ -301,8 +300,7 @@ def list_campaigns(
     """Every campaign on the hub and its status."""
     fleet = connect(hub_dir, connection_string)
     table = Table("campaign", "pattern", "status", "target")
-    for twin in fleet.query_twins(f"IS_DEFINED(tags.{records.RECORD_TAG})"):
-        data = twin.tags[records.RECORD_TAG]
-        spec = specs.CampaignSpec.model_validate(data["spec"])
-        table.add_row(spec.id, spec.pattern.kind, str(data.get("status")), spec.target)
+    for record in records.list_records(fleet):
+        spec = record.spec
+        table.add_row(spec.id, spec.pattern.kind, str(record.status), spec.target)
     Console().print(table)
