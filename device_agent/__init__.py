@@ -4,6 +4,7 @@ agent = DeviceAgent(connection_string, SimulatedPlatform(root), state_dir)
 await agent.run()
 """
 
+from device_agent import handlers
 from device_agent.agent import DeviceAgent
 from device_agent.errors import AgentError, PermanentError, TemporaryError
 from device_agent.firmware import FirmwareUpdater
@@ -21,5 +22,6 @@ __all__ = [
     "SimulatedFleet",
     "SimulatedPlatform",
     "TemporaryError",
+    "handlers",
     "run_simulated_device",
 ]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -12,195 +11,20 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from patterns.campaigns import (
-    AbortCriteria,
     Campaign,
-    CampaignSpec,
     CampaignStatus,
-    ConfigurationChange,
-    FactoryReset,
-    FirmwareUpdate,
-    Group,
-    Reboot,
-    Retries,
-    Rollout,
     plan,
     records,
 )
 from twinfleet.cli.connecting import ConnectionOption, HubDirOption, connect
+from twinfleet.cli.creating import create_app
 
 __all__ = ["app"]
 
 app = typer.Typer(
     help="Safe rollouts of firmware, configuration, reboots and resets.", no_args_is_help=True
 )
-create_app = typer.Typer(help="Create a campaign.", no_args_is_help=True)
 app.add_typer(create_app, name="create")
-
-TargetOption = typer.Option(..., "--target", help="Twin query condition selecting devices.")
-CanaryOption = typer.Option(None, "--canary", help="Condition of a canary group that goes first.")
-RateOption = typer.Option(60.0, "--rate", help="Devices admitted per minute.")
-RampOption = typer.Option(1.0, "--ramp-factor", help="Multiply the rate after every 10 successes.")
-AbortOption = typer.Option(None, "--abort-percent", help="Abort above this failure percentage.")
-RetriesOption = typer.Option(1, "--attempts", help="Attempts per device (1: no retry).")
-TimeoutOption = typer.Option(600.0, "--timeout", help="Seconds a device may stay in progress.")
-ContinuousOption = typer.Option(False, "--continuous", help="Also admit devices that match later.")
-
-
-def _create(
-    pattern: Any,
-    campaign_id: str,
-    target: str,
-    canary: str | None,
-    rate: float,
-    ramp: float,
-    abort_percent: float | None,
-    attempts: int,
-    timeout: float,
-    continuous: bool,
-    hub_dir: Path | None,
-    connection_string: str | None,
-) -> None:
-    spec = CampaignSpec(
-        id=campaign_id,
-        pattern=pattern,
-        target=target,
-        mode="continuous" if continuous else "snapshot",
-        rollout=Rollout(per_minute=rate, ramp_factor=ramp),
-        groups=(Group(name="canary", condition=canary),) if canary else (),
-        abort=AbortCriteria(failure_percent=abort_percent) if abort_percent else None,
-        retries=Retries(max_attempts=attempts),
-        timeout_seconds=timeout,
-    )
-    Campaign.create(connect(hub_dir, connection_string), spec)
-    typer.echo(
-        f"campaign {campaign_id} created; run it with `twinfleet campaign run {campaign_id}`"
-    )
-
-
-@create_app.command("firmware")
-def create_firmware(
-    campaign_id: str,
-    version: str = typer.Option(...),
-    url: str = typer.Option(...),
-    sha256: str = typer.Option(..., help="SHA-256 of the image, hex."),
-    target: str = TargetOption,
-    canary: str | None = CanaryOption,
-    rate: float = RateOption,
-    ramp: float = RampOption,
-    abort_percent: float | None = AbortOption,
-    attempts: int = RetriesOption,
-    timeout: float = TimeoutOption,
-    continuous: bool = ContinuousOption,
-    hub_dir: Path | None = HubDirOption,
-    connection_string: str | None = ConnectionOption,
-) -> None:
-    """A firmware update campaign."""
-    pattern = FirmwareUpdate(version=version, package_uri=url, check_value=sha256)
-    _create(
-        pattern,
-        campaign_id,
-        target,
-        canary,
-        rate,
-        ramp,
-        abort_percent,
-        attempts,
-        timeout,
-        continuous,
-        hub_dir,
-        connection_string,
-    )
-
-
-@create_app.command("config")
-def create_config(
-    campaign_id: str,
-    settings: str = typer.Option(..., help="Settings as a JSON object."),
-    config_version: int = typer.Option(
-        ..., "--config-version", help="The new configuration version."
-    ),
-    target: str = TargetOption,
-    canary: str | None = CanaryOption,
-    rate: float = RateOption,
-    ramp: float = RampOption,
-    abort_percent: float | None = AbortOption,
-    attempts: int = RetriesOption,
-    timeout: float = TimeoutOption,
-    continuous: bool = ContinuousOption,
-    hub_dir: Path | None = HubDirOption,
-    connection_string: str | None = ConnectionOption,
-) -> None:
-    """A configuration change campaign."""
-    pattern = ConfigurationChange(version=config_version, settings=json.loads(settings))
-    _create(
-        pattern,
-        campaign_id,
-        target,
-        canary,
-        rate,
-        ramp,
-        abort_percent,
-        attempts,
-        timeout,
-        continuous,
-        hub_dir,
-        connection_string,
-    )
-
-
-@create_app.command("reboot")
-def create_reboot(
-    campaign_id: str,
-    delay: float = typer.Option(0.0),
-    target: str = TargetOption,
-    canary: str | None = CanaryOption,
-    rate: float = RateOption,
-    abort_percent: float | None = AbortOption,
-    hub_dir: Path | None = HubDirOption,
-    connection_string: str | None = ConnectionOption,
-) -> None:
-    """A reboot campaign."""
-    _create(
-        Reboot(delay=delay),
-        campaign_id,
-        target,
-        canary,
-        rate,
-        1.0,
-        abort_percent,
-        1,
-        600,
-        False,
-        hub_dir,
-        connection_string,
-    )
-
-
-@create_app.command("factory-reset")
-def create_factory_reset(
-    campaign_id: str,
-    target: str = TargetOption,
-    canary: str | None = CanaryOption,
-    rate: float = RateOption,
-    abort_percent: float | None = AbortOption,
-    hub_dir: Path | None = HubDirOption,
-    connection_string: str | None = ConnectionOption,
-) -> None:
-    """A factory reset campaign."""
-    _create(
-        FactoryReset(),
-        campaign_id,
-        target,
-        canary,
-        rate,
-        1.0,
-        abort_percent,
-        1,
-        600,
-        False,
-        hub_dir,
-        connection_string,
-    )
 
 
 def _print_status(status: CampaignStatus) -> None:
