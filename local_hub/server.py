@@ -190,13 +190,13 @@ class HubServer:
         return {
             "name": self.name,
             "serviceConnectionString": self.service_connection_string,
-            "caCertificatePath": str(self.certs.ca_cert),
-            "caBundlePath": str(self.certs.bundle),
+            "caCertificatePath": str(self.certs.ca_cert.resolve()),
+            "caBundlePath": str(self.certs.bundle.resolve()),
             "deviceHostName": self.device_host_name,
             "gatewayHostName": self.host,
             "serviceEndpoint": {"host": self.host, "port": self.service_port},
             "deviceEndpoint": {"host": self.host, "port": self.endpoint.port},
-            "dataDir": str(self.data_dir),
+            "dataDir": str(self.data_dir.resolve()),
             "pid": os.getpid(),
         }
 

@@ -3,7 +3,6 @@ string (`--connection-string`, or `TWINFLEET_CONNECTION_STRING`)."""
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -23,17 +22,7 @@ ConnectionOption = typer.Option(
 def connect(hub_dir: Path | None, connection_string: str | None) -> TwinManager:
     """A TwinManager for the hub the options name; exits with a clear message when none is."""
     if hub_dir is not None:
-        info_path = hub_dir / "hub.json"
-        if not info_path.exists():
-            typer.echo(
-                f"error: no running hub in {hub_dir} (start `twinfleet hub serve`)", err=True
-            )
-            raise typer.Exit(2)
-        info = json.loads(info_path.read_text())
-        return TwinManager(
-            info["serviceConnectionString"], ca_file=info["caCertificatePath"],
-            device_host_name=info["deviceHostName"], gateway_host_name=info["gatewayHostName"],
-        )  # fmt: skip
+        return TwinManager.from_hub_dir(hub_dir)
     text = connection_string or os.environ.get("TWINFLEET_CONNECTION_STRING")
     if not text:
         typer.echo("error: name a hub with --hub-dir, --connection-string or "

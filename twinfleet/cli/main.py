@@ -7,7 +7,7 @@ import typer
 from pydantic import ValidationError
 
 from queries import QueryError
-from twin_manager import TwinManagerError
+from twin_manager import InvalidQuery, TwinManagerError
 from twinfleet.cli import (
     agent,
     campaigns,
@@ -68,7 +68,7 @@ def run() -> None:
         if _debug or "--debug" in sys.argv:
             raise
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if isinstance(exc, QueryError):
-            message = str(exc)
+        if isinstance(exc, QueryError | InvalidQuery):
+            message = str(exc)  # the query's line and a caret under the fault follow
         typer.echo(f"error: {message}", err=True)
         sys.exit(1)
