@@ -26,11 +26,12 @@ from local_hub.clock import Clock
 from local_hub.mqtt import DeviceEndpoint
 from local_hub.rest import Faults, ServiceContext, make_app, sign_artifact
 
-__all__ = ["DEFAULT_NAME", "MQTT_PORT", "HubServer", "serve"]
+__all__ = ["DEFAULT_NAME", "HTTPS_PORT", "MQTT_PORT", "HubServer", "serve"]
 
 log = logging.getLogger(__name__)
 
 MQTT_PORT = 8883
+HTTPS_PORT = 443
 DEFAULT_NAME = "twinfleet"
 
 
@@ -104,7 +105,14 @@ class HubServer:
 
     @property
     def service_host_name(self) -> str:
-        """The HostName of the service connection string: where the REST endpoint listens."""
+        """The HostName of the service connection string: where the REST endpoint listens.
+
+        On port 443 it is the bare address, as every SDK expects of IoT Hub (the Node.js, .NET,
+        Java and C service SDKs take HostName as a host name and always dial 443). On any other
+        port it is `<address>:<port>`, which only the Python service SDK understands.
+        """
+        if self.service_port == HTTPS_PORT:
+            return self.host
         return f"{self.host}:{self.service_port}"
 
     async def start(self) -> None:
