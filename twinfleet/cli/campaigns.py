@@ -27,7 +27,13 @@ from patterns.campaigns import (
     records,
     specs,
 )
-from twinfleet.cli.connecting import ConnectionOption, HubDirOption, connect
+from twinfleet.cli.connecting import (
+    ConnectionOption,
+    HubDirOption,
+    connect,
+    connect_artifacts,
+)
+from twinfleet.cli.durations import parse_duration
 
 __all__ = ["app"]
 
@@ -82,8 +88,24 @@ def _create(
 def create_firmware(
     campaign_id: str,
     version: str = typer.Option(...),
-    url: str = typer.Option(...),
-    sha256: str = typer.Option(..., help="SHA-256 of the image, hex."),
+    image: Path | None = typer.Option(
+        None,
+        "--image",
+        exists=True,
+        dir_okay=False,
+        readable=True,
+        help="Upload this image to the hub and fill in its URL, size and SHA-256.",
+    ),
+    image_ttl: int = typer.Option(
+        "30d",
+        "--image-ttl",
+        parser=parse_duration,
+        help="How long the uploaded image's download URL works (devices retrying need it).",
+    ),
+    url: str | None = typer.Option(
+        None, help="Where devices download the image (not with --image)."
+    ),
+    sha256: str | None = typer.Option(None, help="SHA-256 of the image, hex (with --url)."),
     target: str = TargetOption,
     canary: str | None = CanaryOption,
     rate: float = RateOption,
@@ -95,8 +117,17 @@ def create_firmware(
     hub_dir: Path | None = HubDirOption,
     connection_string: str | None = ConnectionOption,
 ) -> None:
-    """A firmware update campaign."""
-    pattern = FirmwareUpdate(version=version, url=url, sha256=sha256)
+    """A firmware update campaign: give --image FILE, or --url and --sha256 of a hosted image."""
+    size: int | None = None
+    if image is not None:
+        if url is not None or sha256 is not None:
+            raise typer.BadParameter("give --image, or --url and --sha256, not both")
+        uploaded = connect_artifacts(hub_dir, connection_string).upload(image, ttl=image_ttl)
+        url, sha256, size = uploaded.url, uploaded.sha256, uploaded.size
+        typer.echo(f"uploaded {image.name} ({size} bytes, sha256 {sha256})")
+    if url is None or sha256 is None:
+        raise typer.BadParameter("give --image FILE, or both --url and --sha256")
+    pattern = FirmwareUpdate(version=version, url=url, sha256=sha256, size=size)
     _create(
         pattern,
         campaign_id,
