@@ -97,8 +97,10 @@ def test_a_firmware_campaign_from_an_image_file(hub_process: Any, tmp_path: Path
             fleet.create_device(device_id)
             simulated.add(fleet.device_connection_string(device_id), tmp_path / device_id,
                           ca_cert=Path(ca_file).read_text(), image_ca_file=ca_file)  # fmt: skip
-        both = _twinfleet(hub_dir, "campaign", "create", "firmware", "fw3", "--version", "3.0.0",
-                          "--image", str(image), "--url", "https://x/y", "--target", "true")  # fmt: skip
+        both = _twinfleet(
+            hub_dir, "campaign", "create", "firmware", "fw3", "--version", "3.0.0",
+            "--image", str(image), "--url", "https://x/y", "--target", "true",
+        )  # fmt: skip
         assert both.returncode == 2
         assert "not both" in both.stderr
         created = _twinfleet(
