@@ -60,7 +60,8 @@ def test_artifact_upload_url_list_and_delete(hub_process: Any, tmp_path: Path) -
     listed = _twinfleet(hub_dir, "artifact", "list", "--json", **env)
     assert listed.returncode == 0, listed.stderr
     assert {(a["name"], a["sha256"]) for a in json.loads(listed.stdout)} == {
-        ("fw2.bin", digest), ("fw-2.0.0.bin", digest)
+        ("fw2.bin", digest),
+        ("fw-2.0.0.bin", digest),
     }
     fresh = _twinfleet(hub_dir, "artifact", "url", "fw2.bin", "--ttl", "90s", "--json", **env)
     assert fresh.returncode == 0, fresh.stderr
