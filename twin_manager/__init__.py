@@ -7,7 +7,9 @@ with TwinManager.from_connection_string(connection_string) as fleet:  # or .from
     print(fleet.group_by("properties.reported.firmware.currentFwVersion"))
 """
 
+from twin_manager.artifacts import Artifact, ArtifactStore
 from twin_manager.errors import (
+    ArtifactNotFound,
     Conflict,
     DeviceNotFound,
     DeviceNotOnline,
@@ -37,6 +39,9 @@ from twin_manager.sentinels import NOT_GIVEN
 
 __all__ = [
     "NOT_GIVEN",
+    "Artifact",
+    "ArtifactNotFound",
+    "ArtifactStore",
     "Configuration",
     "Conflict",
     "Device",

@@ -10,6 +10,7 @@ from queries import QueryError
 from twin_manager import InvalidQuery, TwinManagerError
 from twinfleet.cli import (
     agent,
+    artifacts,
     campaigns,
     demo,
     devices,
@@ -54,6 +55,7 @@ app.add_typer(fleet.app, name="fleet")
 app.add_typer(devices.device_app, name="device")
 app.add_typer(devices.twin_app, name="twin")
 app.add_typer(campaigns.app, name="campaign")
+app.add_typer(artifacts.app, name="artifact")
 app.add_typer(jobs.app, name="job")
 app.command("query")(querying.query)
 app.command("invoke")(querying.invoke)
