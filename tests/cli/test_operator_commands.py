@@ -93,6 +93,20 @@ def test_job_commands(hub: LocalHub) -> None:
     job_id = done.stdout.split()[1]
     assert "j-1" in _twinfleet(hub, "job", "show", job_id).stdout
     assert job_id in _twinfleet(hub, "job", "list").stdout
+    shown = json.loads(_twinfleet(hub, "job", "show", job_id, "--json").stdout)
+    assert (shown["jobId"], shown["status"]) == (job_id, "completed")
+    assert [r["deviceId"] for r in shown["deviceResults"]] == ["j-1"]
+    assert [j["jobId"] for j in json.loads(_twinfleet(hub, "job", "list", "--json").stdout)] == [
+        job_id
+    ]
+
+    nobody = _twinfleet(hub, "job", "invoke", "tags.wave = 2", "reboot")
+    assert nobody.returncode == 1
+    assert "matches no device" in nobody.stderr
+    assert "--allow-empty" in nobody.stderr
+    assert len(json.loads(_twinfleet(hub, "job", "list", "--json").stdout)) == 1  # none made
+    allowed = _twinfleet(hub, "job", "invoke", "tags.wave = 2", "reboot", "--allow-empty")
+    assert allowed.returncode == 0, allowed.stderr
 
 
 def test_identities_print_as_json_in_azure_shapes(hub: LocalHub, tmp_path: Path) -> None:
