@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint bench demo format clean
+.PHONY: test lint docs bench demo format clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,7 +18,13 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: lint
+# The documentation site: concepts, the CLI reference (generated from the commands themselves) and
+# the API reference (from docstrings); any warning fails the build.
+docs: $(STAMP)
+	$(BIN)/typer twinfleet.cli.main utils docs --name twinfleet --output docs/reference/cli.md
+	$(BIN)/mkdocs build --strict --quiet --site-dir build/site
+
+test: lint docs
 	$(BIN)/pytest -n auto
 
 bench: $(STAMP)
@@ -32,4 +38,4 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis build/site docs/reference/cli.md
