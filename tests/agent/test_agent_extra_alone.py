@@ -44,7 +44,8 @@ def test_the_agent_extra_alone_runs_the_agent_command(
     # The back-end command is installed too (scripts are not per extra): it says what it needs.
     refused = subprocess.run([str(bin_dir / "twinfleet")], capture_output=True, text=True)
     assert refused.returncode == 1
-    assert "twinfleet-agent --config" in refused.stderr and "Traceback" not in refused.stderr
+    assert "twinfleet-agent --config" in refused.stderr
+    assert "Traceback" not in refused.stderr
 
     handlers = tmp_path / "handlers"
     handlers.mkdir()
@@ -79,7 +80,8 @@ def test_the_agent_extra_alone_runs_the_agent_command(
             timeout=60,
         )
         configuration = eventually(lambda: reported().get("configuration"))
-        assert configuration["version"] == 2 and configuration["status"] == "applied"
+        assert configuration["version"] == 2
+        assert configuration["status"] == "applied"
         assert configuration["settings"] == {"interval": 30}
         assert reported().get("leds") == {"color": "green", "lit": True}
         assert agent.poll() is None  # the reboot re-executed the same process
