@@ -174,3 +174,33 @@ def test_a_real_device_reboots_and_confirms_through_its_commands(
     finally:
         code = agent.stop()
     assert code == 0, log.read_text()[-2000:]
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_unit_file_runs_the_agent_command_under_a_watchdog(tmp_path: Path) -> None:
+    import configparser
+
+    text = (ROOT / "packaging" / "twinfleet-agent.service").read_text()
+    unit = configparser.ConfigParser(strict=False, interpolation=None)
+    unit.optionxform = str  # type: ignore[assignment,method-assign]
+    unit.read_string(text)
+    service = unit["Service"]
+    assert service["Type"] == "notify"
+    assert service["Restart"] == "always"
+    assert int(service["WatchdogSec"]) > 0
+    assert service["RestartPreventExitStatus"] == "2"  # a bad settings file: no restart loop
+    program, *arguments = service["ExecStart"].split()
+    assert program.endswith("/twinfleet-agent")
+    assert arguments == ["--config", "/etc/twinfleet/agent.toml"]
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed: the unit's syntax is not checked")
+    # systemd's own checker, with ExecStart pointing at this environment's command.
+    installed = Path(sys.executable).parent / "twinfleet-agent"
+    copy = tmp_path / "twinfleet-agent.service"
+    copy.write_text(text.replace(program, str(installed)))
+    result = subprocess.run([analyze, "verify", str(copy)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
