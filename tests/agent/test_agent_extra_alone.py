@@ -47,6 +47,10 @@ def test_the_agent_extra_alone_runs_the_agent_command(
     assert "twinfleet-agent --config" in refused.stderr
     assert "Traceback" not in refused.stderr
 
+    unit = subprocess.run([str(bin_dir / "twinfleet-agent"), "--systemd-unit"],
+                          capture_output=True, text=True, check=True).stdout  # fmt: skip
+    assert f"ExecStart={bin_dir / 'twinfleet-agent'} --config /etc/twinfleet/agent.toml" in unit
+
     handlers = tmp_path / "handlers"
     handlers.mkdir()
     (handlers / "fleet_leds.py").write_text(HANDLER)

@@ -182,7 +182,10 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_the_unit_file_runs_the_agent_command_under_a_watchdog(tmp_path: Path) -> None:
     import configparser
 
+    from device_agent import units
+
     text = (ROOT / "packaging" / "twinfleet-agent.service").read_text()
+    assert text == units.render("/opt/twinfleet/bin/twinfleet-agent", "/etc/twinfleet/agent.toml")
     unit = configparser.ConfigParser(strict=False, interpolation=None)
     unit.optionxform = str  # type: ignore[assignment,method-assign]
     unit.read_string(text)
@@ -191,16 +194,19 @@ def test_the_unit_file_runs_the_agent_command_under_a_watchdog(tmp_path: Path) -
     assert service["Restart"] == "always"
     assert int(service["WatchdogSec"]) > 0
     assert service["RestartPreventExitStatus"] == "2"  # a bad settings file: no restart loop
-    program, *arguments = service["ExecStart"].split()
-    assert program.endswith("/twinfleet-agent")
-    assert arguments == ["--config", "/etc/twinfleet/agent.toml"]
+    # What the command prints for this install, checked by systemd's own verifier.
+    config = tmp_path / "agent.toml"
+    printed = subprocess.run(
+        [sys.executable, "-m", "device_agent", "--systemd-unit", "--config", str(config)],
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout  # fmt: skip
+    installed = Path(sys.executable).parent / "twinfleet-agent"
+    assert f"ExecStart={installed} --config {config}\n" in printed
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
         pytest.skip("systemd-analyze is not installed: the unit's syntax is not checked")
-    # systemd's own checker, with ExecStart pointing at this environment's command.
-    installed = Path(sys.executable).parent / "twinfleet-agent"
     copy = tmp_path / "twinfleet-agent.service"
-    copy.write_text(text.replace(program, str(installed)))
+    copy.write_text(printed)
     result = subprocess.run([analyze, "verify", str(copy)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
