@@ -282,13 +282,11 @@ class DeviceAgent:
                 "error": str(exc),
             }
         self._config_state.save(outcome)
-        log.info("configuration %s %s", desired.version, outcome["status"])
         self.report({"configuration": outcome})
 
     # -- methods ---------------------------------------------------------------------------
 
     async def _on_method(self, connection: DeviceConnection, call: MethodCall) -> None:
-        log.info("direct method %s called", call.name)
         try:
             if call.name == REBOOT:
                 payload = RebootPayload.model_validate(call.payload or {})

@@ -12,6 +12,8 @@ import venv
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from twin_manager import TwinManager
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,6 +31,9 @@ def install(agent):
 """
 
 
+# pip builds and installs the package in a fresh venv (pip's cache saves the downloads): about a
+# minute alone on two cores, more when other tests share the CPU; the subprocess has its own bound.
+@pytest.mark.timeout(600)
 def test_the_agent_extra_alone_runs_the_agent_command(
     fleet: TwinManager, agent_settings: Any, upload: Any, tmp_path: Path, eventually: Any
 ) -> None:
