@@ -4,6 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
+# Microsoft's Node.js SDKs for tests/node, pinned by its package-lock.json: installed with
+# `npm ci` only when node_modules is missing or the lock file changed.
+NODE_TESTS := tests/node
+NODE_STAMP := $(NODE_TESTS)/node_modules/.installed
+
 .PHONY: test lint bench demo format clean
 
 $(STAMP): pyproject.toml
@@ -18,7 +23,11 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: lint
+$(NODE_STAMP): $(NODE_TESTS)/package.json $(NODE_TESTS)/package-lock.json
+	cd $(NODE_TESTS) && npm ci --no-audit --no-fund
+	touch $(NODE_STAMP)
+
+test: lint $(NODE_STAMP)
 	$(BIN)/pytest -n auto
 
 bench: $(STAMP)
@@ -32,4 +41,4 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis $(NODE_TESTS)/node_modules
