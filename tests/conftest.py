@@ -25,9 +25,20 @@ from typing import Any, NamedTuple
 import pytest
 import requests
 from azure.iot.hub import IoTHubRegistryManager
+from hypothesis import HealthCheck, settings
 
 from local_hub import LocalHub, ports, tokens
 from local_hub.server import HTTPS_PORT
+
+# Hypothesis's health checks time input generation; on a loaded 2-core machine (CI, or parallel
+# workers) that timing says nothing about the code under test, so it must not fail a run. The
+# properties themselves are unchanged; each test still sets its own example count.
+settings.register_profile(
+    "twinfleet",
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.load_profile("twinfleet")
 
 _MQTT_PORT = 8883
 # azure-iot-device runs every client's pipeline and callbacks on two process-wide executors that

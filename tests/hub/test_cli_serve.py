@@ -12,16 +12,29 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from azure.iot.device import IoTHubDeviceClient
 
 from local_hub import LocalHub, ports
+from twin_manager import TwinManager
 
 
 def test_serve_logs_each_endpoint_and_stops_on_sigint(hub_process: Any) -> None:
     info = hub_process.start()
     process = hub_process.process
+    fleet = TwinManager.from_hub_dir(hub_process.data_dir)
+    fleet.create_device("on-at-stop")
+    device = IoTHubDeviceClient.create_from_connection_string(
+        fleet.device_connection_string("on-at-stop"),
+        server_verification_cert=Path(info["caCertificatePath"]).read_text(),
+        connection_retry=False,
+    )
+    device.connect()  # a device still connected when the hub stops
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=15) == 0
+    device.shutdown()
     log = process.stderr.read().decode()
+    assert "Traceback" not in log
+    assert "CancelledError" not in log
     process.stderr.close()
     host, port = info["serviceEndpoint"]["host"], info["serviceEndpoint"]["port"]
     assert f"device endpoint (MQTT over TLS) listening on {host}:8883" in log
