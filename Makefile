@@ -4,6 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
+# Microsoft's Node.js SDKs for tests/node, pinned by its package-lock.json: installed with
+# `npm ci` only when node_modules is missing or the lock file changed.
+NODE_TESTS := tests/node
+NODE_STAMP := $(NODE_TESTS)/node_modules/.installed
+
 .PHONY: test lint docs bench demo format clean
 
 $(STAMP): pyproject.toml
@@ -24,7 +29,11 @@ docs: $(STAMP)
 	$(BIN)/typer twinfleet.cli.main utils docs --name twinfleet --output docs/reference/cli.md
 	$(BIN)/mkdocs build --strict --quiet --site-dir build/site
 
-test: lint docs
+$(NODE_STAMP): $(NODE_TESTS)/package.json $(NODE_TESTS)/package-lock.json
+	cd $(NODE_TESTS) && npm ci --no-audit --no-fund
+	touch $(NODE_STAMP)
+
+test: lint docs $(NODE_STAMP)
 	$(BIN)/pytest -n auto
 
 bench: $(STAMP)
@@ -39,3 +48,4 @@ format: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis build/site docs/reference/cli.md
+	rm -rf $(NODE_TESTS)/node_modules
