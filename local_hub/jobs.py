@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,6 +30,7 @@ import queries
 from local_hub import errors, registry, store
 from local_hub.clock import Clock, iso
 from local_hub.mqtt import DeviceEndpoint
+from local_hub.quotas import Quotas
 
 __all__ = ["EVERY_DEVICE", "JOB_TYPES", "JobRunner", "parse_time", "targets"]
 
@@ -122,10 +123,10 @@ class JobRunner:
 
     def __init__(
         self, db: store.Store, hub_registry: registry.Registry, endpoint: DeviceEndpoint,
-        *, clock: Clock, pace: Callable[[], Awaitable[None]] | None = None,
+        *, clock: Clock, quotas: Quotas | None = None,
     ) -> None:  # fmt: skip
         self._store = db
-        self._pace = pace
+        self._quotas = quotas
         self._registry = hub_registry
         self._endpoint = endpoint
         self._clock = clock
@@ -184,6 +185,15 @@ class JobRunner:
         job = _validate(job_id, body)
         if self._load(job_id) is not None:
             raise errors.Conflict(f"A job with id {job_id!r} already exists.", error_code="409101")
+        if self._quotas is not None:
+            active = sum(1 for (doc,) in self._store.execute("SELECT doc FROM jobs")
+                         if json.loads(doc)["status"] not in FINISHED)  # fmt: skip
+            if active >= self._quotas.max_active_jobs:
+                raise errors.TooManyActiveJobs(
+                    f"{active} job(s) are already scheduled or running; an IoT hub on "
+                    f"{self._quotas} runs at most {self._quotas.max_active_jobs} at once. Wait "
+                    "for one to finish, or cancel it."
+                )
         now = self._clock()
         start = parse_time(job["startTime"], "startTime")
         job.update(
@@ -276,8 +286,8 @@ class JobRunner:
 
         async def one(row: dict[str, Any]) -> None:
             async with gate:
-                if self._pace is not None:
-                    await self._pace()
+                if self._quotas is not None:
+                    await self._quotas.pace("jobsDeviceOperations")
                 await self._run_device(running, row, deadline)
 
         work = asyncio.gather(*(one(row) for row in pending))
