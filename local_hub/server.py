@@ -15,7 +15,6 @@ import logging
 import os
 import secrets
 import time
-import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +23,14 @@ from aiohttp import web
 from local_hub import certs, configurations, files, jobs, quotas, registry, store
 from local_hub.clock import Clock
 from local_hub.mqtt import DeviceEndpoint
-from local_hub.rest import Faults, ServiceContext, make_app, sign_artifact
+from local_hub.rest import Faults, ServiceContext, make_app, signed_url
 
-__all__ = ["DEFAULT_NAME", "MQTT_PORT", "HubServer", "serve"]
+__all__ = ["DEFAULT_NAME", "HTTPS_PORT", "MQTT_PORT", "HubServer", "serve"]
 
 log = logging.getLogger(__name__)
 
 MQTT_PORT = 8883
+HTTPS_PORT = 443
 DEFAULT_NAME = "twinfleet"
 
 
@@ -118,7 +118,14 @@ class HubServer:
 
     @property
     def service_host_name(self) -> str:
-        """The HostName of the service connection string: where the REST endpoint listens."""
+        """The HostName of the service connection string: where the REST endpoint listens.
+
+        On port 443 it is the bare address, as every SDK expects of IoT Hub (the Node.js, .NET,
+        Java and C service SDKs take HostName as a host name and always dial 443). On any other
+        port it is `<address>:<port>`, which only the Python service SDK understands.
+        """
+        if self.service_port == HTTPS_PORT:
+            return self.host
         return f"{self.host}:{self.service_port}"
 
     async def start(self) -> None:
@@ -197,9 +204,7 @@ class HubServer:
     def artifact_url(self, name: str, ttl: float = 24 * 3600) -> str:
         """A download URL for an artifact, signed and valid for `ttl` seconds."""
         expiry = int(self.clock() + ttl)
-        sig = sign_artifact(self.owner_keys[0], name, expiry)
-        quoted = urllib.parse.quote(name)
-        return f"https://{self.service_host_name}/artifacts/{quoted}?se={expiry}&sig={sig}"
+        return signed_url(self.service_host_name, self.owner_keys[0], name, expiry)
 
     @property
     def info(self) -> dict[str, Any]:
@@ -207,13 +212,13 @@ class HubServer:
         return {
             "name": self.name,
             "serviceConnectionString": self.service_connection_string,
-            "caCertificatePath": str(self.certs.ca_cert),
-            "caBundlePath": str(self.certs.bundle),
+            "caCertificatePath": str(self.certs.ca_cert.resolve()),
+            "caBundlePath": str(self.certs.bundle.resolve()),
             "deviceHostName": self.device_host_name,
             "gatewayHostName": self.host,
             "serviceEndpoint": {"host": self.host, "port": self.service_port},
             "deviceEndpoint": {"host": self.host, "port": self.endpoint.port},
-            "dataDir": str(self.data_dir),
+            "dataDir": str(self.data_dir.resolve()),
             "tier": None if self.quotas is None else self.quotas.tier,
             "units": None if self.quotas is None else self.quotas.units,
             "pid": os.getpid(),

@@ -24,7 +24,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from device_agent import SimulatedFleet
-from local_hub import LocalHub
+from local_hub import LocalHub, ports
+from local_hub.server import HTTPS_PORT
 from patterns.campaigns import (
     AbortCriteria,
     Campaign,
@@ -134,11 +135,14 @@ def run_demo(console: Console, *, devices: int = 50, keep: bool = False) -> int:
     started = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="twinfleet-demo-"))
     host = _free_loopback()
-    hub = LocalHub(workdir / "hub", host=host, name="demo-hub").start()
+    # IoT Hub's own port when this process may take it (every language's SDK then connects).
+    service_port = HTTPS_PORT if ports.can_listen(host, HTTPS_PORT) else 0
+    hub = LocalHub(workdir / "hub", host=host, name="demo-hub", service_port=service_port).start()
     simulated = SimulatedFleet().start()
     try:
         fleet = TwinManager.from_local_hub(hub)
-        console.print(f"Local hub [bold]{hub.device_host_name}[/] on {host} (data in {workdir})")
+        console.print(f"Local hub [bold]{hub.device_host_name}[/] on {host}, service port "
+                      f"{hub.service_port} (data in {workdir})")  # fmt: skip
         registered = _register(fleet, devices)
         ca_text, ca_file = hub.ca_certificate, hub.ca_certificate_path
 

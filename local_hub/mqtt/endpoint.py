@@ -204,6 +204,11 @@ class DeviceEndpoint:
             log.warning("closing a device connection after a malformed packet: %s", exc)
         except (TimeoutError, ConnectionError, ssl.SSLError, OSError) as exc:
             log.info("device connection ended: %s", type(exc).__name__)
+        except asyncio.CancelledError:
+            # The endpoint is closing. asyncio's stream callback reads `task.exception()` of a
+            # finished handler, which raises for a cancelled one and logs a traceback per device
+            # (CPython 3.11), so the handler ends normally: the task was ours to stop.
+            log.debug("device connection closed as the hub stops")
         finally:
             writer.close()
             if connection is not None:

@@ -97,7 +97,8 @@ async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     tokens.verify_sas_token(
         header, resource=ctx.host_name, keys=ctx.owner_keys, now=ctx.clock(), key_name=OWNER_POLICY
     )
-    if not request.path.startswith("/artifacts/") and "api-version" not in request.query:
+    artifact = request.path == "/artifacts" or request.path.startswith("/artifacts/")
+    if not artifact and "api-version" not in request.query:
         raise errors.BadRequest("The request has no api-version query parameter.")
     return await handler(request)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 
 import local_hub
-from local_hub import quotas
+from local_hub import ports, quotas
 from local_hub.store import SchemaTooNew
 
 __all__ = ["app"]
@@ -70,7 +70,8 @@ def serve(
     try:
         asyncio.run(_serve(data_dir, host, service_port, name, tier, units))
     except OSError as exc:
-        typer.echo(f"error: cannot start the hub: {exc.strerror or exc}", err=True)
+        reason = ports.permission_hint(exc, host, service_port) or exc.strerror or exc
+        typer.echo(f"error: cannot start the hub: {reason}", err=True)
         raise typer.Exit(1) from None
     except SchemaTooNew as exc:
         typer.echo(f"error: cannot start the hub: {exc}", err=True)
