@@ -4,7 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint bench demo format clean
+CHROMIUM := /usr/lib/chromium/chromium
+
+.PHONY: test lint bench demo format clean chromium
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,7 +20,12 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: lint
+# The dashboard's browser tests drive Debian's chromium (Playwright cannot download its own here).
+chromium:
+	test -x $(CHROMIUM) || { apt-get update && \
+		apt-get install -y --no-install-recommends chromium fonts-liberation; }
+
+test: lint chromium
 	$(BIN)/pytest -n auto
 
 bench: $(STAMP)

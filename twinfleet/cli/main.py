@@ -11,6 +11,7 @@ from twin_manager import TwinManagerError
 from twinfleet.cli import (
     agent,
     campaigns,
+    dashboard,
     demo,
     devices,
     fleet,
@@ -47,6 +48,7 @@ def _main(
 
 
 app.command("demo")(demo.demo)
+app.command("dashboard")(dashboard.dashboard)
 app.command("query-demo")(query_demo.query_demo)
 app.add_typer(hub.app, name="hub")
 app.add_typer(agent.app, name="agent")
