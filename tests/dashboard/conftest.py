@@ -90,35 +90,55 @@ SENSORS = ["sensor-0", "sensor-1", "sensor-2", "sensor-3"]
 IDLE = ["idle-0", "idle-1"]
 
 
+@dataclass
+class ModuleHub:
+    hub: LocalHub
+    fleet: TwinManager
+    root: Path
+
+
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+def module_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleHub]:
+    """A hub for the whole module (its own loopback address and data directory)."""
     root = tmp_path_factory.mktemp("dashboard")
     with LocalHub(root / "hub", host=allocate_loopback()) as hub:
-        fleet = TwinManager.from_local_hub(hub)
-        for device_id in SENSORS:
-            fleet.create_device(device_id)
-            fleet.update_tags(device_id, {"kind": "sensor", "ring": "canary"
-                                          if device_id == "sensor-0" else "main"})  # fmt: skip
-        fleet.create_device("idle-0")
-        fleet.create_device("idle-1", enabled=False)
-        for device_id in IDLE:
-            fleet.update_tags(device_id, {"kind": "idle"})
-        fleet.create_device("xss-0")
-        fleet.update_twin("xss-0", tags={"kind": "idle", "note": XSS}, desired={"label": XSS})
-        agents = SimulatedFleet().start()
-        settings = Settings(store_path=root / "dashboard.json", port=0, query_budget=100_000,
-                            cache_ttl=0.3, refresh_seconds=0.5, alert_interval=0.5)  # fmt: skip
-        server = DashboardServer(settings, HubAccess(fleet)).start()
-        site = Site(hub, fleet, server, agents, root)
-        try:
-            site.add_agents(SENSORS[:3])
-            site.add_agents(SENSORS[3:], initial_version="2.0.0")
-            eventually(
-                lambda: fleet.count("IS_DEFINED(properties.reported.firmware.currentFwVersion) "
-                                    "AND connectionState = 'Connected'") == 4,
-                what="four agents online and reporting",
-            )  # fmt: skip
-            yield site
-        finally:
-            server.close()
-            agents.stop()
+        yield ModuleHub(hub, TwinManager.from_local_hub(hub), root)
+
+
+def dashboard_settings(root: Path, **options: Any) -> Settings:
+    """Settings for tests: a free port, an unlimited budget, a short TTL and quick refresh."""
+    defaults: dict[str, Any] = {"store_path": root / "dashboard.json", "port": 0,
+                                "query_budget": 100_000, "cache_ttl": 0.3,
+                                "refresh_seconds": 0.5, "alert_interval": 0.5}  # fmt: skip
+    return Settings(**{**defaults, **options})
+
+
+@pytest.fixture(scope="module")
+def site(module_hub: ModuleHub) -> Iterator[Site]:
+    """The known fleet on the module's hub, agents running, and a dashboard over it."""
+    hub, fleet, root = module_hub.hub, module_hub.fleet, module_hub.root
+    for device_id in SENSORS:
+        fleet.create_device(device_id)
+        fleet.update_tags(device_id, {"kind": "sensor", "ring": "canary"
+                                      if device_id == "sensor-0" else "main"})  # fmt: skip
+    fleet.create_device("idle-0")
+    fleet.create_device("idle-1", enabled=False)
+    for device_id in IDLE:
+        fleet.update_tags(device_id, {"kind": "idle"})
+    fleet.create_device("xss-0")
+    fleet.update_twin("xss-0", tags={"kind": "idle", "note": XSS}, desired={"label": XSS})
+    agents = SimulatedFleet().start()
+    server = DashboardServer(dashboard_settings(root), HubAccess(fleet)).start()
+    site = Site(hub, fleet, server, agents, root)
+    try:
+        site.add_agents(SENSORS[:3])
+        site.add_agents(SENSORS[3:], initial_version="2.0.0")
+        eventually(
+            lambda: fleet.count("IS_DEFINED(properties.reported.firmware.currentFwVersion) "
+                                "AND connectionState = 'Connected'") == 4,
+            what="four agents online and reporting",
+        )  # fmt: skip
+        yield site
+    finally:
+        server.close()
+        agents.stop()

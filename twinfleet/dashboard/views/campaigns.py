@@ -69,17 +69,21 @@ async def campaign(request: web.Request) -> web.Response:
         return dash.page(request, "error.html", status=503, title="Campaign", message=str(exc))
     progress: hub_access.CampaignProgress = cached.value
     samples = dash.record_progress(campaign_id, progress, cached.fetched_at)
-    template = "_campaign_live.html" if "HX-Request" in request.headers else "campaign.html"
-    return dash.page(
+    live = progress.summary.status in ("created", "running", "paused")
+    fragment = "HX-Request" in request.headers
+    response = dash.page(
         request,
-        template,
+        "_campaign_live.html" if fragment else "campaign.html",
         title=f"Campaign {campaign_id}",
         progress=progress,
         chart=_progress_chart(samples),
         fetched_at=cached.fetched_at,
         stale=cached.stale,
-        live=progress.summary.status in ("created", "running", "paused"),
+        live=live,
     )
+    if fragment and not live:
+        response.set_status(286)  # htmx stops polling: a finished campaign changes no more
+    return response
 
 
 async def campaign_plan(request: web.Request) -> web.Response:
