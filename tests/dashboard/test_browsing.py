@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import csv
+import http.server
 import io
+import json
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import pytest
 import requests
 from playwright.sync_api import Page, expect
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.dashboard.conftest import XSS, Site, screenshot
+from tests.dashboard.conftest import XSS, Site, eventually, screenshot
 
 DRAWN = """canvas => {
     const pixels = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
@@ -142,3 +148,61 @@ def test_metrics_are_prometheus_text(site: Site, page: Page) -> None:
     samples = {s.labels["version"]: s.value for s in families["twinfleet_query_firmware"].samples}
     assert samples == {"1.0.0": 3, "2.0.0": 1}
     assert families["twinfleet_dashboard_hub_queries"].samples[0].value > 0
+
+
+class _Webhook(http.server.BaseHTTPRequestHandler):
+    received: list[dict[str, Any]] = []
+
+    def do_POST(self) -> None:
+        length = int(self.headers["Content-Length"])
+        self.received.append(json.loads(self.rfile.read(length)))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Webhook)
+    thread = threading.Thread(target=server.serve_forever, name="webhook")
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hooks/s3cr3t-path", _Webhook.received
+    server.shutdown()
+    server.server_close()
+    thread.join(10)
+
+
+def test_an_alert_fires_on_every_page_and_calls_its_webhook(
+    site: Site, page: Page, webhook: tuple[str, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    url, received = webhook
+    page.goto(site.url + "/query?q=" + requests.utils.quote(
+        "SELECT COUNT() AS n FROM devices WHERE status = 'disabled'"))  # fmt: skip
+    page.fill("#save-name", "disabled")
+    page.get_by_role("button", name="Save", exact=True).click()
+    page.goto(site.url + "/alerts")
+    page.fill("#rule-name", "someDisabled")
+    page.select_option("#rule-query", "disabled")
+    page.select_option("#rule-op", ">")
+    page.fill("#rule-threshold", "0")
+    page.fill("#rule-for", "0")
+    page.fill("#rule-webhook", url)
+    page.get_by_role("button", name="Add rule").click()
+    expect(page.locator("tr[data-rule=someDisabled] .alert-state")).to_have_text(
+        "firing", timeout=10_000)  # fmt: skip
+    assert "s3cr3t-path" not in page.content()  # only the webhook's host is shown
+    for path in ("/", "/campaigns", "/devices/idle-0"):
+        page.goto(site.url + path)
+        expect(page.locator(".alerts-firing")).to_contain_text("someDisabled")
+    screenshot(page, tmp_path / "alert.png")
+    page.click(".alerts-firing a[data-alert=someDisabled]")
+    expect(page.locator("table.results")).to_contain_text("1")  # the query behind it
+    eventually(lambda: received, what="the webhook's call")
+    assert received[0] == {"rule": "someDisabled", "state": "firing", "value": 1.0,
+                           "condition": "> 0", "query": "disabled"}  # fmt: skip
+    body = requests.get(site.url + "/metrics", timeout=10).text
+    firing = {s.labels["rule"]: s.value for f in text_string_to_metric_families(body)
+              if f.name == "twinfleet_alert_firing" for s in f.samples}  # fmt: skip
+    assert firing == {"someDisabled": 1}

@@ -22,7 +22,7 @@ async def alerts(request: web.Request) -> web.Response:
     dash = request.app[DASHBOARD]
     return dash.page(
         request,
-        "alerts.html",
+        "_alerts_live.html" if "HX-Request" in request.headers else "alerts.html",
         title="Alerts",
         states=dash.alerts.states,
         saved=dash.store.queries,
