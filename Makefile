@@ -8,8 +8,9 @@ STAMP := $(VENV)/.installed
 # `npm ci` only when node_modules is missing or the lock file changed.
 NODE_TESTS := tests/node
 NODE_STAMP := $(NODE_TESTS)/node_modules/.installed
+CHROMIUM := /usr/lib/chromium/chromium
 
-.PHONY: test lint docs bench demo format clean
+.PHONY: test lint docs bench demo format clean chromium
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,7 +34,12 @@ $(NODE_STAMP): $(NODE_TESTS)/package.json $(NODE_TESTS)/package-lock.json
 	cd $(NODE_TESTS) && npm ci --no-audit --no-fund
 	touch $(NODE_STAMP)
 
-test: lint docs $(NODE_STAMP)
+# The dashboard's browser tests drive Debian's chromium (Playwright cannot download its own here).
+chromium:
+	test -x $(CHROMIUM) || { apt-get update && \
+		apt-get install -y --no-install-recommends chromium fonts-liberation; }
+
+test: lint docs $(NODE_STAMP) chromium
 	$(BIN)/pytest -n auto
 
 bench: $(STAMP)

@@ -373,6 +373,19 @@ class TwinManager:
             if not token:
                 return
 
+    def query_page(
+        self, text: str, continuation: str | None = None, *, page_size: int = 100
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of a query (one request, one query of the hub's quota): its rows and the
+        continuation token of the next page, None after the last page.
+
+        Raises:
+            InvalidQuery: before any request, when the text is not a valid query.
+        """
+        checked_query(text)
+        body, headers = self._page(text, continuation, page_size)
+        return list(body), headers.get("x-ms-continuation") or None
+
     def _page(self, text: str, token: str | None, page_size: int) -> tuple[list[Any], Any]:
         def fetch(clients: Any) -> Any:
             return self._sdk.query_page(clients, text, token, page_size)
