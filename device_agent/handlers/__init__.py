@@ -12,7 +12,6 @@ from device_agent.handlers.api import (
     Invocation,
     MethodHandler,
     SectionHandler,
-    load_app,
 )
 from device_agent.handlers.configuration import ConfigurationHandler, Configure
 from device_agent.handlers.factory_reset import FactoryResetHandler
@@ -33,7 +32,6 @@ __all__ = [
     "SectionHandler",
     "api",
     "builtin",
-    "load_app",
 ]
 
 

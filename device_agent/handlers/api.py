@@ -14,13 +14,13 @@ factory reset calls.
 
 Handlers come from the built-ins (`device_agent.handlers`), from installed packages through the
 entry-point group `twinfleet.handlers` (each names a handler, or a class or factory that makes
-one, or a list of them), and from an application: `load_app("module:attribute")`.
+one, or a list of them), and from the settings' `handlers` or `twinfleet-agent --app`, as
+`module:attribute` (see `device_agent.loading`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import importlib.metadata
 import inspect
 import logging
@@ -44,7 +44,7 @@ __all__ = [
     "function_section",
     "handlers_of",
     "installed",
-    "load_app",
+    "is_handler",
 ]
 
 log = logging.getLogger(__name__)
@@ -116,7 +116,8 @@ class MethodHandler(Protocol):
 Handler = SectionHandler | MethodHandler
 
 
-def _is_handler(value: object) -> bool:
+def is_handler(value: object) -> bool:
+    """A handler object (not a class) implementing either protocol."""
     return not inspect.isclass(value) and isinstance(value, SectionHandler | MethodHandler)
 
 
@@ -127,7 +128,7 @@ def handlers_of(value: Any, where: str) -> list[Handler]:
     Raises:
         HandlerError: `value` is none of these (named by `where`).
     """
-    if _is_handler(value):
+    if is_handler(value):
         return [value]
     if isinstance(value, Iterable) and not isinstance(value, str | bytes):
         return [h for item in value for h in handlers_of(item, where)]
@@ -159,28 +160,6 @@ def installed(group: str = ENTRY_POINT_GROUP) -> list[Handler]:
             raise HandlerError(f"{where} failed to load: {type(exc).__name__}: {exc}") from exc
         found.extend(handlers_of(loaded, where))
     return found
-
-
-def load_app(reference: str) -> list[Handler]:
-    """Handlers an application names as `module:attribute` (e.g. `my_device.app:handlers`).
-
-    Raises:
-        HandlerError: the reference is malformed, or its module or attribute is missing.
-    """
-    module_name, _, attribute = reference.partition(":")
-    if not module_name or not attribute:
-        raise HandlerError(f"{reference!r} is not module:attribute (e.g. my_device.app:handlers)")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise HandlerError(f"cannot import {module_name!r} for {reference!r}: {exc}") from exc
-    value: Any = module
-    for part in attribute.split("."):
-        try:
-            value = getattr(value, part)
-        except AttributeError:
-            raise HandlerError(f"{module_name!r} has no attribute {attribute!r}") from None
-    return handlers_of(value, reference)
 
 
 # -- plain functions as handlers (the agent's `section` and `method` decorators) ----------------

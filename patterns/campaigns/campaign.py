@@ -141,25 +141,44 @@ class Campaign:
 
     # -- control ---------------------------------------------------------------------------
 
-    def _set_status(self, status: CampaignState, why: str) -> None:
-        self.record.status = status
-        self.record.log(self.clock(), f"{status}: {why}")
-        self.record.save(self.fleet)
-        log.info("campaign %s %s: %s", self.id, status, why)
+    def _set_status(
+        self, status: CampaignState, why: str,
+        when: Callable[[CampaignState], bool] = lambda now: not now.final,
+    ) -> bool:  # fmt: skip
+        """Set the status if `when(current status)` holds on the stored record (which another
+        process may have changed since this one read it); True when it was set."""
+        now = self.clock()
+        applied = False
+
+        def change(record: records.CampaignRecord) -> None:
+            nonlocal applied
+            applied = when(record.status)
+            if applied and record.status != status:
+                record.status = status
+                record.log(now, f"{status}: {why}")
+
+        self.record.update(self.fleet, change)
+        if applied:
+            log.info("campaign %s %s: %s", self.id, status, why)
+        return applied
 
     def pause(self, why: str = "paused by the operator") -> None:
-        if not self.record.status.final:
-            self._set_status(CampaignState.PAUSED, why)
+        self._set_status(CampaignState.PAUSED, why)
 
     def resume(self) -> None:
-        if self.record.status == CampaignState.PAUSED:
-            self._set_status(CampaignState.RUNNING, "resumed by the operator")
+        self._set_status(CampaignState.RUNNING, "resumed by the operator",
+                         lambda now: now == CampaignState.PAUSED)  # fmt: skip
 
     def cancel(self) -> None:
         """Stop admitting; queued devices are cancelled, in-flight ones finish on their own."""
-        if not self.record.status.final:
+        if self._set_status(CampaignState.CANCELLED, "cancelled by the operator"):
             self._cancel_queued("cancelled")
-            self._set_status(CampaignState.CANCELLED, "cancelled by the operator")
+
+    def abort(self, why: str = "aborted by the operator") -> None:
+        """Stop now: queued devices are cancelled and, when the spec asks for it, updated
+        devices are rolled back (as when the abort criteria trip)."""
+        if not self.record.status.final:
+            self._abort(why)
 
     def forget(self) -> int:
         """Remove a finished campaign: its record and every device's tag for it (tags are
@@ -180,11 +199,29 @@ class Campaign:
         return removed
 
     def _cancel_queued(self, reason: str) -> None:
+        def cancel(progress: DeviceProgress) -> DeviceProgress | None:
+            if progress.state != DeviceState.QUEUED:
+                return None
+            return progress.but(state=DeviceState.CANCELLED, reason=reason)
+
         for twin in self.fleet.query_twins(self._in(DeviceState.QUEUED), page_size=1000):
+            self._change(twin, cancel)
+
+    def _change(
+        self, twin: models.Twin, change: Callable[[DeviceProgress], DeviceProgress | None]
+    ) -> bool:
+        """Write `change(progress)` to a device's tag, reading the twin again when it changed
+        meanwhile (a device reporting changes its etag); False when `change` declines (None)
+        on the fresh progress, or the twin kept changing."""
+        for _ in range(10):
             progress = DeviceProgress.of(twin.tags, self.id)
-            if progress is not None:
-                self._write(twin.device_id, twin.etag,
-                            progress.but(state=DeviceState.CANCELLED, reason=reason))  # fmt: skip
+            changed = None if progress is None else change(progress)
+            if changed is None:
+                return False
+            if self._write(twin.device_id, twin.etag, changed):
+                return True
+            twin = self.fleet.get_twin(twin.device_id)
+        return False
 
     def _write(self, device_id: str, etag: str | None, progress: DeviceProgress) -> bool:
         """Write this campaign's tag on one device whole; False when another writer got there
@@ -201,15 +238,21 @@ class Campaign:
         stopped, with a fresh retry budget; succeeded devices are skipped."""
         now = self.clock()
         again = 0
-        stopped = self._in(DeviceState.FAILED, DeviceState.TIMEDOUT, DeviceState.CANCELLED)
-        for twin in self.fleet.query_twins(stopped, page_size=1000):
-            progress = DeviceProgress.of(twin.tags, self.id)
-            if progress is not None:
-                queued = progress.but(state=DeviceState.QUEUED, tries=0, not_before=None)
-                again += self._write(twin.device_id, twin.etag, queued)
-        self.record.status = CampaignState.RUNNING
+        stopped = (DeviceState.FAILED, DeviceState.TIMEDOUT, DeviceState.CANCELLED)
+
+        def requeue(progress: DeviceProgress) -> DeviceProgress | None:
+            if progress.state not in stopped:
+                return None
+            return progress.but(state=DeviceState.QUEUED, tries=0, not_before=None)
+
+        for twin in self.fleet.query_twins(self._in(*stopped), page_size=1000):
+            again += self._change(twin, requeue)
         self.record.log(now, f"re-run: {again} devices queued again")
-        self.record.save(self.fleet)
+
+        def run_again(record: records.CampaignRecord) -> None:
+            record.status = CampaignState.RUNNING
+
+        self.record.update(self.fleet, run_again)
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -234,9 +277,15 @@ class Campaign:
         if self.spec.start_at is not None and now < self.spec.start_at:
             return self.status()
         if status == CampaignState.CREATED:
-            self.record.started_at = now
+
+            def start(record: records.CampaignRecord) -> None:
+                record.started_at = record.started_at or now
+
+            self.record.update(self.fleet, start)
             self._enqueue(now)
-            self._set_status(CampaignState.RUNNING, "started")
+            if not self._set_status(CampaignState.RUNNING, "started",
+                                    lambda now: now == CampaignState.CREATED):  # fmt: skip
+                return self.status()  # paused or cancelled before it started
         elif self.spec.mode == "continuous":
             self._enqueue(now)
         self._evaluate(now)
@@ -248,8 +297,11 @@ class Campaign:
         if open_now and (self.spec.end_at is None or now < self.spec.end_at):
             self._admit(current, now)
         elif not open_now:
-            self.record.last_tick = now  # no tokens pile up while the window is shut
-            self.record.save(self.fleet)
+
+            def idle(record: records.CampaignRecord) -> None:
+                record.last_tick = now  # no tokens pile up while the window is shut
+
+            self.record.update(self.fleet, idle)
         current = self.status()
         in_flight = sum(current.counts.get(s, 0) for s in IN_FLIGHT)
         ended = self.spec.end_at is not None and now >= self.spec.end_at
@@ -348,7 +400,7 @@ class Campaign:
             delay = retries.backoff_seconds * 2 ** (progress.tries - 1)
             queued = progress.but(state=DeviceState.QUEUED, reason=reason, not_before=now + delay)
             self._write(device_id, etag, queued)
-            self.record.log(now, f"{device_id}: try {progress.tries} failed ({reason}); "
+            self.record.log(now, f"{device_id}: attempt {progress.tries} failed ({reason}); "
                                  f"retry in {delay:g} s")  # fmt: skip
         else:
             state = DeviceState.TIMEDOUT if reason.endswith("timed out") else DeviceState.FAILED
@@ -438,7 +490,6 @@ class Campaign:
         tokens = record.tokens
         if record.last_tick is not None:
             tokens = min(tokens + rate * (now - record.last_tick) / 60, max(1.0, rate))
-        record.last_tick = now
         allowed = int(tokens)
         admitted = 0
         if allowed:
@@ -453,7 +504,10 @@ class Campaign:
                     continue
                 if self._start(twin, progress, progress.step, now):
                     admitted += 1
-        record.tokens = tokens - admitted
         if admitted:
             record.log(now, f"admitted {admitted} from group {group} at {rate:g}/min")
-        record.save(self.fleet)
+
+        def spend(record: records.CampaignRecord) -> None:
+            record.tokens, record.last_tick = tokens - admitted, now
+
+        record.update(self.fleet, spend)

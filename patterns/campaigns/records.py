@@ -11,8 +11,13 @@ configurations: `campaign forget` removes finished ones).
 - the **spec** is the configuration's content (`properties.desired.twinfleetCampaign`), which
   IoT Hub never lets change after creation, as a campaign's definition never does;
 - the **state** that changes (status, the rate limiter, when it started, a bounded log) is in
-  its labels, which are mutable and written with the configuration's etag, so of two
-  controllers saving at once one gets `PreconditionFailed` and reloads.
+  its labels, which are mutable and written with the configuration's etag.
+
+An operator pausing or cancelling from one process while `campaign run` ticks in another must
+neither fail nor be overwritten, so every change to the record is a function (`update`): when
+another writer got there first (412), the record is read again, the change applied to the fresh
+state (with this writer's log lines not yet stored) and written again. A change looks at the
+record it is given, never at what it read before.
 
 Each device's own progress lives in its twin's tags (see `progress.py`); this module owns only
 the record's layout, and everything else goes through `CampaignRecord`.
@@ -22,13 +27,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from patterns.campaigns import specs
 from patterns.campaigns.progress import CampaignState
 from patterns.contracts import times
-from twin_manager import DeviceNotFound, HubError, TwinManager, models
+from twin_manager import DeviceNotFound, HubError, PreconditionFailed, TwinManager, models
 
 __all__ = ["LOG_LIMIT", "CampaignRecord", "config_id", "list_records"]
 
@@ -36,6 +41,7 @@ LOG_LIMIT = 25
 _MARK = "twinfleet"
 _CONTENT = "properties.desired.twinfleetCampaign"
 _NO_DEVICE = "deviceId = ''"
+_CONFLICT_RETRIES = 20
 
 
 def config_id(campaign_id: str) -> str:
@@ -68,6 +74,7 @@ class CampaignRecord:
         self.last_tick: float | None = limiter.get("lastTick")
         self.started_at: float | None = limiter.get("startedAt")
         self.log_lines = [labels[k] for k in sorted(labels) if k.startswith("log.")]
+        self._unsaved_log: list[str] = []
 
     @property
     def etag(self) -> str | None:
@@ -120,21 +127,43 @@ class CampaignRecord:
         labels.update({f"log.{i:02d}": line for i, line in enumerate(log[-LOG_LIMIT:])})
         return labels
 
-    def save(self, fleet: TwinManager) -> None:
-        """Write status, limiter and log back.
+    def update(self, fleet: TwinManager, change: Callable[[CampaignRecord], object]) -> None:
+        """Apply `change` to this record and write it (with the log lines not yet stored); when
+        another writer changed the record meanwhile, read it again and apply `change` again.
 
         Raises:
-            PreconditionFailed: another writer saved since this record was read.
+            PreconditionFailed: other writers kept winning, many times in a row.
         """
-        limiter = {"tokens": self.tokens, "lastTick": self.last_tick, "startedAt": self.started_at}
-        self._configuration = fleet.update_configuration(
-            self._configuration,
-            labels=self._labels(self.spec, self.status, limiter, self.log_lines),
-        )
+        for attempt in range(_CONFLICT_RETRIES):
+            change(self)
+            limiter = {"tokens": self.tokens, "lastTick": self.last_tick,
+                       "startedAt": self.started_at}  # fmt: skip
+            labels = self._labels(self.spec, self.status, limiter, self.log_lines)
+            try:
+                self._configuration = fleet.update_configuration(self._configuration, labels=labels)
+            except PreconditionFailed:
+                if attempt + 1 == _CONFLICT_RETRIES:
+                    raise
+                unsaved = self._unsaved_log
+                fresh = CampaignRecord.load(fleet, self.spec.id)
+                self._configuration = fresh._configuration
+                self.status, self.tokens = fresh.status, fresh.tokens
+                self.last_tick, self.started_at = fresh.last_tick, fresh.started_at
+                self.log_lines = [*fresh.log_lines, *unsaved][-LOG_LIMIT:]
+                self._unsaved_log = unsaved
+                continue
+            self._unsaved_log = []
+            return
+
+    def save(self, fleet: TwinManager) -> None:
+        """Write the log lines not yet stored (see `update`)."""
+        self.update(fleet, lambda record: None)
 
     def log(self, now: float, message: str) -> None:
-        """Add a line to the execution log (saved with the next `save`)."""
-        self.log_lines = [*self.log_lines, f"{times.iso(now)} {message}"[:500]][-LOG_LIMIT:]
+        """Add a line to the execution log (stored by the next `update` or `save`)."""
+        line = f"{times.iso(now)} {message}"[:500]
+        self._unsaved_log.append(line)
+        self.log_lines = [*self.log_lines, line][-LOG_LIMIT:]
 
     def delete(self, fleet: TwinManager) -> None:
         fleet.delete_configuration(config_id(self.spec.id))

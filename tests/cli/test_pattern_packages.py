@@ -138,8 +138,9 @@ def test_bad_params_and_unknown_apps_are_one_line_errors(hub: LocalHub, tmp_path
     unknown = _twinfleet(env, "campaign", "create", "nosuch", "x", *hub_dir, "--target", "true")
     assert unknown.returncode == 2
     assert "No such command 'nosuch'" in unknown.stderr
+    device = "HostName=127.0.0.1;DeviceId=d;SharedAccessKey=" + "a" * 43 + "="
     app = _twinfleet(
-        env, "agent", "run", "--simulated", "--connection-string", "x",
+        env, "agent", "run", "--simulated", "--connection-string", device,
         "--state-dir", str(tmp_path / "s"), "--app", "my_schedule:nothing",
     )  # fmt: skip
     assert app.returncode == 2

@@ -16,6 +16,7 @@ from patterns.campaigns import (
     plan,
     records,
 )
+from twinfleet.cli import exit_codes
 from twinfleet.cli.connecting import ConnectionOption, HubDirOption, connect
 from twinfleet.cli.creating import create_app
 
@@ -79,7 +80,11 @@ def run(
     hub_dir: Path | None = HubDirOption,
     connection_string: str | None = ConnectionOption,
 ) -> None:
-    """Drive the campaign until it completes, aborts or is cancelled (any process may)."""
+    """Drive the campaign until it completes, aborts or is cancelled (any process may).
+
+    Exits 0 when every device succeeded, 3 when the campaign aborted, 4 when it completed with
+    failed or timed-out devices, 5 when it was cancelled (1: an error, 2: a usage error).
+    """
     campaign = Campaign.load(connect(hub_dir, connection_string), campaign_id)
     with Progress(TextColumn("{task.description:>10}"), BarColumn(), MofNCompleteColumn()) as bars:
         tasks: dict[str, Any] = {}
@@ -93,6 +98,11 @@ def run(
 
         final = campaign.run(poll=poll, on_tick=show)
     _print_status(final)
+    code = exit_codes.campaign_exit_code(final.status, final.failed)
+    if code:
+        typer.echo(f"campaign {campaign_id} {final.status} with {final.failed} devices failed "
+                   f"(exit code {int(code)})", err=True)  # fmt: skip
+        raise typer.Exit(int(code))
 
 
 def _steering_command(action: str, help_text: str) -> None:

@@ -31,7 +31,8 @@ from patterns.campaigns import (
     Retries,
     Rollout,
 )
-from twinfleet.cli.connecting import ConnectionOption, HubDirOption, connect
+from twinfleet.cli.connecting import ConnectionOption, HubDirOption, connect, connect_artifacts
+from twinfleet.cli.durations import parse_duration
 
 __all__ = ["campaign_command", "create_app", "parse_params"]
 
@@ -74,6 +75,24 @@ _COMMON: dict[str, tuple[Any, Any]] = {
         typer.Option(None, "--abort-percent", help="Abort above this failure percentage."),
     ),
     "attempts": (int, typer.Option(1, "--attempts", help="Attempts per device (1: no retry).")),
+    "backoff": (
+        float,
+        typer.Option(
+            30.0,
+            "--backoff",
+            min=0,
+            help="Seconds before the first retry; doubles for each next one.",
+        ),
+    ),
+    "min_finished": (
+        int,
+        typer.Option(
+            5,
+            "--min-finished",
+            min=1,
+            help="Finished devices needed before --abort-percent is judged.",
+        ),
+    ),
     "timeout": (float, typer.Option(600.0, "--timeout", help="Seconds a device may take.")),
     "continuous": (
         bool,
@@ -94,11 +113,13 @@ def _create(pattern: api.Params, campaign_id: str, options: dict[str, Any]) -> N
         rollout=Rollout(per_minute=options["rate"], ramp_factor=options["ramp"]),
         groups=(Group(name="canary", condition=canary),) if canary else (),
         abort=(
-            AbortCriteria(failure_percent=options["abort_percent"])
+            AbortCriteria(
+                failure_percent=options["abort_percent"], min_finished=options["min_finished"]
+            )
             if options["abort_percent"]
             else None
         ),
-        retries=Retries(max_attempts=options["attempts"]),
+        retries=Retries(max_attempts=options["attempts"], backoff_seconds=options["backoff"]),
         timeout_seconds=options["timeout"],
     )
     Campaign.create(connect(options["hub_dir"], options["connection_string"]), spec)
@@ -115,9 +136,10 @@ def campaign_command(
 
     def decorate(make: Callable[..., api.Params]) -> Callable[..., api.Params]:
         own = list(inspect.signature(make, eval_str=True).parameters.values())
+        shared = {p.name for p in own} & _COMMON.keys()  # common options `make` needs too
 
         def command(campaign_id: str, **options: Any) -> None:
-            common = {k: options.pop(k) for k in _COMMON}
+            common = {k: options[k] if k in shared else options.pop(k) for k in _COMMON}
             _create(make(**options), campaign_id, common)
 
         keyword = inspect.Parameter.KEYWORD_ONLY
@@ -126,7 +148,7 @@ def campaign_command(
                               annotation=str),
             *(p.replace(kind=keyword) for p in own),
             *(inspect.Parameter(k, keyword, default=option, annotation=annotation)
-              for k, (annotation, option) in _COMMON.items()),
+              for k, (annotation, option) in _COMMON.items() if k not in shared),
         ]  # fmt: skip
         command.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
         command.__annotations__ = {p.name: p.annotation for p in parameters}
@@ -168,11 +190,29 @@ def _generic(
 @campaign_command(create_app, "firmware")
 def _firmware(
     version: str = typer.Option(...),
-    url: str = typer.Option(..., help="Where devices download the image."),
-    sha256: str = typer.Option(..., help="SHA-256 of the image, hex."),
-    size: int | None = typer.Option(None, help="The image's size in bytes."),
-) -> api.Params:
-    """A firmware update campaign."""
+    image: Path | None = typer.Option(
+        None, "--image", exists=True, dir_okay=False, readable=True,
+        help="Upload this image to the hub and fill in its URL, size and SHA-256.",
+    ),
+    image_ttl: int = typer.Option(
+        "30d", "--image-ttl", parser=parse_duration,
+        help="How long the uploaded image's download URL works (devices retrying need it).",
+    ),
+    url: str | None = typer.Option(None, help="Where devices download it (not with --image)."),
+    sha256: str | None = typer.Option(None, help="SHA-256 of the image, hex (with --url)."),
+    size: int | None = typer.Option(None, help="The image's size in bytes (with --url)."),
+    hub_dir: Path | None = HubDirOption,
+    connection_string: str | None = ConnectionOption,
+) -> api.Params:  # fmt: skip
+    """A firmware update campaign: give --image FILE, or --url and --sha256 of a hosted image."""
+    if image is not None:
+        if url is not None or sha256 is not None:
+            raise typer.BadParameter("give --image, or --url and --sha256, not both")
+        uploaded = connect_artifacts(hub_dir, connection_string).upload(image, ttl=image_ttl)
+        url, sha256, size = uploaded.url, uploaded.sha256, uploaded.size
+        typer.echo(f"uploaded {image.name} ({size} bytes, sha256 {sha256})")
+    if url is None or sha256 is None:
+        raise typer.BadParameter("give --image FILE, or both --url and --sha256")
     return FirmwareUpdate(version=version, package_uri=url, check_value=sha256, package_size=size)
 
 
