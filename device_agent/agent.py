@@ -26,6 +26,7 @@ from device_agent import errors
 from device_agent._client import DeviceConnection, MethodCall
 from device_agent.handlers import api as handlers_api
 from device_agent.handlers.configuration import ConfigurationHandler, Configure
+from device_agent.handlers.diagnostics import DiagnosticsHandler
 from device_agent.handlers.factory_reset import FactoryResetHandler
 from device_agent.handlers.firmware import FirmwareHandler
 from device_agent.handlers.reboot import RebootHandler
@@ -71,6 +72,7 @@ class DeviceAgent:
         builtin: list[handlers_api.Handler] = [
             FirmwareHandler(max_image_size=max_image_size, ca_file=image_ca_file),
             ConfigurationHandler(configure), RebootHandler(), FactoryResetHandler(),
+            DiagnosticsHandler(ca_file=image_ca_file),
         ]  # fmt: skip
         for handler in [*builtin, *(handlers_api.installed() if installed else ()), *handlers]:
             self.add(handler)

@@ -14,6 +14,7 @@ from device_agent.handlers.api import (
     SectionHandler,
 )
 from device_agent.handlers.configuration import ConfigurationHandler, Configure
+from device_agent.handlers.diagnostics import DiagnosticsHandler
 from device_agent.handlers.factory_reset import FactoryResetHandler
 from device_agent.handlers.firmware import FirmwareHandler
 from device_agent.handlers.reboot import RebootHandler
@@ -22,6 +23,7 @@ __all__ = [
     "Agent",
     "ConfigurationHandler",
     "Configure",
+    "DiagnosticsHandler",
     "FactoryResetHandler",
     "FirmwareHandler",
     "Handler",
@@ -37,4 +39,10 @@ __all__ = [
 
 def builtin() -> list[Handler]:
     """A fresh set of the built-in handlers, with their default options."""
-    return [FirmwareHandler(), ConfigurationHandler(), RebootHandler(), FactoryResetHandler()]
+    return [
+        FirmwareHandler(),
+        ConfigurationHandler(),
+        RebootHandler(),
+        FactoryResetHandler(),
+        DiagnosticsHandler(),
+    ]

@@ -4,8 +4,9 @@ Adding a built-in is one module here, its contract models in `patterns.contracts
 its handler in `device_agent.handlers`; `PATTERNS` below lists it.
 """
 
-from patterns.builtin import configuration, factory_reset, firmware, reboot
+from patterns.builtin import configuration, diagnostics, factory_reset, firmware, reboot
 from patterns.builtin.configuration import ConfigurationChange
+from patterns.builtin.diagnostics import DiagnosticsUpload
 from patterns.builtin.factory_reset import FactoryReset
 from patterns.builtin.firmware import FirmwareUpdate
 from patterns.builtin.reboot import Reboot
@@ -13,13 +14,21 @@ from patterns.builtin.reboot import Reboot
 __all__ = [
     "PATTERNS",
     "ConfigurationChange",
+    "DiagnosticsUpload",
     "FactoryReset",
     "FirmwareUpdate",
     "Reboot",
     "configuration",
+    "diagnostics",
     "factory_reset",
     "firmware",
     "reboot",
 ]
 
-PATTERNS = (firmware.PATTERN, configuration.PATTERN, reboot.PATTERN, factory_reset.PATTERN)
+PATTERNS = (
+    firmware.PATTERN,
+    configuration.PATTERN,
+    reboot.PATTERN,
+    factory_reset.PATTERN,
+    diagnostics.PATTERN,
+)

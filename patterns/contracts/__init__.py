@@ -3,11 +3,16 @@
 Imports nothing of twinfleet's and nothing but pydantic, so the device agent can use it alone.
 """
 
-from patterns.contracts import configuration, firmware, methods, times
+from patterns.contracts import configuration, diagnostics, firmware, methods, times
 from patterns.contracts.configuration import (
     ConfigurationDesired,
     ConfigurationReported,
     ConfigurationStatus,
+)
+from patterns.contracts.diagnostics import (
+    DiagnosticsReported,
+    DiagnosticsRequest,
+    DiagnosticsStatus,
 )
 from patterns.contracts.firmware import FirmwareDesired, FirmwareReported, FirmwareStatus
 from patterns.contracts.methods import (
@@ -27,6 +32,9 @@ __all__ = [
     "ConfigurationDesired",
     "ConfigurationReported",
     "ConfigurationStatus",
+    "DiagnosticsReported",
+    "DiagnosticsRequest",
+    "DiagnosticsStatus",
     "FactoryResetPayload",
     "FactoryResetReported",
     "FactoryResetStatus",
@@ -36,6 +44,7 @@ __all__ = [
     "RebootPayload",
     "RebootReported",
     "configuration",
+    "diagnostics",
     "firmware",
     "iso",
     "iso_now",
