@@ -12,10 +12,10 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
-from playwright.sync_api import Page
+from playwright.sync_api import Browser, BrowserType, Page, Playwright, sync_playwright
 
 from device_agent import SimulatedFleet
 from local_hub import LocalHub
@@ -39,10 +39,40 @@ def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[s
     return {**browser_type_launch_args, "executable_path": CHROMIUM}
 
 
-@pytest.fixture(scope="session")
-def browser_context_args(browser_context_args: dict[str, Any]) -> dict[str, Any]:
-    return {**browser_context_args, "viewport": {"width": 1280, "height": 800},
-            "timezone_id": "UTC", "locale": "en-GB", "accept_downloads": True}  # fmt: skip
+@pytest.fixture(scope="module")
+def browser_context_args() -> dict[str, Any]:
+    return {"viewport": {"width": 1280, "height": 800}, "timezone_id": "UTC",
+            "locale": "en-GB", "accept_downloads": True}  # fmt: skip
+
+
+# Playwright's sync API keeps an event loop running on the thread that started it until it is
+# stopped. pytest-playwright starts it once per session, so every later test in the same xdist
+# worker that calls asyncio.run() fails ("cannot be called from a running event loop"). Here it
+# lives for one module of browser tests only: pytest tears module fixtures down before it runs a
+# test of another module, so the loop is gone before any other test runs on that worker.
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def browser_type(playwright: Playwright, browser_name: str) -> BrowserType:
+    return cast(BrowserType, getattr(playwright, browser_name))
+
+
+@pytest.fixture(scope="module")
+def launch_browser(
+    browser_type_launch_args: dict[str, Any], browser_type: BrowserType
+) -> Callable[..., Browser]:
+    return lambda **options: browser_type.launch(**{**browser_type_launch_args, **options})
+
+
+@pytest.fixture(scope="module")
+def browser(launch_browser: Callable[..., Browser]) -> Iterator[Browser]:
+    running = launch_browser()
+    yield running
+    running.close()
 
 
 def screenshot(page: Page, path: Path, *, full_page: bool = True) -> None:
