@@ -85,9 +85,11 @@ def test_node_service_calls_a_python_device(
     scenario: Any, python_service: Any, node_hub: LocalHub
 ) -> None:
     """PROTOCOL: `Client.invokeDeviceMethod` is the same REST call as Python's
-    (`POST /twins/{id}/methods`), with `responseTimeoutInSeconds` 30 and
-    `connectTimeoutInSeconds` 0 always sent. Offline, the hub's 404 `DeviceNotOnline` becomes
-    `DeviceNotFoundError` (the SDK maps by status code only), and the SDK does not retry it."""
+    (`POST /twins/{id}/methods`), always sending `responseTimeoutInSeconds` (default 30) and
+    `connectTimeoutInSeconds` (default 0). The SDK reads IoT Hub's error code from the
+    `ErrorCode:<code>;` prefix of the error body's `Message` (Python ignores the body): offline,
+    the hub's 404 `DeviceNotOnline` becomes a plain `Error("Not found")` (only `DeviceNotFound`
+    gets its own class), which the SDK's retry filter does not retry."""
     client = IoTHubDeviceClient.create_from_connection_string(
         _device(python_service, node_hub, "py-answers"),
         server_verification_cert=node_hub.ca_certificate,
@@ -98,7 +100,9 @@ def test_node_service_calls_a_python_device(
     ]
     offline = scenario("invoke", deviceId="py-answers", calls=calls[:1])
     offline.finish()
-    assert offline.by_step()["reboot"]["status"] == 404
+    refused = offline.by_step()["reboot"]
+    assert (refused["error"], refused["message"], refused["status"]) == ("Error", "Not found", 404)
+    assert "ErrorCode:DeviceNotOnline;" in refused["body"]
 
     def on_method(request: Any) -> None:
         status = 200 if request.name == "reboot" else 404
