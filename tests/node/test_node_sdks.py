@@ -172,7 +172,12 @@ def test_paged_query(scenario: Any, python_service: Any, node_hub: LocalHub) -> 
 def test_scheduled_twin_update_job(scenario: Any, python_service: Any) -> None:
     """PROTOCOL: `JobClient.scheduleTwinUpdate` is Python's `PUT /jobs/v2/{id}` with
     `type: "scheduleUpdateTwin"`, the patch as `updateTwin`, `startTime` as an ISO-8601 string
-    with milliseconds and `maxExecutionTimeInSeconds`; `getJob` is `GET /jobs/v2/{id}`."""
+    with milliseconds and `maxExecutionTimeInSeconds`; `getJob` is `GET /jobs/v2/{id}`.
+    `JobClient.createQuery(type, status, pageSize)` is `GET /jobs/v2/query?jobType=&jobStatus=`
+    with the page size in `x-ms-max-item-count` (Python: query parameters only) and hands back
+    the body as it comes: here the object `{"type", "items", "continuationToken"}` that the
+    Python SDK's model needs, where Microsoft's Node.js samples iterate the result as an array.
+    Which of the two IoT Hub itself sends is not settled here."""
     for n in range(3):
         python_service.create_device_with_sas(f"node-job-{n}", None, None, "enabled")
     run = scenario(
@@ -189,6 +194,9 @@ def test_scheduled_twin_update_job(scenario: Any, python_service: Any) -> None:
     assert ended["status"] == "completed"
     assert ended["deviceJobStatistics"]["succeededCount"] == 2
     assert ended["deviceJobStatistics"]["failedCount"] == 0
+    listed = steps["query"]["result"]
+    assert [job["jobId"] for job in listed["items"]] == ["node-job"]
+    assert steps["query"]["more"] is None
     for n, targeted in ((0, True), (1, True), (2, False)):
         twin = python_service.get_twin(f"node-job-{n}")
         assert (twin.tags == {"wave": 1}) is targeted
