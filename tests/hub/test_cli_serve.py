@@ -77,3 +77,15 @@ def test_serve_on_443_without_privilege_says_how_to_allow_it(tmp_path: Path, loo
     assert f"setcap cap_net_bind_service=+ep {os.path.realpath(sys.executable)}" in last
     assert "sysctl net.ipv4.ip_unprivileged_port_start=443" in last
     assert not (tmp_path / "hub" / "hub.json").exists()
+
+
+def test_the_permission_hint_is_only_for_a_refused_low_port() -> None:
+    low = min(443, ports.unprivileged_port_start() - 1)
+    refused = PermissionError(13, "Permission denied")
+    hint = ports.permission_hint(refused, "127.0.0.1", low)
+    if low > 0:
+        assert hint is not None
+        assert f"127.0.0.1:{low}" in hint
+        assert "ip_unprivileged_port_start" in hint
+    assert ports.permission_hint(refused, "127.0.0.1", 50000) is None
+    assert ports.permission_hint(OSError(98, "Address in use"), "127.0.0.1", low) is None
