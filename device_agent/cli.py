@@ -21,7 +21,7 @@ import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from device_agent import errors, notifying, serving, settings, units
 
@@ -118,7 +118,11 @@ def _fail(message: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the agent; returns the exit status (see the module doc)."""
+    """Run the agent; returns the exit status of a refusal (see the module doc).
+
+    Once the agent has run, the process ends in here (`os._exit`, or `exec` for a simulated
+    reboot) rather than returning, so that no worker thread outlives the agent.
+    """
     arguments = list(sys.argv[1:] if argv is None else argv)
     options = build_parser().parse_args(arguments)
     if options.systemd_unit:
@@ -138,18 +142,37 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if k == "SharedAccessKey"]  # fmt: skip
     configure_logging(config.log_level, secrets)
     notifier = notifying.Notifier()
+    runner = asyncio.Runner()
     try:
-        outcome = asyncio.run(serving.serve(config, notifier))
+        outcome = runner.run(serving.serve(config, notifier))
     except errors.InvalidSettings as exc:
+        runner.close()
         return _fail(f"{options.config}: {exc}" if options.config else str(exc))
     except Exception as exc:
         log.error("the agent failed: %s: %s", type(exc).__name__, exc, exc_info=exc)
-        return 1
+        return _leave(1)
     finally:
         notifier.close()
     if outcome == "reboot":
         log.info("simulated reboot: starting the agent again")
-        for handler in logging.getLogger().handlers:
-            handler.flush()
+        _flush()
         os.execv(sys.executable, [sys.executable, "-m", "device_agent", *arguments])
-    return 0 if outcome == "stopped" else 1
+    return _leave(0 if outcome == "stopped" else 1)
+
+
+def _flush() -> None:
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    sys.stdout.flush()
+    sys.stderr.flush()
+
+
+def _leave(status: int) -> NoReturn:
+    """Exit now, without waiting for a firmware step still running on a worker thread.
+
+    Waiting would let a download, an install, even the reboot that follows, go on while the
+    service is being stopped. Every step's state is on disk, written to survive a power cut at
+    any instant, so the next start resumes where this one left off.
+    """
+    _flush()
+    os._exit(status)

@@ -176,6 +176,92 @@ def test_a_real_device_reboots_and_confirms_through_its_commands(
     assert code == 0, log.read_text()[-2000:]
 
 
+class StallingImageServer:
+    """Serves one image over HTTP; the first download stalls halfway until `release()`."""
+
+    def __init__(self, image: bytes) -> None:
+        import http.server
+        import threading
+
+        self.image = image
+        self.stalled = threading.Event()
+        self._release = threading.Event()
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(outer.image)))
+                self.end_headers()
+                half = len(outer.image) // 2
+                self.wfile.write(outer.image[:half])
+                self.wfile.flush()
+                if not outer.stalled.is_set():
+                    outer.stalled.set()
+                    outer._release.wait(60)
+                try:
+                    self.wfile.write(outer.image[half:])
+                except OSError:
+                    pass  # the client is gone
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/image.bin"
+
+    def release(self) -> None:
+        self._release.set()
+
+    def close(self) -> None:
+        self.release()
+        self.server.shutdown()
+        self.server.server_close()
+        self._thread.join(10)
+
+
+def test_a_stop_during_a_download_exits_at_once_and_the_next_start_finishes_the_update(
+    fleet: TwinManager, agent_settings: Any, tmp_path: Path, eventually: Any
+) -> None:
+    """Stopping must not wait for the download thread (which would go on to install and reboot
+    during the stop): the agent leaves at once, and the next start carries the update through."""
+    import hashlib
+
+    image = os.urandom(2 * 1024 * 1024)
+    server = StallingImageServer(image)
+    config = agent_settings("stopped-midway")
+    log = tmp_path / "agent.log"
+    try:
+        agent = AgentProcess(config, log)
+        eventually(lambda: fleet.get_twin("stopped-midway").reported.get("firmware"))
+        fleet.update_desired("stopped-midway", {"firmware": {
+            "fwVersion": "2.0.0", "fwPackageURI": server.url,
+            "fwPackageCheckValue": hashlib.sha256(image).hexdigest(),
+        }})  # fmt: skip
+        assert server.stalled.wait(30)
+        agent.process.send_signal(signal.SIGTERM)
+        # Within the download's own 30 s read timeout: nothing waited for the stalled thread.
+        assert agent.process.wait(timeout=15) == 0, log.read_text()[-2000:]
+        state = (config.parent / "state" / "agent" / "firmware.json").read_text()
+        assert '"state": "downloading"' in state
+        server.release()
+        agent = AgentProcess(config, log)
+        try:
+            eventually(
+                lambda: (f := fleet.get_twin("stopped-midway").reported["firmware"]).get(
+                    "currentFwVersion"
+                ) == "2.0.0" and f.get("fwUpdateStatus") == "current",
+                timeout=60,
+            )  # fmt: skip
+        finally:
+            assert agent.stop() == 0
+    finally:
+        server.close()
+
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
