@@ -25,7 +25,7 @@ An example (`/etc/twinfleet/agent.toml`)::
 
     [trust]                                   # optional
     image_ca_file = "/etc/ssl/certs/acme.pem" # CA for https firmware URLs (default: ca_file)
-    firmware_trust_store = "/etc/twinfleet/trust"   # keys that sign firmware images
+    # firmware_trust_store = "/etc/twinfleet/trust"  # reserved: signed firmware (not yet)
 
 Relative paths are relative to the file's folder. Every error names the file, the setting and
 the fix in one line, and never quotes a secret.
@@ -208,10 +208,24 @@ PlatformSettings = Annotated[
 
 
 class TrustSettings(_Settings):
-    """What the device trusts besides the hub's CA."""
+    """What the device trusts besides the hub's CA.
+
+    `firmware_trust_store` is reserved for signed firmware: until this agent checks signatures,
+    a file that names one is refused rather than letting its owner believe images are checked.
+    """
 
     image_ca_file: Path | None = None
     firmware_trust_store: Path | None = None
+
+    @field_validator("firmware_trust_store")
+    @classmethod
+    def _signatures_not_checked_yet(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            raise ValueError(
+                "firmware signature checking is not available in this version of the agent "
+                "(images are checked against their SHA-256 only); remove firmware_trust_store"
+            )
+        return value
 
 
 class AgentSettings(_Settings):

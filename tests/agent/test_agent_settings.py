@@ -128,6 +128,9 @@ BAD_FILES = [
     ),
     pytest.param(KEY_FILE.replace("ca.pem", "missing.pem") + SIMULATED,
                  "missing.pem is not a readable file; fix the path", id="no-ca"),
+    pytest.param(KEY_FILE + SIMULATED + '[trust]\nfirmware_trust_store = "keys"\n',
+                 "trust.firmware_trust_store: firmware signature checking is not available",
+                 id="trust-store-reserved"),
     pytest.param(KEY_FILE + "[platform\n", "not valid TOML: ", id="toml-syntax"),
     pytest.param(KEY_FILE.replace("state_dir", "# state_dir") + SIMULATED,
                  "state_dir: missing; add state_dir (or pass --state-dir)", id="no-state-dir"),
@@ -242,3 +245,27 @@ def test_the_notifier_speaks_to_a_socket_path_and_honours_the_watchdog_pid(
     silent = notifying.Notifier({})
     assert not silent.enabled
     silent.notify(READY="1")  # outside systemd: nothing to tell, no error
+
+
+def test_log_lines_are_one_per_event_masked_and_prefixed_for_the_journal() -> None:
+    import logging
+
+    formatter = cli._OneLine(journal=True, secrets=[KEY])
+    try:
+        raise ValueError(f"connecting with {CONNECTION} failed\nsecond line")
+    except ValueError as exc:
+        record = logging.LogRecord(
+            "device_agent.x", logging.ERROR, __file__, 1, "failed: %s", (exc,), (type(exc), exc,
+            exc.__traceback__),
+        )  # fmt: skip
+    line = formatter.format(record)
+    assert line.startswith("<3>device_agent.x: failed: connecting with HostName=hub.example;")
+    assert "\n" not in line
+    assert "Traceback (most recent call last): | " in line
+    assert KEY not in line
+    assert "SharedAccessKey=***" in line
+    info = logging.LogRecord("a", logging.INFO, __file__, 1, "token sig=abc%2F&se=1", (), None)
+    assert formatter.format(info) == "<6>a: token sig=***&se=1"
+    plain = cli._OneLine(journal=False, secrets=[]).format(info)
+    assert plain.endswith(" INFO a: token sig=***&se=1")
+    assert plain[:4].isdigit()  # a time stamp outside the journal
