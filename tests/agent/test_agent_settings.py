@@ -164,6 +164,11 @@ def test_key_files_and_settings_holding_a_key_must_be_private(
         f"read by group or others (mode 0640); run `chmod 600 {key_file}`\n"
     )
     key_file.chmod(0o600)
+    linked = folder / "linked.key"
+    linked.symlink_to(key_file)  # a link to a private key is as good as the key
+    text = KEY_FILE.replace('"device.key"', '"linked.key"') + SIMULATED
+    assert KEY in settings.load(_write(folder, text)).device_connection_string()
+    path = _write(folder, KEY_FILE + SIMULATED)
     key_file.write_text("not a key\n")
     with pytest.raises(errors.InvalidSettings, match="must hold the device's base64"):
         settings.load(path)
