@@ -262,6 +262,27 @@ def test_a_stop_during_a_download_exits_at_once_and_the_next_start_finishes_the_
         server.close()
 
 
+def test_a_stop_while_the_hub_is_unreachable_ends_the_retries(
+    loopback: str, systemd: FakeSystemd, tmp_path: Path, eventually: Any
+) -> None:
+    key = tmp_path / "device.key"
+    key.write_text("c2VjcmV0LWRldmljZS1rZXktZm9yLXRlc3RzLW9ubHk=")
+    key.chmod(0o600)
+    config = tmp_path / "agent.toml"
+    config.write_text(
+        'state_dir = "state"\n[connection]\nkey_file = "device.key"\ndevice_id = "lost"\n'
+        f'hub_host = "hub.example"\ngateway_host = "{loopback}"\n[platform]\nkind = "simulated"\n'
+    )
+    agent = AgentProcess(config, tmp_path / "agent.log", NOTIFY_SOCKET=systemd.address)
+    try:
+        systemd.wait_for("READY", "1")  # started, though not connected: systemctl start returns
+        eventually(lambda: "connecting failed" in agent.text())
+    finally:
+        code = agent.stop()
+    assert code == 0, agent.text()[-2000:]
+    assert "connected to the hub" not in agent.text()
+
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
