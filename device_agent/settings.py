@@ -175,7 +175,8 @@ class CommandPlatformSettings(_Settings):
     """A real Linux device whose actions are shell commands (RAUC, SWUpdate, Mender, scripts).
 
     `install` gets `{image}` and `{version}`; the others get nothing. `reboot_timeout` is how long
-    the agent waits, after the reboot command returned, for the device to go down.
+    the agent waits, after the reboot command returned, for the device to go down; `boot_id`
+    prints an id that changes at every boot (see `device_agent.boots`).
     """
 
     kind: Literal["command"]
@@ -187,6 +188,7 @@ class CommandPlatformSettings(_Settings):
     factory_reset: str
     timeout: float = Field(600, gt=0)
     reboot_timeout: float = Field(300, gt=0)
+    boot_id: str = "cat /proc/sys/kernel/random/boot_id"
 
     @field_validator("install")
     @classmethod
@@ -196,7 +198,7 @@ class CommandPlatformSettings(_Settings):
             raise ValueError("the install command must use {image}, the downloaded image's path")
         return value
 
-    @field_validator("version", "reboot", "confirm_boot", "rollback", "factory_reset")
+    @field_validator("version", "reboot", "confirm_boot", "rollback", "factory_reset", "boot_id")
     @classmethod
     def _no_placeholders(cls, value: str) -> str:
         return _check_command(value, frozenset(), "platform")

@@ -122,6 +122,7 @@ def test_a_real_device_reboots_and_confirms_through_its_commands(
     hardware = tmp_path / "hardware"
     hardware.mkdir()
     (hardware / "version").write_text("1.0.0")
+    (hardware / "boot-id").write_text("boot-1\n")
     platform = {
         "kind": "command",
         "version": f"cat {hardware}/version",
@@ -130,15 +131,16 @@ def test_a_real_device_reboots_and_confirms_through_its_commands(
         "confirm_boot": f"touch {hardware}/confirmed",
         "rollback": f"rm -f {hardware}/pending",
         "factory_reset": f"touch {hardware}/reset",
+        "boot_id": f"cat {hardware}/boot-id",
     }
     config = agent_settings("hardware", platform=platform)
     log = tmp_path / "agent.log"
-    agent = AgentProcess(config, log, NOTIFY_SOCKET=systemd.address)
 
     def firmware() -> dict[str, Any]:
         reported: dict[str, Any] = fleet.get_twin("hardware").reported.get("firmware", {})
         return reported
 
+    agent = AgentProcess(config, log, NOTIFY_SOCKET=systemd.address)
     try:
         eventually(lambda: firmware().get("currentFwVersion") == "1.0.0")
         image = b"new firmware " * 5000
@@ -150,11 +152,20 @@ def test_a_real_device_reboots_and_confirms_through_its_commands(
         assert agent.process.poll() is None  # waiting for the shutdown, not restarting itself
         assert not (hardware / "confirmed").exists()
     finally:
-        code = agent.stop()  # the shutdown's SIGTERM
-    assert code == 0, log.read_text()[-2000:]
-    # The bootloader boots the new slot.
+        assert agent.stop() == 0, log.read_text()[-2000:]
+    # Restarted within the same boot (`systemctl restart`): the reboot is still owed.
+    (hardware / "reboot-requested").unlink()
+    agent = AgentProcess(config, log)
+    try:
+        eventually(lambda: (hardware / "reboot-requested").exists())
+        assert "reboot requested during this boot has not happened" in log.read_text()
+        assert firmware().get("fwUpdateStatus") == "rebooting"  # not a false "rolledback"
+    finally:
+        assert agent.stop() == 0, log.read_text()[-2000:]
+    # The device reboots: the bootloader runs the new slot on trial.
     assert (hardware / "slot").read_bytes() == image
     shutil.move(hardware / "pending", hardware / "version")
+    (hardware / "boot-id").write_text("boot-2\n")
     (hardware / "reboot-requested").unlink()
     agent = AgentProcess(config, log, NOTIFY_SOCKET=systemd.address)
     try:
@@ -172,8 +183,7 @@ def test_a_real_device_reboots_and_confirms_through_its_commands(
         eventually(lambda: fleet.get_twin("hardware").reported.get("reboot", {}).get("lastReboot"))
         assert agent.process.poll() is None
     finally:
-        code = agent.stop()
-    assert code == 0, log.read_text()[-2000:]
+        assert agent.stop() == 0, log.read_text()[-2000:]
 
 
 class StallingImageServer:
