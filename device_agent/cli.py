@@ -78,8 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="twinfleet-agent",
         description="Run the twinfleet device agent: connect to the hub, drive the device toward "
         "its desired twin and report every step, until stopped.",
-        epilog="The settings file is TOML; `python -c 'import device_agent.settings as s; "
-        "help(s)'` shows an example. Under systemd, see packaging/twinfleet-agent.service.",
+        epilog="`twinfleet-agent --example` prints a commented settings file to start from; "
+        "`--systemd-unit` prints a unit that runs the agent under systemd.",
     )
     parser.add_argument("--config", type=Path, help="the agent's TOML settings file")
     parser.add_argument(
@@ -96,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--initial-version", help="simulated: the factory firmware version")
     parser.add_argument(
         "--log-level", choices=["debug", "info", "warning", "error"], help="default: info"
+    )
+    parser.add_argument(
+        "--example", action="store_true", help="print a commented settings file and exit"
     )
     parser.add_argument(
         "--systemd-unit",
@@ -127,6 +130,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = build_parser().parse_args(arguments)
     if options.systemd_unit:
         print(_unit(options.config), end="")
+        return 0
+    if options.example:
+        print(settings.EXAMPLE, end="")
         return 0
     overrides: dict[str, Any] = {
         "connection_string": options.connection_string, "ca_file": options.ca_cert,

@@ -1,32 +1,6 @@
 """The device's settings: one TOML file, validated whole before the agent starts.
 
-An example (`/etc/twinfleet/agent.toml`)::
-
-    state_dir = "/var/lib/twinfleet"
-    log_level = "info"                        # debug, info, warning, error
-    handlers = ["acme.leds:install"]          # module:attribute, called with the DeviceAgent
-
-    [connection]                              # a key file, a device id and the hub...
-    key_file = "/etc/twinfleet/device.key"    # the base64 device key, mode 0600
-    device_id = "sensor-0042"
-    hub_host = "contoso.azure-devices.net"
-    # gateway_host = "10.0.0.5"               # connect here instead (a local hub, a gateway)
-    # connection_string = "HostName=...;DeviceId=...;SharedAccessKey=..."   # ...or this
-    # ca_file = "/etc/twinfleet/hub-ca.pem"   # trust this CA for the hub (a local hub's)
-
-    [platform]                                # or: kind = "simulated"
-    kind = "command"
-    version = "cat /etc/firmware-version"
-    install = "rauc install {image}"          # {image} and {version} are filled in, quoted
-    reboot = "systemctl reboot"
-    confirm_boot = "rauc status mark-good"
-    rollback = "rauc status mark-bad booted"
-    factory_reset = "/usr/lib/acme/factory-reset"
-
-    [trust]                                   # optional
-    image_ca_file = "/etc/ssl/certs/acme.pem" # CA for https firmware URLs (default: ca_file)
-    # firmware_trust_store = "/etc/twinfleet/trust"  # reserved: signed firmware (not yet)
-
+`EXAMPLE` is a commented file to start from (`twinfleet-agent --example` prints it).
 Relative paths are relative to the file's folder. Every error names the file, the setting and
 the fix in one line, and never quotes a secret.
 """
@@ -52,6 +26,7 @@ from pydantic import (
 from device_agent import errors, keyfiles
 
 __all__ = [
+    "EXAMPLE",
     "AgentSettings",
     "CommandPlatformSettings",
     "ConnectionSettings",
@@ -61,6 +36,38 @@ __all__ = [
     "load",
     "parse_connection_string",
 ]
+
+EXAMPLE = """\
+# twinfleet-agent settings (/etc/twinfleet/agent.toml). Relative paths start at this file's folder.
+state_dir = "/var/lib/twinfleet"          # the agent's state: firmware steps, downloads
+log_level = "info"                        # debug, info, warning, error
+# max_image_size = 536870912              # the largest firmware image accepted, bytes
+# handlers = ["acme.leds:install"]        # module:attribute, each called with the DeviceAgent
+
+[connection]                              # a key file, the device id and the hub...
+key_file = "/etc/twinfleet/device.key"    # the device's base64 primary key; mode 0600
+device_id = "sensor-0042"
+hub_host = "contoso.azure-devices.net"
+# gateway_host = "10.0.0.5"               # connect here instead (a local hub, a gateway)
+# connection_string = "HostName=...;DeviceId=...;SharedAccessKey=..."   # ...or this (file 0600)
+# ca_file = "/etc/twinfleet/hub-ca.pem"   # trust this CA for the hub (a local hub's)
+# keep_alive = 60                         # MQTT keep-alive, seconds
+
+[platform]                                # or just: kind = "simulated" (files, to try it out)
+kind = "command"
+version = "cat /etc/firmware-version"     # prints the running version
+install = "rauc install {image}"          # {image} and {version} are filled in, quoted
+reboot = "systemctl reboot"
+confirm_boot = "rauc status mark-good"
+rollback = "rauc status mark-bad other"
+factory_reset = "/usr/local/sbin/factory-reset"
+# timeout = 600                           # seconds for each command
+# reboot_timeout = 300                    # seconds for the device to go down after `reboot`
+# boot_id = "cat /proc/sys/kernel/random/boot_id"   # changes at every boot
+
+# [trust]
+# image_ca_file = "/etc/ssl/certs/acme.pem"  # CA for https firmware URLs (default: ca_file)
+"""
 
 LogLevel = Literal["debug", "info", "warning", "error"]
 _HANDLER = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_.]*$"
@@ -369,8 +376,8 @@ def _read(path: Path) -> dict[str, Any]:
             return tomllib.load(file)
     except FileNotFoundError:
         raise errors.InvalidSettings(
-            f"{path}: no such file; write the agent's settings there (see `twinfleet-agent "
-            "--help`) or pass another --config"
+            f"{path}: no such file; write the agent's settings there (`twinfleet-agent "
+            "--example` prints a file to start from) or pass another --config"
         ) from None
     except OSError as exc:
         raise errors.InvalidSettings(f"{path}: cannot read it ({exc.strerror})") from None

@@ -274,3 +274,25 @@ def test_log_lines_are_one_per_event_masked_and_prefixed_for_the_journal() -> No
     plain = cli._OneLine(journal=False, secrets=[]).format(info)
     assert plain.endswith(" INFO a: token sig=***&se=1")
     assert plain[:4].isdigit()  # a time stamp outside the journal
+
+
+def test_the_printed_example_is_a_valid_settings_file(
+    folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["--example"]) == 0
+    printed = capsys.readouterr().out
+    assert printed == settings.EXAMPLE
+    loaded = settings.load(
+        _write(folder, printed.replace("/etc/twinfleet/device.key", "device.key"))
+    )
+    assert loaded.platform.kind == "command"
+    assert loaded.device_id() == "sensor-0042"
+
+
+def test_the_readme_settings_file_is_valid() -> None:
+    import tomllib
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    text = readme.split("<<'TOML'\n", 1)[1].split("\nTOML\n", 1)[0]
+    loaded = settings.AgentSettings.model_validate(tomllib.loads(text))
+    assert loaded.platform.kind == "command"
