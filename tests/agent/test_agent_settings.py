@@ -289,10 +289,15 @@ def test_the_printed_example_is_a_valid_settings_file(
     assert loaded.device_id() == "sensor-0042"
 
 
-def test_the_readme_settings_file_is_valid() -> None:
+def test_the_settings_files_in_the_readme_and_the_docs_are_valid() -> None:
     import tomllib
 
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    text = readme.split("<<'TOML'\n", 1)[1].split("\nTOML\n", 1)[0]
-    loaded = settings.AgentSettings.model_validate(tomllib.loads(text))
-    assert loaded.platform.kind == "command"
+    root = Path(__file__).resolve().parents[2]
+    readme = (root / "README.md").read_text()
+    page = (root / "docs" / "concepts" / "agent-on-a-device.md").read_text()
+    for text in (
+        readme.split("<<'TOML'\n", 1)[1].split("\nTOML\n", 1)[0],
+        page.split("```toml\n", 1)[1].split("```", 1)[0],
+    ):
+        loaded = settings.AgentSettings.model_validate(tomllib.loads(text))
+        assert loaded.platform.kind == "command"
