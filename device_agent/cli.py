@@ -23,13 +23,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from device_agent import errors, notifying, serving, settings
+from device_agent import errors, notifying, serving, settings, units
 
 __all__ = ["build_parser", "main"]
 
 log = logging.getLogger("device_agent")
 
 _SECRETS = re.compile(r"(SharedAccessKey=|sig=|SharedAccessSignature=)[^;&\s\"']+")
+DEFAULT_CONFIG = "/etc/twinfleet/agent.toml"
 _PRIORITIES = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3}
 
 
@@ -96,7 +97,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--log-level", choices=["debug", "info", "warning", "error"], help="default: info"
     )
+    parser.add_argument(
+        "--systemd-unit",
+        action="store_true",
+        help="print a systemd unit that runs this command with --config (default "
+        f"{DEFAULT_CONFIG}) and exit",
+    )
     return parser
+
+
+def _unit(config: Path | None) -> str:
+    script = Path(sys.executable).parent / "twinfleet-agent"
+    command = str(script) if script.exists() else f"{sys.executable} -m device_agent"
+    return units.render(command, str((config or Path(DEFAULT_CONFIG)).absolute()))
 
 
 def _fail(message: str) -> int:
@@ -108,6 +121,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the agent; returns the exit status (see the module doc)."""
     arguments = list(sys.argv[1:] if argv is None else argv)
     options = build_parser().parse_args(arguments)
+    if options.systemd_unit:
+        print(_unit(options.config), end="")
+        return 0
     overrides: dict[str, Any] = {
         "connection_string": options.connection_string, "ca_file": options.ca_cert,
         "state_dir": options.state_dir, "simulated": options.simulated,

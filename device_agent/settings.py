@@ -300,11 +300,19 @@ def _explain(problem: dict[str, Any], source: str) -> errors.InvalidSettings:
             text += " (or give a settings file with --config)"
         else:
             text = f"missing; add {wanted}" + (f" (or pass {option})" if option else "")
+    elif kind == "extra_forbidden" and "." in where and name in AgentSettings.model_fields:
+        text = (
+            "unknown in this table; it is a top-level setting: move it above the first [table] "
+            "(TOML puts every key after a [table] line into that table)"
+        )
     elif kind == "extra_forbidden":
         close = difflib.get_close_matches(name, _known_names(), n=1)
         hint = f"did you mean {close[0]!r}?" if close else "check its spelling or remove it"
         text = f"unknown setting; {hint}"
-    elif kind in ("union_tag_not_found", "union_tag_invalid"):
+    elif kind == "union_tag_not_found":
+        where = f"{where}.kind" if where else "kind"
+        text = 'missing; add kind = "command" (runs your commands) or kind = "simulated"'
+    elif kind == "union_tag_invalid":
         where = f"{where}.kind" if where else "kind"
         text = 'must be "command" (runs your commands) or "simulated"'
     elif kind == "string_pattern_mismatch" and where.startswith("handlers"):

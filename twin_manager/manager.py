@@ -78,7 +78,9 @@ class TwinManager:
     ) -> None:
         self._sdk = Sdk(connection_string, ca_file)
         self._retry = retry or RetryPolicy()
-        self._device_host_name = device_host_name or self._sdk.host_name
+        # Devices name the hub without the service port (`HostName=10.0.0.5:8443` in a local
+        # hub's service connection string; Azure's host names carry none): they dial 8883.
+        self._device_host_name = device_host_name or _without_port(self._sdk.host_name)
         self._gateway_host_name = gateway_host_name
 
     @classmethod
@@ -373,6 +375,19 @@ class TwinManager:
             if not token:
                 return
 
+    def query_page(
+        self, text: str, continuation: str | None = None, *, page_size: int = 100
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of a query (one request, one query of the hub's quota): its rows and the
+        continuation token of the next page, None after the last page.
+
+        Raises:
+            InvalidQuery: before any request, when the text is not a valid query.
+        """
+        checked_query(text)
+        body, headers = self._page(text, continuation, page_size)
+        return list(body), headers.get("x-ms-continuation") or None
+
     def _page(self, text: str, token: str | None, page_size: int) -> tuple[list[Any], Any]:
         def fetch(clients: Any) -> Any:
             return self._sdk.query_page(clients, text, token, page_size)
@@ -634,3 +649,8 @@ class TwinManager:
                     f" applied, short of {ratio:.0%}, after {timeout:g} s."
                 )
             time.sleep(poll)
+
+
+def _without_port(host: str) -> str:
+    name, _, port = host.rpartition(":")
+    return name if name and port.isdigit() else host

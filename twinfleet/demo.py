@@ -12,6 +12,8 @@ a summary built from GROUP BY queries.
 from __future__ import annotations
 
 import hashlib
+import shlex
+import shutil
 import socket
 import tempfile
 import time
@@ -37,6 +39,7 @@ from patterns.campaigns import (
     Rollout,
 )
 from patterns.campaigns.pacing import Pacing, run_paced
+from queries import nodes
 from twin_manager import TwinManager
 
 __all__ = ["run_demo"]
@@ -105,27 +108,27 @@ def _register(fleet: TwinManager, count: int) -> list[dict[str, Any]]:
 
 
 def _summary(console: Console, fleet: TwinManager, campaigns: list[CampaignStatus]) -> None:
-    table = Table(title="Fleet by firmware (GROUP BY properties.reported.firmware)")
+    table = Table(title="Fleet by firmware version and update status (GROUP BY)")
     table.add_column("currentFwVersion")
     table.add_column("fwUpdateStatus")
     table.add_column("devices", justify="right")
-    rows = fleet.query(
-        "SELECT properties.reported.firmware.currentFwVersion AS version, COUNT() AS n "
-        "FROM devices WHERE IS_DEFINED(properties.reported.firmware) "
-        "GROUP BY properties.reported.firmware.currentFwVersion"
+    versions = fleet.group_by(
+        "properties.reported.firmware.currentFwVersion", "IS_DEFINED(properties.reported.firmware)"
     )
-    statuses = fleet.group_by(
-        "properties.reported.firmware.fwUpdateStatus", "IS_DEFINED(properties.reported.firmware)"
-    )
-    for row in rows:
-        table.add_row(str(row.get("version")), "", str(row["n"]))
-    for status, count in statuses.items():
-        table.add_row("", str(status), str(count))
+    for version in sorted(versions, key=str):
+        statuses = fleet.group_by(
+            "properties.reported.firmware.fwUpdateStatus",
+            f"properties.reported.firmware.currentFwVersion = {nodes.literal_sql(version)}",
+        )
+        for status in sorted(statuses, key=str):
+            table.add_row(str(version), str(status), str(statuses[status]))
     console.print(table)
     outcome = Table(title="Campaigns")
-    for column in ("campaign", "status", "succeeded", "failed", "cancelled"):
-        outcome.add_column(column, no_wrap=True)
-    outcome.add_column("top failure reason", no_wrap=True, overflow="ellipsis", max_width=34)
+    outcome.add_column("campaign", no_wrap=True)
+    outcome.add_column("status", no_wrap=True, min_width=9)
+    for column in ("ok", "failed", "cancelled"):
+        outcome.add_column(column, justify="right", no_wrap=True)
+    outcome.add_column("top failure reason", overflow="fold")
     for status in campaigns:
         reason = max(status.reasons, key=lambda r: status.reasons[r]) if status.reasons else ""
         outcome.add_row(
@@ -135,11 +138,25 @@ def _summary(console: Console, fleet: TwinManager, campaigns: list[CampaignStatu
     console.print(outcome)
 
 
+def _hint(console: Console, hub: LocalHub) -> None:
+    """Commands to try while the hub runs, each on one unwrapped line so it pastes as it is."""
+    hub_dir = shlex.quote(str(hub.data_dir.resolve()))
+    query = shlex.quote("SELECT * FROM devices WHERE tags.ring = 'canary'")
+    console.print("\nThe hub keeps running. Try, in another terminal:", highlight=False)
+    for command in (
+        f"twinfleet query --hub-dir {hub_dir} {query}",
+        f"twinfleet campaign list --hub-dir {hub_dir}",
+    ):
+        console.print(f"  {command}", soft_wrap=True, highlight=False, markup=False)
+    console.print("Press Ctrl-C to stop.", highlight=False)
+
+
 def run_demo(
     console: Console,
     *,
     devices: int = 50,
     keep: bool = False,
+    host: str | None = None,
     tier: str | None = None,
     units: int = 1,
 ) -> int:
@@ -147,10 +164,18 @@ def run_demo(
 
     With `tier`, the hub enforces that IoT Hub tier's quotas and the campaigns are paced to
     stay within them (the demo is the hub's only user, so they take the whole query quota).
+
+    Args:
+        console: where progress and tables go.
+        devices: how many simulated devices.
+        keep: leave the hub (and its temporary directory) running until Ctrl-C.
+        host: the loopback address for the hub; by default the first free 127.84.N.1.
+        tier: run the hub on this IoT Hub tier's quotas (F1, S1, S2, S3); None: no quotas.
+        units: the tier's number of units.
     """
     started = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="twinfleet-demo-"))
-    host = _free_loopback()
+    host = host or _free_loopback()
     # IoT Hub's own port when this process may take it (every language's SDK then connects).
     service_port = HTTPS_PORT if ports.can_listen(host, HTTPS_PORT) else 0
     hub = LocalHub(
@@ -236,10 +261,7 @@ def run_demo(
         console.print(f"Fleet {verdict}: {devices} devices in {elapsed:.1f} s.")
         console.print(f"Campaign 2 stopped itself: {last}")
         if keep:
-            console.print(
-                f"\nThe hub keeps running. Try:\n  twinfleet query --hub-dir {hub.data_dir} "
-                "\"SELECT * FROM devices WHERE tags.ring = 'canary'\"\nPress Ctrl-C to stop."
-            )
+            _hint(console, hub)
             try:
                 while True:
                     time.sleep(3600)
@@ -249,3 +271,4 @@ def run_demo(
     finally:
         simulated.stop()
         hub.close()
+        shutil.rmtree(workdir, ignore_errors=True)

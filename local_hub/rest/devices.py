@@ -56,6 +56,7 @@ async def bulk_registry(request: web.Request) -> web.Response:
 
 
 @routes.get("/devices")
+@routes.get("/devices/")  # the Node.js SDK's Registry.list()
 async def list_devices(request: web.Request) -> web.Response:
     top_text = request.query.get("top")
     top = None

@@ -6,16 +6,18 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import requests
 
-from device_agent import SimulatedFleet
+from patterns.campaigns import Campaign
 from twin_manager import TwinManager
 
 
@@ -25,6 +27,14 @@ def _twinfleet(hub_dir: Path, *args: str, **env: str) -> subprocess.CompletedPro
         command += ["--hub-dir", str(hub_dir)]
     return subprocess.run(command, capture_output=True, text=True, timeout=90, check=False,
                           env={**os.environ, **env})  # fmt: skip
+
+
+def _eventually(check: Callable[[], Any], timeout: float = 45) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (value := check()):
+        assert time.monotonic() < deadline, "not reached in time"
+        time.sleep(0.1)
+    return value
 
 
 def _get(url: str, ca_file: str) -> requests.Response:
@@ -49,23 +59,17 @@ def test_artifact_upload_url_list_and_delete(hub_process: Any, tmp_path: Path) -
     download = _get(facts["url"], ca_file)  # no key: the signature is the credential
     assert (download.status_code, download.content) == (200, image.read_bytes())
 
-    text = _twinfleet(hub_dir, "artifact", "upload", str(image))
-    assert text.returncode == 0, text.stderr
-    assert f"sha256:  {digest}" in text.stdout
-    assert "url:     https://" in text.stdout
-
     # Through a connection string (a back end that is not on the hub's machine).
     env = {"TWINFLEET_CONNECTION_STRING": info["serviceConnectionString"],
            "REQUESTS_CA_BUNDLE": ca_file}  # fmt: skip
     listed = _twinfleet(hub_dir, "artifact", "list", "--json", **env)
     assert listed.returncode == 0, listed.stderr
-    assert {(a["name"], a["sha256"]) for a in json.loads(listed.stdout)} == {
-        ("fw2.bin", digest),
-        ("fw-2.0.0.bin", digest),
-    }
-    fresh = _twinfleet(hub_dir, "artifact", "url", "fw2.bin", "--ttl", "90s", "--json", **env)
+    assert [(a["name"], a["sha256"]) for a in json.loads(listed.stdout)] == [("fw2.bin", digest)]
+    fresh = _twinfleet(hub_dir, "artifact", "url", "fw2.bin", "--ttl", "90s", **env)
     assert fresh.returncode == 0, fresh.stderr
-    fresh_url = json.loads(fresh.stdout)["url"]
+    assert f"sha256:  {digest}" in fresh.stdout
+    fresh_url = fresh.stdout.split("url:")[1].split()[0]
+    assert fresh_url != facts["url"]
     assert _get(fresh_url, ca_file).content == image.read_bytes()
 
     deleted = _twinfleet(hub_dir, "artifact", "delete", "fw2.bin")
@@ -84,6 +88,8 @@ def test_artifact_upload_url_list_and_delete(hub_process: Any, tmp_path: Path) -
 
 
 def test_a_firmware_campaign_from_an_image_file(hub_process: Any, tmp_path: Path) -> None:
+    """Also `fleet simulate --fail-first-boot` and `--attempts` with `--backoff`: the first
+    device's first boot of the image fails, it rolls back, and its retry a second later succeeds."""
     info = hub_process.start()
     hub_dir, ca_file = hub_process.data_dir, info["caCertificatePath"]
     fleet = TwinManager(info["serviceConnectionString"], ca_file=ca_file,
@@ -91,13 +97,13 @@ def test_a_firmware_campaign_from_an_image_file(hub_process: Any, tmp_path: Path
                         gateway_host_name=info["gatewayHostName"])  # fmt: skip
     image = tmp_path / "fw-3.0.0.bin"
     image.write_bytes(b"firmware three" * 5000)
-    ids = ["img-0", "img-1"]
-    simulated = SimulatedFleet().start()
+    simulate = subprocess.Popen(
+        [sys.executable, "-m", "twinfleet", "fleet", "simulate", "--hub-dir", str(hub_dir),
+         "--devices", "2", "--prefix", "img", "--state-root", str(tmp_path / "devices"),
+         "--fail-first-boot", "1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
     try:
-        for device_id in ids:
-            fleet.create_device(device_id)
-            simulated.add(fleet.device_connection_string(device_id), tmp_path / device_id,
-                          ca_cert=Path(ca_file).read_text(), image_ca_file=ca_file)  # fmt: skip
         both = _twinfleet(
             hub_dir, "campaign", "create", "firmware", "fw3", "--version", "3.0.0",
             "--image", str(image), "--url", "https://x/y", "--target", "true",
@@ -106,18 +112,30 @@ def test_a_firmware_campaign_from_an_image_file(hub_process: Any, tmp_path: Path
         assert "not both" in both.stderr
         created = _twinfleet(
             hub_dir, "campaign", "create", "firmware", "fw3", "--version", "3.0.0",
-            "--image", str(image), "--target", "deviceId IN ['img-0', 'img-1']", "--rate", "600",
-            "--timeout", "60",
+            "--image", str(image), "--target", "deviceId IN ['img-0000', 'img-0001']",
+            "--rate", "600", "--timeout", "60", "--attempts", "2", "--backoff", "1",
         )  # fmt: skip
         assert created.returncode == 0, created.stderr
         assert hashlib.sha256(image.read_bytes()).hexdigest() in created.stdout
-        desired = fleet.get_twin("img-0").desired  # not yet: created, not run
-        assert "firmware" not in desired
+        _eventually(
+            lambda: fleet.count("properties.reported.firmware.currentFwVersion = '1.0.0'") == 2
+        )
         ran = _twinfleet(hub_dir, "campaign", "run", "fw3", "--poll", "0.3")
         assert ran.returncode == 0, ran.stdout + ran.stderr
-        for device_id in ids:
+        for device_id in ("img-0000", "img-0001"):
             twin = fleet.get_twin(device_id)
             assert twin.reported["firmware"]["currentFwVersion"] == "3.0.0"
             assert twin.desired["firmware"]["fwPackageSize"] == image.stat().st_size
+        assert [fleet.get_twin(d).tags["twinfleet"]["fw3"]["attempt"]
+                for d in ("img-0000", "img-0001")] == [2, 1]  # fmt: skip
+        log = "\n".join(Campaign.load(fleet, "fw3").status().log)
+        assert "img-0000: attempt 1 failed (rolledback" in log
+        assert "retry in 1 s" in log
     finally:
-        simulated.stop()
+        simulate.send_signal(signal.SIGINT)
+        try:
+            assert simulate.wait(timeout=20) == 0
+        finally:
+            if simulate.poll() is None:
+                simulate.kill()
+                simulate.wait()

@@ -12,6 +12,7 @@ from twinfleet.cli import (
     agent,
     artifacts,
     campaigns,
+    dashboard,
     demo,
     devices,
     fleet,
@@ -48,6 +49,7 @@ def _main(
 
 
 app.command("demo")(demo.demo)
+app.command("dashboard")(dashboard.dashboard)
 app.command("query-demo")(query_demo.query_demo)
 app.add_typer(hub.app, name="hub")
 app.add_typer(agent.app, name="agent")
