@@ -209,7 +209,9 @@ def run_demo(console: Console, *, devices: int = 50, keep: bool = False) -> int:
         if keep:
             console.print(
                 f"\nThe hub keeps running. Try:\n  twinfleet query --hub-dir {hub.data_dir} "
-                "\"SELECT * FROM devices WHERE tags.ring = 'canary'\"\nPress Ctrl-C to stop."
+                "\"SELECT * FROM devices WHERE tags.ring = 'canary'\"\n"
+                f"  twinfleet dashboard --hub-dir {hub.data_dir}   (then open http://127.0.0.1:8080/)"
+                "\nPress Ctrl-C to stop."
             )
             try:
                 while True:

@@ -21,8 +21,9 @@ from twinfleet.dashboard import DashboardServer, HubAccess, Settings
 def off_loopback(module_hub: ModuleHub) -> Iterator[DashboardServer]:
     """A dashboard on an address other than 127.0.0.1, so with an access token."""
     module_hub.fleet.create_device("plain-0")
-    settings = dashboard_settings(module_hub.root, host=allocate_loopback(),
-                                  token=Settings.new_token())  # fmt: skip
+    settings = dashboard_settings(
+        module_hub.root, host=allocate_loopback(), token=Settings.new_token()
+    )
     with DashboardServer(settings, HubAccess(module_hub.fleet)) as server:
         yield server
 
@@ -63,13 +64,16 @@ def test_actions_need_the_csrf_token(off_loopback: DashboardServer, page: Page) 
     assert "CSRF" in forged.text()
     csrf = page.locator("input[name=csrf]").first.get_attribute("value")
     assert csrf
-    allowed = page.request.post(off_loopback.url + "devices/plain-0/desired",
-                                form={**form, "csrf": csrf})  # fmt: skip
+    allowed = page.request.post(
+        off_loopback.url + "devices/plain-0/desired", form={**form, "csrf": csrf}
+    )
     assert allowed.ok
     assert page.request.get(off_loopback.url + "devices/plain-0").ok
-    foreign = page.request.post(off_loopback.url + "devices/plain-0/desired",
-                                form={**form, "csrf": csrf},
-                                headers={"Origin": "http://evil.example"})  # fmt: skip
+    foreign = page.request.post(
+        off_loopback.url + "devices/plain-0/desired",
+        form={**form, "csrf": csrf},
+        headers={"Origin": "http://evil.example"},
+    )
     assert foreign.status == 403
 
 
@@ -98,8 +102,12 @@ def test_loopback_answers_only_to_loopback_names(module_hub: ModuleHub) -> None:
 
 
 def _serve(args: list[str]) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "twinfleet", "dashboard", *args, "--port", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "twinfleet", "dashboard", *args, "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def test_the_command_prints_its_url_and_token(module_hub: ModuleHub) -> None:
