@@ -16,10 +16,11 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
 
-from twin_manager import errors, models
+from twin_manager import errors, hubdirs, models
 from twin_manager._sdk import Sdk
 from twin_manager.querying import checked_condition, checked_query
 from twin_manager.retrying import RetryPolicy
@@ -86,6 +87,22 @@ class TwinManager:
     ) -> TwinManager:
         """A manager for the hub the connection string names (Azure IoT Hub or a local hub)."""
         return cls(connection_string, ca_file=ca_file, retry=retry)
+
+    @classmethod
+    def from_hub_dir(cls, data_dir: Path | str, *, retry: RetryPolicy | None = None) -> TwinManager:
+        """A manager for the local hub running in `data_dir` (`twinfleet hub serve --data-dir`).
+
+        Raises:
+            HubConfigurationError: no hub runs there, or its CA file is missing.
+        """
+        info = hubdirs.read_hub_dir(data_dir)
+        return cls(
+            info.service_connection_string,
+            ca_file=info.ca_file,
+            retry=retry,
+            device_host_name=info.device_host_name,
+            gateway_host_name=info.gateway_host_name,
+        )
 
     @classmethod
     def from_local_hub(cls, hub: HubLike, *, retry: RetryPolicy | None = None) -> TwinManager:
@@ -207,14 +224,18 @@ class TwinManager:
         )
 
     def device_connection_string(
-        self, device_id: str, *, gateway_host_name: str | None = None
+        self, device_id: str, *, gateway_host_name: str | None = None, key_type: str = "primary"
     ) -> str:
-        """The connection string a device uses (it holds the device's key: keep it secret)."""
+        """The connection string a device uses (it holds the device's key: keep it secret).
+
+        Args:
+            device_id: the device.
+            gateway_host_name: the address devices dial, where it differs from the HostName.
+            key_type: "primary" or "secondary": which of the identity's keys to use.
+        """
         device = self.get_device(device_id)
-        text = (
-            f"HostName={self._device_host_name};DeviceId={device_id};"
-            f"SharedAccessKey={device.primary_key}"
-        )
+        key = device.primary_key if key_type == "primary" else device.secondary_key
+        text = f"HostName={self._device_host_name};DeviceId={device_id};SharedAccessKey={key}"
         gateway = gateway_host_name or self._gateway_host_name
         return text + (f";GatewayHostName={gateway}" if gateway else "")
 

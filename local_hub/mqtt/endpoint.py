@@ -21,8 +21,8 @@ import time
 from collections import OrderedDict
 from typing import Any
 
-from local_hub import errors, events, registry, tokens
-from local_hub.mqtt import codec, topics
+from local_hub import errors, events, quotas, registry, tokens
+from local_hub.mqtt import codec, throttling, topics
 from local_hub.mqtt.connection import Connection
 
 __all__ = ["DeviceEndpoint"]
@@ -45,7 +45,9 @@ class DeviceEndpoint:
         *,
         host_name: str,
         clock: Any = time.time,
+        quotas: quotas.Quotas | None = None,
     ) -> None:
+        self._quotas = quotas
         self._registry = hub_registry
         self._ssl = ssl_context
         self._host_name = host_name
@@ -202,6 +204,11 @@ class DeviceEndpoint:
             log.warning("closing a device connection after a malformed packet: %s", exc)
         except (TimeoutError, ConnectionError, ssl.SSLError, OSError) as exc:
             log.info("device connection ended: %s", type(exc).__name__)
+        except asyncio.CancelledError:
+            # The endpoint is closing. asyncio's stream callback reads `task.exception()` of a
+            # finished handler, which raises for a cancelled one and logs a traceback per device
+            # (CPython 3.11), so the handler ends normally: the task was ours to stop.
+            log.debug("device connection closed as the hub stops")
         finally:
             writer.close()
             if connection is not None:
@@ -222,6 +229,11 @@ class DeviceEndpoint:
                 await writer.drain()
             return None
         device_id = device.device_id
+        if self._quotas is not None and not await throttling.admit_connect(self._quotas, device_id):
+            writer.write(codec.encode(codec.ConnAck(False, throttling.SERVER_UNAVAILABLE)))
+            with contextlib.suppress(ConnectionError, OSError):
+                await writer.drain()
+            return None
         if packet.clean_session:
             self._registry.save_subscriptions(device_id, {})
         session_present = bool(device.subscriptions) and not packet.clean_session
@@ -272,7 +284,10 @@ class DeviceEndpoint:
                 return
             self._registry.record_activity(connection.device_id)
             if isinstance(packet, codec.Publish):
-                self._on_publish(connection, packet)
+                if self._quotas is None or await throttling.admit_publish(
+                    self._quotas, connection, packet
+                ):
+                    self._on_publish(connection, packet)
             elif isinstance(packet, codec.Subscribe):
                 self._on_subscribe(connection, packet)
             elif isinstance(packet, codec.Unsubscribe):
