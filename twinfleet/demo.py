@@ -146,9 +146,12 @@ def _hint(console: Console, hub: LocalHub) -> None:
     for command in (
         f"twinfleet query --hub-dir {hub_dir} {query}",
         f"twinfleet campaign list --hub-dir {hub_dir}",
+        f"twinfleet dashboard --hub-dir {hub_dir}",
     ):
         console.print(f"  {command}", soft_wrap=True, highlight=False, markup=False)
-    console.print("Press Ctrl-C to stop.", highlight=False)
+    console.print(
+        "The dashboard then serves http://127.0.0.1:8080/. Press Ctrl-C to stop.", highlight=False
+    )
 
 
 def run_demo(

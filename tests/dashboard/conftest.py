@@ -108,10 +108,12 @@ class Site:
     def add_agents(self, ids: list[str], **options: Any) -> None:
         for device_id in ids:
             self.agents.add(
-                self.fleet.device_connection_string(device_id), self.root / "devices" / device_id,
-                ca_cert=self.hub.ca_certificate, image_ca_file=self.hub.ca_certificate_path,
+                self.fleet.device_connection_string(device_id),
+                self.root / "devices" / device_id,
+                ca_cert=self.hub.ca_certificate,
+                image_ca_file=self.hub.ca_certificate_path,
                 **options,
-            )  # fmt: skip
+            )
 
 
 # The known fleet: four sensors with agents (three on firmware 1.0.0, one on 2.0.0), two idle
@@ -137,9 +139,14 @@ def module_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleHub]:
 
 def dashboard_settings(root: Path, **options: Any) -> Settings:
     """Settings for tests: a free port, an unlimited budget, a short TTL and quick refresh."""
-    defaults: dict[str, Any] = {"store_path": root / "dashboard.json", "port": 0,
-                                "query_budget": 100_000, "cache_ttl": 0.3,
-                                "refresh_seconds": 0.5, "alert_interval": 0.5}  # fmt: skip
+    defaults: dict[str, Any] = {
+        "store_path": root / "dashboard.json",
+        "port": 0,
+        "query_budget": 100_000,
+        "cache_ttl": 0.3,
+        "refresh_seconds": 0.5,
+        "alert_interval": 0.5,
+    }
     return Settings(**{**defaults, **options})
 
 
@@ -149,8 +156,9 @@ def site(module_hub: ModuleHub) -> Iterator[Site]:
     hub, fleet, root = module_hub.hub, module_hub.fleet, module_hub.root
     for device_id in SENSORS:
         fleet.create_device(device_id)
-        fleet.update_tags(device_id, {"kind": "sensor", "ring": "canary"
-                                      if device_id == "sensor-0" else "main"})  # fmt: skip
+        fleet.update_tags(
+            device_id, {"kind": "sensor", "ring": "canary" if device_id == "sensor-0" else "main"}
+        )
     fleet.create_device("idle-0")
     fleet.create_device("idle-1", enabled=False)
     for device_id in IDLE:
@@ -164,10 +172,15 @@ def site(module_hub: ModuleHub) -> Iterator[Site]:
         site.add_agents(SENSORS[:3])
         site.add_agents(SENSORS[3:], initial_version="2.0.0")
         eventually(
-            lambda: fleet.count("IS_DEFINED(properties.reported.firmware.currentFwVersion) "
-                                "AND connectionState = 'Connected'") == 4,
+            lambda: (
+                fleet.count(
+                    "IS_DEFINED(properties.reported.firmware.currentFwVersion) "
+                    "AND connectionState = 'Connected'"
+                )
+                == 4
+            ),
             what="four agents online and reporting",
-        )  # fmt: skip
+        )
         yield site
     finally:
         server.close()

@@ -5,13 +5,25 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-from typing import Any
+import math
+import time
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 import pytest
 import requests
 
 from tests.dashboard.conftest import ModuleHub, dashboard_settings
 from twinfleet.dashboard import BudgetSpent, DashboardServer, HubAccess, QueryBudget, QueryCache
+
+T = TypeVar("T")
+
+
+def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
+    """`asyncio.run` in a thread of its own: in a worker that ran browser tests, Playwright's sync
+    API keeps an event loop running in the main thread."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 class Clock:
@@ -57,7 +69,7 @@ def test_the_cache_fetches_once_per_ttl_and_serves_stale_when_spent() -> None:
             await cache.get(("other",), fetch)
         return [*{c.value for c in together}, again.value, refreshed.value, stale]
 
-    values = asyncio.run(scenario())
+    values = run_async(scenario())
     assert values[:3] == [1, 1, 2]
     assert values[3].value == 2
     assert values[3].stale
@@ -78,7 +90,7 @@ def test_a_failed_fetch_is_not_cached() -> None:
             await cache.get(("k",), failing)
         return (await cache.get(("k",), ok)).value
 
-    assert asyncio.run(scenario()) == 7
+    assert run_async(scenario()) == 7
 
 
 def test_many_viewers_cost_at_most_the_budget(module_hub: ModuleHub) -> None:
@@ -86,8 +98,10 @@ def test_many_viewers_cost_at_most_the_budget(module_hub: ModuleHub) -> None:
     settings = dashboard_settings(module_hub.root, query_budget=8, cache_ttl=0)
     with DashboardServer(settings, HubAccess(module_hub.fleet)) as server:
         pages = ["", "query?q=SELECT+*+FROM+devices", "campaigns", "metrics"] * 10
+        started = time.monotonic()
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
             answers = list(pool.map(lambda p: requests.get(server.url + p, timeout=30), pages))
         assert {a.status_code for a in answers} <= {200, 503}
         assert any("query budget" in a.text for a in answers)  # said so, not failed
-        assert server.dashboard.cache.budget.spent <= 8
+        refilled = math.ceil(8 * (time.monotonic() - started) / 60)  # 8 a minute meanwhile
+        assert server.dashboard.cache.budget.spent <= 8 + refilled
