@@ -2,7 +2,7 @@
 
 from twin_manager import TwinManager
 
-with TwinManager.from_connection_string(connection_string) as fleet:
+with TwinManager.from_connection_string(connection_string) as fleet:  # or .from_hub_dir("hub")
     fleet.update_desired("thermostat-1", {"telemetryInterval": 30})
     print(fleet.group_by("properties.reported.firmware.currentFwVersion"))
 """
@@ -13,6 +13,7 @@ from twin_manager.errors import (
     Conflict,
     DeviceNotFound,
     DeviceNotOnline,
+    HubConfigurationError,
     HubError,
     HubUnavailable,
     InvalidQuery,
@@ -22,6 +23,7 @@ from twin_manager.errors import (
     TwinManagerError,
     Unauthorized,
 )
+from twin_manager.hubdirs import LocalHubInfo, read_hub_dir
 from twin_manager.manager import TwinManager
 from twin_manager.models import (
     Configuration,
@@ -46,11 +48,13 @@ __all__ = [
     "DeviceJobResult",
     "DeviceNotFound",
     "DeviceNotOnline",
+    "HubConfigurationError",
     "HubError",
     "HubUnavailable",
     "InvalidQuery",
     "Job",
     "JobStatistics",
+    "LocalHubInfo",
     "MethodResult",
     "MethodTimeout",
     "PreconditionFailed",
@@ -60,4 +64,5 @@ __all__ = [
     "TwinManager",
     "TwinManagerError",
     "Unauthorized",
+    "read_hub_dir",
 ]

@@ -4,6 +4,7 @@ The tree::
 
     TwinManagerError                  anything twin_manager raises on purpose
     ├── InvalidQuery                  the query text is wrong (found locally, before any call)
+    ├── HubConfigurationError (path)  a hub directory, CA or settings file cannot be used
     └── HubError (status, error_code) the hub refused or failed a request
         ├── Unauthorized              the connection string's key or policy is wrong
         ├── DeviceNotFound            no such device (check the id, or create it first)
@@ -28,6 +29,7 @@ __all__ = [
     "Conflict",
     "DeviceNotFound",
     "DeviceNotOnline",
+    "HubConfigurationError",
     "HubError",
     "HubUnavailable",
     "InvalidQuery",
@@ -65,6 +67,21 @@ class InvalidQuery(TwinManagerError, ValueError):
         super().__init__(message)
         self.line = line
         self.column = column
+
+
+class HubConfigurationError(TwinManagerError, OSError):
+    """A local hub's directory, a CA certificate or a settings file cannot be used.
+
+    Attributes:
+        path: the file at fault.
+    """
+
+    def __init__(self, message: str, *, path: str) -> None:
+        super().__init__(message)
+        self.path = path
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 class HubError(TwinManagerError):

@@ -157,6 +157,12 @@ class Campaign:
         if self._set_status("cancelled", "cancelled by the operator"):
             self._cancel_queued("cancelled")
 
+    def abort(self, why: str = "aborted by the operator") -> None:
+        """Stop now: queued devices are cancelled and, when the spec asks for it, updated
+        devices are rolled back (as when the abort criteria trip)."""
+        if self.record.status not in FINAL:
+            self._abort(why)
+
     def forget(self) -> int:
         """Remove a finished campaign: its record and every device's tag for it (tags are
         limited to 8 KB per twin, so long-lived fleets clear old campaigns). Returns how many

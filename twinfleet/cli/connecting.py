@@ -3,13 +3,12 @@ string (`--connection-string`, or `TWINFLEET_CONNECTION_STRING`)."""
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import typer
 
-from twin_manager import ArtifactStore, TwinManager
+from twin_manager import ArtifactStore, TwinManager, read_hub_dir
 
 __all__ = ["ConnectionOption", "HubDirOption", "connect", "connect_artifacts"]
 
@@ -18,14 +17,6 @@ ConnectionOption = typer.Option(
     None, "--connection-string", help="Service connection string (or TWINFLEET_CONNECTION_STRING).",
     show_default=False,
 )  # fmt: skip
-
-
-def _hub_info(hub_dir: Path) -> dict[str, str]:
-    info_path = hub_dir / "hub.json"
-    if not info_path.exists():
-        typer.echo(f"error: no running hub in {hub_dir} (start `twinfleet hub serve`)", err=True)
-        raise typer.Exit(2)
-    return dict(json.loads(info_path.read_text()))
 
 
 def _connection_string(connection_string: str | None) -> str:
@@ -40,17 +31,13 @@ def _connection_string(connection_string: str | None) -> str:
 def connect_artifacts(hub_dir: Path | None, connection_string: str | None) -> ArtifactStore:
     """The artifact store of the hub the options name (a local hub: Azure has none)."""
     if hub_dir is not None:
-        info = _hub_info(hub_dir)
-        return ArtifactStore(info["serviceConnectionString"], ca_file=info["caCertificatePath"])
+        info = read_hub_dir(hub_dir)
+        return ArtifactStore(info.service_connection_string, ca_file=info.ca_file)
     return ArtifactStore(_connection_string(connection_string))
 
 
 def connect(hub_dir: Path | None, connection_string: str | None) -> TwinManager:
     """A TwinManager for the hub the options name; exits with a clear message when none is."""
     if hub_dir is not None:
-        info = _hub_info(hub_dir)
-        return TwinManager(
-            info["serviceConnectionString"], ca_file=info["caCertificatePath"],
-            device_host_name=info["deviceHostName"], gateway_host_name=info["gatewayHostName"],
-        )  # fmt: skip
+        return TwinManager.from_hub_dir(hub_dir)
     return TwinManager.from_connection_string(_connection_string(connection_string))

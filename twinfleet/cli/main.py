@@ -7,11 +7,12 @@ import typer
 from pydantic import ValidationError
 
 from queries import QueryError
-from twin_manager import TwinManagerError
+from twin_manager import InvalidQuery, TwinManagerError
 from twinfleet.cli import (
     agent,
     artifacts,
     campaigns,
+    dashboard,
     demo,
     devices,
     fleet,
@@ -48,6 +49,7 @@ def _main(
 
 
 app.command("demo")(demo.demo)
+app.command("dashboard")(dashboard.dashboard)
 app.command("query-demo")(query_demo.query_demo)
 app.add_typer(hub.app, name="hub")
 app.add_typer(agent.app, name="agent")
@@ -70,7 +72,7 @@ def run() -> None:
         if _debug or "--debug" in sys.argv:
             raise
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if isinstance(exc, QueryError):
-            message = str(exc)
+        if isinstance(exc, QueryError | InvalidQuery):
+            message = str(exc)  # the query's line and a caret under the fault follow
         typer.echo(f"error: {message}", err=True)
         sys.exit(1)
