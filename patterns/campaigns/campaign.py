@@ -69,7 +69,7 @@ class Campaign:
         self.fleet = fleet
         self.record = record
         self.clock = clock
-        self.outage_after = limiting.DEFAULT_OUTAGE_AFTER
+        self.interval = 1.0  # the seconds the controller means to leave between ticks
 
     @classmethod
     def create(cls, fleet: TwinManager, spec: specs.CampaignSpec,
@@ -197,7 +197,7 @@ class Campaign:
     def run(self, *, poll: float = 1.0, until: Callable[[], bool] | None = None,
             on_tick: Callable[[CampaignStatus], None] | None = None) -> CampaignStatus:  # fmt: skip
         """Tick until the campaign is final (or `until()` is true); returns the last status."""
-        self.outage_after = max(limiting.DEFAULT_OUTAGE_AFTER, 5 * poll)
+        self.interval = poll
         while True:
             status = self.tick()
             if on_tick is not None:
@@ -421,8 +421,11 @@ class Campaign:
             return
         rollout = self.spec.rollout
         rate = rollout.rate(current.counts.get("succeeded", 0))
+        # A controller ticking every `interval` seconds needs that much of the rate at once.
+        capacity = max(rollout.capacity(rate), rate * self.interval / 60)
+        outage_after = max(limiting.DEFAULT_OUTAGE_AFTER, 5 * self.interval)
         bucket = limiting.TokenBucket.from_state(self.record.state).refill(
-            now, rate, rollout.capacity(rate), self.outage_after
+            now, rate, capacity, outage_after
         )
         allowed = bucket.available
         admitted = 0

@@ -107,6 +107,7 @@ def run_paced(
     budget) is not a failure of the campaign: the controller backs off and ticks again later.
     """
     while True:
+        campaign.interval = pacing.poll  # the rate limiter holds a tick's worth of admissions
         try:
             status = campaign.tick()
         except Throttled:

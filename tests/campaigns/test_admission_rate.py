@@ -111,6 +111,22 @@ def test_a_slow_controller_gets_no_more_than_the_burst(
     assert per_pass == [1, 3, 3]
 
 
+def test_a_controller_paced_to_tick_slowly_keeps_the_rate(
+    fleet: TwinManager, devices: Any, clock: Any
+) -> None:
+    devices(30)
+    spec = _spec("paced").model_copy(update={"rollout": Rollout(per_minute=60, burst=3)})
+    campaign = Campaign.create(fleet, spec, clock=clock)
+    campaign.interval = 20  # as run_paced sets it on a throttled tier
+    per_pass = []
+    for _ in range(3):
+        before = _admitted(fleet, "paced")
+        campaign.tick()
+        per_pass.append(_admitted(fleet, "paced") - before)
+        clock.now += 20
+    assert per_pass == [1, 20, 9]  # 60/min held over 20 s ticks, not cut to the burst
+
+
 def test_the_token_bucket() -> None:
     bucket = TokenBucket().refill(100.0, per_minute=60, capacity=5)
     assert (bucket.available, bucket.last) == (1, 100.0)
