@@ -12,10 +12,10 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
-from playwright.sync_api import Page
+from playwright.sync_api import Browser, BrowserType, Page, Playwright, sync_playwright
 
 from device_agent import SimulatedFleet
 from local_hub import LocalHub
@@ -33,16 +33,50 @@ def base_url() -> None:
     fixture, a method-style session fixture that pytest now warns about.)"""
 
 
+# pytest-playwright keeps one Playwright for the whole session, and its sync API leaves an event
+# loop running in the worker's main thread, which breaks every later test of that worker that
+# calls asyncio.run(). Here Playwright, the browser type and the browser live for one module
+# and stop with it (contexts and pages stay per test, from pytest-playwright).
+
+
+@pytest.fixture(scope="module")
+def playwright(_pw_api_request_contexts: Any) -> Iterator[Playwright]:
+    running = sync_playwright().start()
+    if _pw_api_request_contexts:
+        _pw_api_request_contexts.instrument(running)
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def browser_type(playwright: Playwright, browser_name: str) -> BrowserType:
+    return cast(BrowserType, getattr(playwright, browser_name))
+
+
+@pytest.fixture(scope="module")
+def launch_browser(
+    browser_type_launch_args: dict[str, Any], browser_type: BrowserType
+) -> Callable[..., Browser]:
+    return lambda **options: browser_type.launch(**{**browser_type_launch_args, **options})
+
+
+@pytest.fixture(scope="module")
+def browser(launch_browser: Callable[..., Browser]) -> Iterator[Browser]:
+    launched = launch_browser()
+    yield launched
+    launched.close()
+
+
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
     """Debian's chromium by path (Playwright cannot download its own browser here)."""
     return {**browser_type_launch_args, "executable_path": CHROMIUM}
 
 
-@pytest.fixture(scope="session")
-def browser_context_args(browser_context_args: dict[str, Any]) -> dict[str, Any]:
+@pytest.fixture(scope="module")
+def browser_context_args() -> dict[str, Any]:
+    """Every page at 1280x800, in UTC and en-GB, so screenshots are stable."""
     return {
-        **browser_context_args,
         "viewport": {"width": 1280, "height": 800},
         "timezone_id": "UTC",
         "locale": "en-GB",
