@@ -44,13 +44,16 @@ class DeviceEndpoint:
         ssl_context: ssl.SSLContext,
         *,
         host_name: str,
+        address: str | None = None,
         clock: Any = time.time,
         quotas: quotas.Quotas | None = None,
     ) -> None:
         self._quotas = quotas
         self._registry = hub_registry
         self._ssl = ssl_context
-        self._host_name = host_name
+        # A device names the hub by its host name, or (having only the service connection
+        # string's HostName to go by, as on Azure) by the address it listens on.
+        self._host_names = (host_name, address) if address else (host_name,)
         self._clock = clock
         self._server: asyncio.Server | None = None
         self._connections: dict[str, Connection] = {}
@@ -256,8 +259,9 @@ class DeviceEndpoint:
         device = self._registry.get_device(device_id) if device_id else None
         if not device_id or "/" in device_id:
             return _BAD_CLIENT_ID, None
-        expected_user = f"{self._host_name}/{device_id}/"
-        if device is None or not (packet.username or "").startswith(expected_user):
+        username = packet.username or ""
+        host = next((h for h in self._host_names if username.startswith(f"{h}/{device_id}/")), None)
+        if device is None or host is None:
             log.info("refused device %r: unknown device or wrong hub name", device_id)
             return _NOT_AUTHORIZED, None
         if not device.enabled:
@@ -266,7 +270,7 @@ class DeviceEndpoint:
         try:
             tokens.verify_sas_token(
                 (packet.password or b"").decode("utf-8", "replace"),
-                resource=f"{self._host_name}/devices/{device_id}",
+                resource=f"{host}/devices/{device_id}",
                 keys=device.keys,
                 now=self._clock(),
             )

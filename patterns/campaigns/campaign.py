@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import queries
-from patterns.campaigns import kinds, records, specs, windows
+from patterns.campaigns import kinds, limiting, records, specs, windows
 from twin_manager import HubError, PreconditionFailed, TwinManager
 
 __all__ = ["FINAL", "Campaign", "CampaignStatus"]
@@ -69,6 +69,7 @@ class Campaign:
         self.fleet = fleet
         self.record = record
         self.clock = clock
+        self.interval = 1.0  # the seconds the controller means to leave between ticks
 
     @classmethod
     def create(cls, fleet: TwinManager, spec: specs.CampaignSpec,
@@ -146,7 +147,10 @@ class Campaign:
         self._set_status("paused", why)
 
     def resume(self) -> None:
-        self._set_status("running", "resumed by the operator", lambda now: now == "paused")
+        """Carry on after a pause; the pause earned no admissions (see `limiting`)."""
+        if self._set_status("running", "resumed by the operator", lambda now: now == "paused"):
+            restarted = limiting.TokenBucket().restart(self.clock())
+            self.record.update(self.fleet, lambda state: state.update(restarted.to_state()))
 
     def cancel(self) -> None:
         """Stop admitting; queued devices are cancelled, in-flight ones finish on their own."""
@@ -193,6 +197,7 @@ class Campaign:
     def run(self, *, poll: float = 1.0, until: Callable[[], bool] | None = None,
             on_tick: Callable[[CampaignStatus], None] | None = None) -> CampaignStatus:  # fmt: skip
         """Tick until the campaign is final (or `until()` is true); returns the last status."""
+        self.interval = poll
         while True:
             status = self.tick()
             if on_tick is not None:
@@ -225,9 +230,8 @@ class Campaign:
         open_now = window is None or windows.in_window(window.cron, window.duration_minutes, now)
         if open_now and (self.spec.end_at is None or now < self.spec.end_at):
             self._admit(current, now)
-        elif not open_now:
-            # no tokens pile up while the window is shut
-            self.record.update(self.fleet, lambda state: state.update(lastTick=now))
+        else:  # the window is shut, or the campaign has ended: no tokens pile up meanwhile
+            self._idle(now)
         current = self.status()
         in_flight = sum(current.counts.get(s, 0) for s in _IN_FLIGHT)
         ended = self.spec.end_at is not None and now >= self.spec.end_at
@@ -317,7 +321,10 @@ class Campaign:
             again += self._write(twin.device_id, twin.etag,
                                  {"state": "queued", "attempt": 0, "notBefore": None})  # fmt: skip
         self.record.log(now, f"re-run: {again} devices queued again")
-        self.record.update(self.fleet, lambda state: state.update(status="running"))
+        bucket = limiting.TokenBucket().restart(now)
+        self.record.update(
+            self.fleet, lambda state: state.update(status="running", **bucket.to_state())
+        )
 
     def _fail_or_retry(self, device_id: str, etag: str | None, attempt: int, reason: str,
                        now: float) -> None:  # fmt: skip
@@ -400,17 +407,27 @@ class Campaign:
                 return None
         return None
 
+    def _idle(self, now: float) -> None:
+        """Nothing can be admitted now: the wait earns no tokens (see `limiting`)."""
+        self.record.update(
+            self.fleet,
+            lambda state: state.update(limiting.TokenBucket.from_state(state).idle(now).to_state()),
+        )
+
     def _admit(self, current: CampaignStatus, now: float) -> None:
         group = self._current_group(current)
         if group is None or self.record.status != "running":
+            self._idle(now)
             return
-        state = self.record.state
-        last = state.get("lastTick")
-        rate = self.spec.rollout.rate(current.counts.get("succeeded", 0))
-        tokens = float(state.get("tokens", 1.0))
-        if last is not None:
-            tokens = min(tokens + rate * (now - float(last)) / 60, max(1.0, rate))
-        allowed = int(tokens)
+        rollout = self.spec.rollout
+        rate = rollout.rate(current.counts.get("succeeded", 0))
+        # A controller ticking every `interval` seconds needs that much of the rate at once.
+        capacity = max(rollout.capacity(rate), rate * self.interval / 60)
+        outage_after = max(limiting.DEFAULT_OUTAGE_AFTER, 5 * self.interval)
+        bucket = limiting.TokenBucket.from_state(self.record.state).refill(
+            now, rate, capacity, outage_after
+        )
+        allowed = bucket.available
         admitted = 0
         if allowed:
             condition = f"{self._tag}.state = 'queued' AND {self._tag}.group = '{group}'"
@@ -426,8 +443,9 @@ class Campaign:
                 if self._start_step(twin.device_id, twin.etag, int(mine.get("step") or 0),
                                     attempt, now):  # fmt: skip
                     admitted += 1
+        bucket = bucket.spend(admitted)
+        if admitted < allowed:  # nothing more to admit now: waiting earns nothing
+            bucket = bucket.idle(now)
         if admitted:
             self.record.log(now, f"admitted {admitted} from group {group} at {rate:g}/min")
-        self.record.update(
-            self.fleet, lambda state: state.update(tokens=tokens - admitted, lastTick=now)
-        )
+        self.record.update(self.fleet, lambda state: state.update(bucket.to_state()))
