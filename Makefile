@@ -22,6 +22,7 @@ test: lint
 	$(BIN)/pytest -n auto
 
 bench: $(STAMP)
+	test -x /usr/sbin/mosquitto || command -v mosquitto >/dev/null || (apt-get update -qq && apt-get install -y -qq mosquitto)
 	$(BIN)/python -m benchmarks
 
 demo: $(STAMP)

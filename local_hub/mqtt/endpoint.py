@@ -22,7 +22,7 @@ from collections import OrderedDict
 from typing import Any
 
 from local_hub import errors, events, registry, tokens
-from local_hub.mqtt import codec, topics
+from local_hub.mqtt import codec, lean_tls, topics
 from local_hub.mqtt.connection import Connection
 
 __all__ = ["DeviceEndpoint"]
@@ -63,7 +63,7 @@ class DeviceEndpoint:
 
     async def start(self, host: str, port: int = 8883) -> None:
         """Listen for devices on `host:port` (8883 is the SDK's fixed port)."""
-        self._server = await asyncio.start_server(self._accept, host, port, ssl=self._ssl)
+        self._server = await lean_tls.start_tls_server(self._accept, host, port, self._ssl)
 
     @property
     def port(self) -> int:
@@ -210,7 +210,8 @@ class DeviceEndpoint:
     async def _open(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> Connection | None:
-        packet = await asyncio.wait_for(codec.read_packet(reader, MAX_PACKET), CONNECT_TIMEOUT)
+        async with asyncio.timeout(CONNECT_TIMEOUT):
+            packet = await codec.read_packet(reader, MAX_PACKET)
         if packet is None:
             return None
         if not isinstance(packet, codec.Connect):
@@ -265,9 +266,9 @@ class DeviceEndpoint:
 
     async def _serve(self, connection: Connection, reader: asyncio.StreamReader) -> None:
         while not connection.closed:
-            packet = await asyncio.wait_for(
-                codec.read_packet(reader, MAX_PACKET), connection.read_timeout
-            )
+            # asyncio.timeout, not wait_for: no extra task per packet (nor per idle device).
+            async with asyncio.timeout(connection.read_timeout):
+                packet = await codec.read_packet(reader, MAX_PACKET)
             if packet is None or isinstance(packet, codec.Disconnect):
                 return
             self._registry.record_activity(connection.device_id)
