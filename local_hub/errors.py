@@ -10,7 +10,8 @@ The tree::
     ├── NotFound                404  no such job, configuration or artifact
     ├── Conflict                409  the identity (or job, or configuration) already exists
     ├── PreconditionFailed      412  the If-Match etag is stale
-    ├── Throttled               429  too many requests (fault injection, for tests)
+    ├── Throttled               429  too many requests (a quota of the hub's tier, or injected)
+    │   └── TooManyActiveJobs   429  the tier's limit of concurrent jobs is reached
     ├── ServerError             500/503  an injected or unexpected failure
     └── GatewayTimeout          504  the device did not answer a direct method in time
 
@@ -31,6 +32,7 @@ __all__ = [
     "PreconditionFailed",
     "ServerError",
     "Throttled",
+    "TooManyActiveJobs",
     "Unauthorized",
 ]
 
@@ -90,6 +92,13 @@ class Throttled(HubError):
     def __init__(self, message: str, *, retry_after: float = 1.0) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class TooManyActiveJobs(Throttled):
+    error_code, code_name = "429004", "ThrottlingMaxActiveJobCountExceeded"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retry_after=60.0)
 
 
 class ServerError(HubError):

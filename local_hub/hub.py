@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 from local_hub import tokens
 from local_hub.clock import Clock
+from local_hub.quotas import Quotas
 from local_hub.server import MQTT_PORT, HubServer
 
 __all__ = ["LocalHub"]
@@ -41,6 +42,9 @@ class LocalHub:
         name: the hub's name; devices use `<name>.local` as their HostName.
         clock: the time source (Unix seconds).
         configuration_interval: seconds between evaluations of automatic configurations.
+        tier: enforce this IoT Hub tier's throttles (F1, S1, S2, S3); None (default): no quotas.
+        units: the tier's number of units.
+        limits: a `local_hub.quotas.Quotas` to enforce instead (tests inject clocks this way).
     """
 
     def __init__(
@@ -53,10 +57,14 @@ class LocalHub:
         name: str | None = None,
         clock: Clock = time.time,
         configuration_interval: float = 5.0,
+        tier: str | None = None,
+        units: int = 1,
+        limits: Quotas | None = None,
     ) -> None:
         self._args: dict[str, Any] = {
             "host": host, "service_port": service_port, "mqtt_port": mqtt_port, "name": name,
-            "clock": clock, "configuration_interval": configuration_interval,
+            "clock": clock, "configuration_interval": configuration_interval, "tier": tier,
+            "units": units, "limits": limits,
         }  # fmt: skip
         self.data_dir = Path(data_dir)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -158,6 +166,14 @@ class LocalHub:
         return self.server.certs.ca_cert.read_text()
 
     @property
+    def quotas(self) -> dict[str, Any]:
+        """Use against each quota (what `GET /quotas` shows); `tier` None when there are none."""
+        limits = self.server.quotas
+        if limits is None:
+            return {"tier": None, "units": None, "throttles": {}}
+        return self.call(_view(limits))
+
+    @property
     def host(self) -> str:
         return self.server.host
 
@@ -207,3 +223,7 @@ class LocalHub:
             server.faults.retry_after = retry_after
 
         self.call(set_faults())
+
+
+async def _view(limits: Quotas) -> dict[str, Any]:
+    return limits.view()

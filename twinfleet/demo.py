@@ -12,6 +12,8 @@ a summary built from GROUP BY queries.
 from __future__ import annotations
 
 import hashlib
+import shlex
+import shutil
 import socket
 import tempfile
 import time
@@ -24,7 +26,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from device_agent import SimulatedFleet
-from local_hub import LocalHub
+from local_hub import LocalHub, ports
+from local_hub.server import HTTPS_PORT
 from patterns.campaigns import (
     AbortCriteria,
     Campaign,
@@ -35,6 +38,8 @@ from patterns.campaigns import (
     Retries,
     Rollout,
 )
+from patterns.campaigns.pacing import Pacing, run_paced
+from queries import nodes
 from twin_manager import TwinManager
 
 __all__ = ["run_demo"]
@@ -62,7 +67,9 @@ def _wait(check: Callable[[], bool], timeout: float, what: str) -> None:
         time.sleep(0.25)
 
 
-def _watch(console: Console, campaign: Campaign, total: int, title: str) -> CampaignStatus:
+def _watch(
+    console: Console, campaign: Campaign, total: int, title: str, pacing: Pacing | None = None
+) -> CampaignStatus:
     with Progress(
         TextColumn("[bold]{task.description:>10}"), BarColumn(), MofNCompleteColumn(),
         console=console, transient=False,
@@ -77,6 +84,8 @@ def _watch(console: Console, campaign: Campaign, total: int, title: str) -> Camp
                     count = status.failed
                 progress.update(bars[state], completed=count)
 
+        if pacing is not None:  # within the hub's query quota
+            return run_paced(campaign, pacing, on_tick=show)
         return campaign.run(poll=0.5, on_tick=show)
 
 
@@ -99,27 +108,27 @@ def _register(fleet: TwinManager, count: int) -> list[dict[str, Any]]:
 
 
 def _summary(console: Console, fleet: TwinManager, campaigns: list[CampaignStatus]) -> None:
-    table = Table(title="Fleet by firmware (GROUP BY properties.reported.firmware)")
+    table = Table(title="Fleet by firmware version and update status (GROUP BY)")
     table.add_column("currentFwVersion")
     table.add_column("fwUpdateStatus")
     table.add_column("devices", justify="right")
-    rows = fleet.query(
-        "SELECT properties.reported.firmware.currentFwVersion AS version, COUNT() AS n "
-        "FROM devices WHERE IS_DEFINED(properties.reported.firmware) "
-        "GROUP BY properties.reported.firmware.currentFwVersion"
+    versions = fleet.group_by(
+        "properties.reported.firmware.currentFwVersion", "IS_DEFINED(properties.reported.firmware)"
     )
-    statuses = fleet.group_by(
-        "properties.reported.firmware.fwUpdateStatus", "IS_DEFINED(properties.reported.firmware)"
-    )
-    for row in rows:
-        table.add_row(str(row.get("version")), "", str(row["n"]))
-    for status, count in statuses.items():
-        table.add_row("", str(status), str(count))
+    for version in sorted(versions, key=str):
+        statuses = fleet.group_by(
+            "properties.reported.firmware.fwUpdateStatus",
+            f"properties.reported.firmware.currentFwVersion = {nodes.literal_sql(version)}",
+        )
+        for status in sorted(statuses, key=str):
+            table.add_row(str(version), str(status), str(statuses[status]))
     console.print(table)
     outcome = Table(title="Campaigns")
-    for column in ("campaign", "status", "succeeded", "failed", "cancelled"):
-        outcome.add_column(column, no_wrap=True)
-    outcome.add_column("top failure reason", no_wrap=True, overflow="ellipsis", max_width=34)
+    outcome.add_column("campaign", no_wrap=True)
+    outcome.add_column("status", no_wrap=True, min_width=9)
+    for column in ("ok", "failed", "cancelled"):
+        outcome.add_column(column, justify="right", no_wrap=True)
+    outcome.add_column("top failure reason", overflow="fold")
     for status in campaigns:
         reason = max(status.reasons, key=lambda r: status.reasons[r]) if status.reasons else ""
         outcome.add_row(
@@ -129,16 +138,58 @@ def _summary(console: Console, fleet: TwinManager, campaigns: list[CampaignStatu
     console.print(outcome)
 
 
-def run_demo(console: Console, *, devices: int = 50, keep: bool = False) -> int:
-    """Run the demo; returns the exit code (0 when the fleet converged as intended)."""
+def _hint(console: Console, hub: LocalHub) -> None:
+    """Commands to try while the hub runs, each on one unwrapped line so it pastes as it is."""
+    hub_dir = shlex.quote(str(hub.data_dir.resolve()))
+    query = shlex.quote("SELECT * FROM devices WHERE tags.ring = 'canary'")
+    console.print("\nThe hub keeps running. Try, in another terminal:", highlight=False)
+    for command in (
+        f"twinfleet query --hub-dir {hub_dir} {query}",
+        f"twinfleet campaign list --hub-dir {hub_dir}",
+        f"twinfleet dashboard --hub-dir {hub_dir}",
+    ):
+        console.print(f"  {command}", soft_wrap=True, highlight=False, markup=False)
+    console.print(
+        "The dashboard then serves http://127.0.0.1:8080/. Press Ctrl-C to stop.", highlight=False
+    )
+
+
+def run_demo(
+    console: Console,
+    *,
+    devices: int = 50,
+    keep: bool = False,
+    host: str | None = None,
+    tier: str | None = None,
+    units: int = 1,
+) -> int:
+    """Run the demo; returns the exit code (0 when the fleet converged as intended).
+
+    With `tier`, the hub enforces that IoT Hub tier's quotas and the campaigns are paced to
+    stay within them (the demo is the hub's only user, so they take the whole query quota).
+
+    Args:
+        console: where progress and tables go.
+        devices: how many simulated devices.
+        keep: leave the hub (and its temporary directory) running until Ctrl-C.
+        host: the loopback address for the hub; by default the first free 127.84.N.1.
+        tier: run the hub on this IoT Hub tier's quotas (F1, S1, S2, S3); None: no quotas.
+        units: the tier's number of units.
+    """
     started = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="twinfleet-demo-"))
-    host = _free_loopback()
-    hub = LocalHub(workdir / "hub", host=host, name="demo-hub").start()
+    host = host or _free_loopback()
+    # IoT Hub's own port when this process may take it (every language's SDK then connects).
+    service_port = HTTPS_PORT if ports.can_listen(host, HTTPS_PORT) else 0
+    hub = LocalHub(
+        workdir / "hub", host=host, name="demo-hub", service_port=service_port, tier=tier,
+        units=units,
+    ).start()  # fmt: skip
     simulated = SimulatedFleet().start()
     try:
         fleet = TwinManager.from_local_hub(hub)
-        console.print(f"Local hub [bold]{hub.device_host_name}[/] on {host} (data in {workdir})")
+        console.print(f"Local hub [bold]{hub.device_host_name}[/] on {host}, service port "
+                      f"{hub.service_port} (data in {workdir})")  # fmt: skip
         registered = _register(fleet, devices)
         ca_text, ca_file = hub.ca_certificate, hub.ca_certificate_path
 
@@ -174,7 +225,12 @@ def run_demo(console: Console, *, devices: int = 50, keep: bool = False) -> int:
         for device in registered:
             if device["offline"]:
                 power_on(device)  # the stragglers come online while the canaries update
-        first = _watch(console, campaign, devices, "Campaign 1: firmware 2.0.0, canaries first")
+        paced = None if tier is None else Pacing.for_tier(tier, units, groups=2, share=1.0)
+        if paced is not None:
+            console.print(f"Tier {tier}: the controller ticks every {paced.poll:.0f} s to stay "
+                          "within the hub's query quota")  # fmt: skip
+        first = _watch(console, campaign, devices, "Campaign 1: firmware 2.0.0, canaries first",
+                       paced)  # fmt: skip
 
         broken = hub.upload_artifact("firmware-2.1.0.bin", b"a corrupted image")
         bad_spec = CampaignSpec(
@@ -189,8 +245,9 @@ def run_demo(console: Console, *, devices: int = 50, keep: bool = False) -> int:
             abort=AbortCriteria(failure_percent=30, min_finished=5),
             timeout_seconds=60,
         )
+        paced = None if tier is None else Pacing.for_tier(tier, units, share=1.0)
         second = _watch(console, Campaign.create(fleet, bad_spec), devices,
-                        "Campaign 2: firmware 2.1.0 with a broken image")  # fmt: skip
+                        "Campaign 2: firmware 2.1.0 with a broken image", paced)  # fmt: skip
         _summary(console, fleet, [first, second])
         converged = (
             first.status == "completed"
@@ -207,10 +264,7 @@ def run_demo(console: Console, *, devices: int = 50, keep: bool = False) -> int:
         console.print(f"Fleet {verdict}: {devices} devices in {elapsed:.1f} s.")
         console.print(f"Campaign 2 stopped itself: {last}")
         if keep:
-            console.print(
-                f"\nThe hub keeps running. Try:\n  twinfleet query --hub-dir {hub.data_dir} "
-                "\"SELECT * FROM devices WHERE tags.ring = 'canary'\"\nPress Ctrl-C to stop."
-            )
+            _hint(console, hub)
             try:
                 while True:
                     time.sleep(3600)
@@ -220,3 +274,4 @@ def run_demo(console: Console, *, devices: int = 50, keep: bool = False) -> int:
     finally:
         simulated.stop()
         hub.close()
+        shutil.rmtree(workdir, ignore_errors=True)

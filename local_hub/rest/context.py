@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from local_hub import configurations, errors, jobs, registry
+from local_hub import configurations, errors, jobs, quotas, registry
 from local_hub.clock import Clock
 from local_hub.mqtt import DeviceEndpoint
 
@@ -46,6 +46,7 @@ class ServiceContext:
     jobs: jobs.JobRunner | None = None
     configurations: configurations.ConfigurationManager | None = None
     faults: Faults = field(default_factory=Faults)
+    quotas: quotas.Quotas | None = None
 
 
 CONTEXT = web.AppKey("twinfleet-context", ServiceContext)

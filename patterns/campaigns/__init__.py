@@ -7,7 +7,7 @@ campaign = Campaign.create(fleet, spec)
 campaign.run()
 """
 
-from patterns.campaigns import records, specs
+from patterns.campaigns import pacing, records, specs
 from patterns.campaigns.campaign import FINAL, Campaign, CampaignStatus
 from patterns.campaigns.planning import Plan, PlannedDevice, plan
 from patterns.campaigns.specs import (
@@ -39,6 +39,7 @@ __all__ = [
     "Reboot",
     "Retries",
     "Rollout",
+    "pacing",
     "plan",
     "records",
     "specs",

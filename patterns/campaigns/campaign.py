@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import queries
-from patterns.campaigns import kinds, records, specs, windows
+from patterns.campaigns import kinds, limiting, records, specs, windows
 from twin_manager import HubError, PreconditionFailed, TwinManager
 
 __all__ = ["FINAL", "Campaign", "CampaignStatus"]
@@ -69,6 +69,7 @@ class Campaign:
         self.fleet = fleet
         self.record = record
         self.clock = clock
+        self.interval = 1.0  # the seconds the controller means to leave between ticks
 
     @classmethod
     def create(cls, fleet: TwinManager, spec: specs.CampaignSpec,
@@ -122,26 +123,45 @@ class Campaign:
 
     # -- control ---------------------------------------------------------------------------
 
-    def _set_status(self, status: str, why: str) -> None:
+    def _set_status(
+        self, status: str, why: str, when: Callable[[str], bool] = lambda now: now not in FINAL
+    ) -> bool:
+        """Set the status if `when(current status)` holds on the stored record (which another
+        process may have changed since this one read it); True when it was set."""
         now = self.clock()
-        self.record.state["status"] = status
-        self.record.log(now, f"{status}: {why}")
-        self.record.save(self.fleet)
-        log.info("campaign %s %s: %s", self.id, status, why)
+        applied = False
+
+        def change(state: dict[str, Any]) -> None:
+            nonlocal applied
+            applied = when(str(state.get("status", "created")))
+            if applied:
+                state["status"] = status
+                state.setdefault("log", []).append(f"{records.iso(now)} {status}: {why}")
+
+        self.record.update(self.fleet, change)
+        if applied:
+            log.info("campaign %s %s: %s", self.id, status, why)
+        return applied
 
     def pause(self, why: str = "paused by the operator") -> None:
-        if self.record.status not in FINAL:
-            self._set_status("paused", why)
+        self._set_status("paused", why)
 
     def resume(self) -> None:
-        if self.record.status == "paused":
-            self._set_status("running", "resumed by the operator")
+        """Carry on after a pause; the pause earned no admissions (see `limiting`)."""
+        if self._set_status("running", "resumed by the operator", lambda now: now == "paused"):
+            restarted = limiting.TokenBucket().restart(self.clock())
+            self.record.update(self.fleet, lambda state: state.update(restarted.to_state()))
 
     def cancel(self) -> None:
         """Stop admitting; queued devices are cancelled, in-flight ones finish on their own."""
-        if self.record.status not in FINAL:
+        if self._set_status("cancelled", "cancelled by the operator"):
             self._cancel_queued("cancelled")
-            self._set_status("cancelled", "cancelled by the operator")
+
+    def abort(self, why: str = "aborted by the operator") -> None:
+        """Stop now: queued devices are cancelled and, when the spec asks for it, updated
+        devices are rolled back (as when the abort criteria trip)."""
+        if self.record.status not in FINAL:
+            self._abort(why)
 
     def forget(self) -> int:
         """Remove a finished campaign: its record and every device's tag for it (tags are
@@ -177,6 +197,7 @@ class Campaign:
     def run(self, *, poll: float = 1.0, until: Callable[[], bool] | None = None,
             on_tick: Callable[[CampaignStatus], None] | None = None) -> CampaignStatus:  # fmt: skip
         """Tick until the campaign is final (or `until()` is true); returns the last status."""
+        self.interval = poll
         while True:
             status = self.tick()
             if on_tick is not None:
@@ -195,9 +216,10 @@ class Campaign:
         if self.spec.start_at is not None and now < self.spec.start_at:
             return self.status()
         if status == "created":
-            self.record.state["startedAt"] = now
+            self.record.update(self.fleet, lambda state: state.setdefault("startedAt", now))
             self._enqueue(now)
-            self._set_status("running", "started")
+            if not self._set_status("running", "started", lambda now: now == "created"):
+                return self.status()  # paused or cancelled before it started
         elif self.spec.mode == "continuous":
             self._enqueue(now)
         self._evaluate(now)
@@ -208,9 +230,8 @@ class Campaign:
         open_now = window is None or windows.in_window(window.cron, window.duration_minutes, now)
         if open_now and (self.spec.end_at is None or now < self.spec.end_at):
             self._admit(current, now)
-        elif not open_now:
-            self.record.state["lastTick"] = now  # no tokens pile up while the window is shut
-            self.record.save(self.fleet)
+        else:  # the window is shut, or the campaign has ended: no tokens pile up meanwhile
+            self._idle(now)
         current = self.status()
         in_flight = sum(current.counts.get(s, 0) for s in _IN_FLIGHT)
         ended = self.spec.end_at is not None and now >= self.spec.end_at
@@ -299,9 +320,11 @@ class Campaign:
         for twin in self.fleet.query_twins(condition, page_size=1000):
             again += self._write(twin.device_id, twin.etag,
                                  {"state": "queued", "attempt": 0, "notBefore": None})  # fmt: skip
-        self.record.state["status"] = "running"
         self.record.log(now, f"re-run: {again} devices queued again")
-        self.record.save(self.fleet)
+        bucket = limiting.TokenBucket().restart(now)
+        self.record.update(
+            self.fleet, lambda state: state.update(status="running", **bucket.to_state())
+        )
 
     def _fail_or_retry(self, device_id: str, etag: str | None, attempt: int, reason: str,
                        now: float) -> None:  # fmt: skip
@@ -384,18 +407,27 @@ class Campaign:
                 return None
         return None
 
+    def _idle(self, now: float) -> None:
+        """Nothing can be admitted now: the wait earns no tokens (see `limiting`)."""
+        self.record.update(
+            self.fleet,
+            lambda state: state.update(limiting.TokenBucket.from_state(state).idle(now).to_state()),
+        )
+
     def _admit(self, current: CampaignStatus, now: float) -> None:
         group = self._current_group(current)
         if group is None or self.record.status != "running":
+            self._idle(now)
             return
-        state = self.record.state
-        last = state.get("lastTick")
-        rate = self.spec.rollout.rate(current.counts.get("succeeded", 0))
-        tokens = float(state.get("tokens", 1.0))
-        if last is not None:
-            tokens = min(tokens + rate * (now - float(last)) / 60, max(1.0, rate))
-        state["lastTick"] = now
-        allowed = int(tokens)
+        rollout = self.spec.rollout
+        rate = rollout.rate(current.counts.get("succeeded", 0))
+        # A controller ticking every `interval` seconds needs that much of the rate at once.
+        capacity = max(rollout.capacity(rate), rate * self.interval / 60)
+        outage_after = max(limiting.DEFAULT_OUTAGE_AFTER, 5 * self.interval)
+        bucket = limiting.TokenBucket.from_state(self.record.state).refill(
+            now, rate, capacity, outage_after
+        )
+        allowed = bucket.available
         admitted = 0
         if allowed:
             condition = f"{self._tag}.state = 'queued' AND {self._tag}.group = '{group}'"
@@ -411,7 +443,9 @@ class Campaign:
                 if self._start_step(twin.device_id, twin.etag, int(mine.get("step") or 0),
                                     attempt, now):  # fmt: skip
                     admitted += 1
-        state["tokens"] = tokens - admitted
+        bucket = bucket.spend(admitted)
+        if admitted < allowed:  # nothing more to admit now: waiting earns nothing
+            bucket = bucket.idle(now)
         if admitted:
             self.record.log(now, f"admitted {admitted} from group {group} at {rate:g}/min")
-        self.record.save(self.fleet)
+        self.record.update(self.fleet, lambda state: state.update(bucket.to_state()))
