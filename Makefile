@@ -43,6 +43,7 @@ test: lint docs $(NODE_STAMP) chromium
 	$(BIN)/pytest -n auto --dist loadgroup
 
 bench: $(STAMP)
+	test -x /usr/sbin/mosquitto || command -v mosquitto >/dev/null || (apt-get update -qq && apt-get install -y -qq mosquitto)
 	$(BIN)/python -m benchmarks
 
 demo: $(STAMP)
