@@ -62,8 +62,13 @@ def _devices(
             )
         tasks = [asyncio.create_task(_update(d)) for d in devices]
         ready.set()
+        pinged = time.monotonic()
         while not stop.is_set():
             await asyncio.sleep(0.1)
+            if time.monotonic() - pinged > 20:  # keep-alive: the hub drops idle connections
+                pinged = time.monotonic()
+                for device in devices:
+                    device.send(codec.PingReq())
         for device in devices:
             device.close()
         for task in tasks:
