@@ -31,7 +31,8 @@ from device_agent.handlers.factory_reset import FactoryResetHandler
 from device_agent.handlers.firmware import FirmwareHandler
 from device_agent.handlers.reboot import RebootHandler
 from device_agent.platforms import Platform, RebootRequested
-from device_agent.reporting import Reporter, merge
+from device_agent.reporting import Reporter
+from patterns.contracts import patches
 
 __all__ = ["DeviceAgent", "MethodFunction", "SectionFunction"]
 
@@ -77,6 +78,7 @@ class DeviceAgent:
         for handler in [*builtin, *(handlers_api.installed() if installed else ()), *handlers]:
             self.add(handler)
         self._desired: dict[str, Any] = {}
+        self._reported: dict[str, Any] = {}
         self._desired_version = -1
         self._changed = asyncio.Event()
         self._stopped = asyncio.Event()
@@ -95,6 +97,11 @@ class DeviceAgent:
     @property
     def state_dir(self) -> Path:
         return self._state_dir
+
+    @property
+    def reported_at_connect(self) -> dict[str, Any]:
+        """The reported properties as the hub held them when the agent connected."""
+        return self._reported
 
     def report(self, patch: dict[str, Any]) -> None:
         """Queue a reported patch; safe from any thread."""
@@ -179,6 +186,7 @@ class DeviceAgent:
             tasks.append(asyncio.create_task(self._reporter.run(), name="reporter"))
             tasks.append(asyncio.create_task(self._reconciler(), name="reconciler"))
             twin = await connection.get_twin()
+            self._reported = dict(twin.get("reported") or {})
             self._on_twin(twin.get("desired", {}))
             await self._stopped.wait()
             if self.outcome == "reboot":
@@ -225,7 +233,7 @@ class DeviceAgent:
         if version <= self._desired_version:
             return  # stale or repeated
         body = {k: v for k, v in patch.items() if k != "$version"}
-        self._desired = {k: v for k, v in merge(self._desired, body).items() if v is not None}
+        self._desired = patches.applied(self._desired, body)  # a null removes, as in the hub
         self._desired_version = version
         self._changed.set()
 

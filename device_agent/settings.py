@@ -1,32 +1,6 @@
 """The device's settings: one TOML file, validated whole before the agent starts.
 
-An example (`/etc/twinfleet/agent.toml`)::
-
-    state_dir = "/var/lib/twinfleet"
-    log_level = "info"                        # debug, info, warning, error
-    handlers = ["acme.leds:install"]          # module:attribute, called with the DeviceAgent
-
-    [connection]                              # a key file, a device id and the hub...
-    key_file = "/etc/twinfleet/device.key"    # the base64 device key, mode 0600
-    device_id = "sensor-0042"
-    hub_host = "contoso.azure-devices.net"
-    # gateway_host = "10.0.0.5"               # connect here instead (a local hub, a gateway)
-    # connection_string = "HostName=...;DeviceId=...;SharedAccessKey=..."   # ...or this
-    # ca_file = "/etc/twinfleet/hub-ca.pem"   # trust this CA for the hub (a local hub's)
-
-    [platform]                                # or: kind = "simulated"
-    kind = "command"
-    version = "cat /etc/firmware-version"
-    install = "rauc install {image}"          # {image} and {version} are filled in, quoted
-    reboot = "systemctl reboot"
-    confirm_boot = "rauc status mark-good"
-    rollback = "rauc status mark-bad booted"
-    factory_reset = "/usr/lib/acme/factory-reset"
-
-    [trust]                                   # optional
-    image_ca_file = "/etc/ssl/certs/acme.pem" # CA for https firmware URLs (default: ca_file)
-    firmware_trust_store = "/etc/twinfleet/trust"   # keys that sign firmware images
-
+`EXAMPLE` is a commented file to start from (`twinfleet-agent --example` prints it).
 Relative paths are relative to the file's folder. Every error names the file, the setting and
 the fix in one line, and never quotes a secret.
 """
@@ -52,6 +26,7 @@ from pydantic import (
 from device_agent import errors, keyfiles
 
 __all__ = [
+    "EXAMPLE",
     "AgentSettings",
     "CommandPlatformSettings",
     "ConnectionSettings",
@@ -61,6 +36,38 @@ __all__ = [
     "load",
     "parse_connection_string",
 ]
+
+EXAMPLE = """\
+# twinfleet-agent settings (/etc/twinfleet/agent.toml). Relative paths start at this file's folder.
+state_dir = "/var/lib/twinfleet"          # the agent's state: firmware steps, downloads
+log_level = "info"                        # debug, info, warning, error
+# max_image_size = 536870912              # the largest firmware image accepted, bytes
+# handlers = ["acme.leds:install"]        # module:attribute, each called with the DeviceAgent
+
+[connection]                              # a key file, the device id and the hub...
+key_file = "/etc/twinfleet/device.key"    # the device's base64 primary key; mode 0600
+device_id = "sensor-0042"
+hub_host = "contoso.azure-devices.net"
+# gateway_host = "10.0.0.5"               # connect here instead (a local hub, a gateway)
+# connection_string = "HostName=...;DeviceId=...;SharedAccessKey=..."   # ...or this (file 0600)
+# ca_file = "/etc/twinfleet/hub-ca.pem"   # trust this CA for the hub (a local hub's)
+# keep_alive = 60                         # MQTT keep-alive, seconds
+
+[platform]                                # or just: kind = "simulated" (files, to try it out)
+kind = "command"
+version = "cat /etc/firmware-version"     # prints the running version
+install = "rauc install {image}"          # {image} and {version} are filled in, quoted
+reboot = "systemctl reboot"
+confirm_boot = "rauc status mark-good"
+rollback = "rauc status mark-bad other"
+factory_reset = "/usr/local/sbin/factory-reset"
+# timeout = 600                           # seconds for each command
+# reboot_timeout = 300                    # seconds for the device to go down after `reboot`
+# boot_id = "cat /proc/sys/kernel/random/boot_id"   # changes at every boot
+
+# [trust]
+# image_ca_file = "/etc/ssl/certs/acme.pem"  # CA for https firmware URLs (default: ca_file)
+"""
 
 LogLevel = Literal["debug", "info", "warning", "error"]
 _HANDLER = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_.]*$"
@@ -175,7 +182,8 @@ class CommandPlatformSettings(_Settings):
     """A real Linux device whose actions are shell commands (RAUC, SWUpdate, Mender, scripts).
 
     `install` gets `{image}` and `{version}`; the others get nothing. `reboot_timeout` is how long
-    the agent waits, after the reboot command returned, for the device to go down.
+    the agent waits, after the reboot command returned, for the device to go down; `boot_id`
+    prints an id that changes at every boot (see `device_agent.boots`).
     """
 
     kind: Literal["command"]
@@ -187,6 +195,7 @@ class CommandPlatformSettings(_Settings):
     factory_reset: str
     timeout: float = Field(600, gt=0)
     reboot_timeout: float = Field(300, gt=0)
+    boot_id: str = "cat /proc/sys/kernel/random/boot_id"
 
     @field_validator("install")
     @classmethod
@@ -196,7 +205,7 @@ class CommandPlatformSettings(_Settings):
             raise ValueError("the install command must use {image}, the downloaded image's path")
         return value
 
-    @field_validator("version", "reboot", "confirm_boot", "rollback", "factory_reset")
+    @field_validator("version", "reboot", "confirm_boot", "rollback", "factory_reset", "boot_id")
     @classmethod
     def _no_placeholders(cls, value: str) -> str:
         return _check_command(value, frozenset(), "platform")
@@ -208,10 +217,24 @@ PlatformSettings = Annotated[
 
 
 class TrustSettings(_Settings):
-    """What the device trusts besides the hub's CA."""
+    """What the device trusts besides the hub's CA.
+
+    `firmware_trust_store` is reserved for signed firmware: until this agent checks signatures,
+    a file that names one is refused rather than letting its owner believe images are checked.
+    """
 
     image_ca_file: Path | None = None
     firmware_trust_store: Path | None = None
+
+    @field_validator("firmware_trust_store")
+    @classmethod
+    def _signatures_not_checked_yet(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            raise ValueError(
+                "firmware signature checking is not available in this version of the agent "
+                "(images are checked against their SHA-256 only); remove firmware_trust_store"
+            )
+        return value
 
 
 class AgentSettings(_Settings):
@@ -353,8 +376,8 @@ def _read(path: Path) -> dict[str, Any]:
             return tomllib.load(file)
     except FileNotFoundError:
         raise errors.InvalidSettings(
-            f"{path}: no such file; write the agent's settings there (see `twinfleet-agent "
-            "--help`) or pass another --config"
+            f"{path}: no such file; write the agent's settings there (`twinfleet-agent "
+            "--example` prints a file to start from) or pass another --config"
         ) from None
     except OSError as exc:
         raise errors.InvalidSettings(f"{path}: cannot read it ({exc.strerror})") from None

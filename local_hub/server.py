@@ -97,6 +97,7 @@ class HubServer:
             self.registry,
             certs.server_ssl_context(self.certs),
             host_name=self.device_host_name,
+            address=host,
             clock=clock,
             quotas=self.quotas,
         )

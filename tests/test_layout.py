@@ -4,7 +4,15 @@ import importlib
 
 import pytest
 
-PACKAGES = ["queries", "local_hub", "twin_manager", "device_agent", "patterns", "twinfleet"]
+PACKAGES = [
+    "queries",
+    "local_hub",
+    "twin_manager",
+    "device_agent",
+    "patterns",
+    "twinfleet",
+    "twinfleet.dashboard",
+]
 
 
 @pytest.mark.parametrize("name", PACKAGES)

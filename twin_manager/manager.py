@@ -80,7 +80,9 @@ class TwinManager:
         self._connection_string = connection_string
         self._ca_file = ca_file
         self._retry = retry or RetryPolicy()
-        self._device_host_name = device_host_name or self._sdk.host_name
+        # Devices name the hub without the service port (`HostName=10.0.0.5:8443` in a local
+        # hub's service connection string; Azure's host names carry none): they dial 8883.
+        self._device_host_name = device_host_name or _without_port(self._sdk.host_name)
         self._gateway_host_name = gateway_host_name
 
     @classmethod
@@ -653,3 +655,8 @@ class TwinManager:
                     f" applied, short of {ratio:.0%}, after {timeout:g} s."
                 )
             time.sleep(poll)
+
+
+def _without_port(host: str) -> str:
+    name, _, port = host.rpartition(":")
+    return name if name and port.isdigit() else host

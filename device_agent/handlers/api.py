@@ -65,6 +65,11 @@ class Agent(Protocol):
     @property
     def state_dir(self) -> Path: ...
 
+    @property
+    def reported_at_connect(self) -> dict[str, Any]:
+        """The reported properties as the hub held them when the agent connected."""
+        ...
+
     def report(self, patch: dict[str, Any]) -> None:
         """Queue a reported-properties patch (delivered and retried in the background)."""
         ...

@@ -2,6 +2,9 @@
 
 What was applied is saved on the device (atomically), so a restarted agent does not apply the
 same version again; a new attempt at a version already applied only echoes its `campaignId`.
+Reported settings *replace* the reported ones (a key the new settings lack is reported as null),
+as a new version's desired settings replaced the old; a failed version leaves the settings in
+effect (the last applied ones) reported.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from pydantic import ValidationError
 
 from device_agent.handlers import api
 from device_agent.persistence import StateFile
-from patterns.contracts import configuration
+from patterns.contracts import configuration, patches
 
 __all__ = ["ConfigurationHandler", "Configure"]
 
@@ -31,6 +34,17 @@ class ConfigurationHandler:
 
     def __init__(self, configure: Configure | None = None) -> None:
         self.configure = configure
+        self._reported_settings: dict[str, Any] | None = None  # what reported settings hold
+
+    def _report(self, agent: api.Agent, outcome: configuration.ConfigurationReported) -> None:
+        if self._reported_settings is None:
+            before = (agent.reported_at_connect.get(self.section) or {}).get("settings")
+            self._reported_settings = dict(before) if isinstance(before, dict) else {}
+        section = outcome.wire()
+        if outcome.settings is not None:
+            section["settings"] = patches.replacement(self._reported_settings, outcome.settings)
+            self._reported_settings = dict(outcome.settings)
+        agent.report({self.section: section})
 
     async def reconcile(self, desired: Any, agent: api.Agent) -> None:
         if desired is None:
@@ -62,7 +76,7 @@ class ConfigurationHandler:
             again = previous.model_copy(update={"campaign_id": wanted.campaign_id})
             if again != previous:
                 state.save(again.wire())
-            agent.report({self.section: again.wire()})
+            self._report(agent, again)
             return
         pending = configuration.ConfigurationReported(
             version=wanted.version, status=configuration.ConfigurationStatus.PENDING,
@@ -79,11 +93,16 @@ class ConfigurationHandler:
                 }
             )
         except Exception as exc:
+            in_effect = previous.settings if previous is not None else None
             outcome = pending.model_copy(
-                update={"status": configuration.ConfigurationStatus.ERROR, "error": str(exc)}
+                update={
+                    "status": configuration.ConfigurationStatus.ERROR,
+                    "error": str(exc),
+                    "settings": in_effect,
+                }
             )
         state.save(outcome.wire())
-        agent.report({self.section: outcome.wire()})
+        self._report(agent, outcome)
 
     def reset(self, agent: api.Agent) -> None:
         """Forget what was applied (a factory reset)."""

@@ -7,7 +7,7 @@ campaign = Campaign.create(fleet, spec)
 campaign.run()
 """
 
-from patterns.campaigns import progress, records, specs
+from patterns.campaigns import pacing, progress, records, specs
 from patterns.campaigns.campaign import FINAL, Campaign, CampaignStatus
 from patterns.campaigns.planning import Plan, PlannedDevice, plan
 from patterns.campaigns.progress import CampaignState, DeviceProgress, DeviceState
@@ -43,6 +43,7 @@ __all__ = [
     "Reboot",
     "Retries",
     "Rollout",
+    "pacing",
     "plan",
     "progress",
     "records",

@@ -7,6 +7,8 @@ A tick, run by any process at any time (`twinfleet campaign run ID` loops over i
 2. evaluate: each `admitted` device's reported state says succeeded, failed or in progress; one
    in progress past the timeout has timed out; failed and timed-out devices are queued again
    while attempts remain (after a backoff), else they stay failed;
+   (a paused campaign evaluates too; an aborted or cancelled one keeps following the devices
+   it had admitted to their outcome, with no retry and no next step, so none stays `admitted`);
 3. safety: the abort criteria and health gates are checked on the counts;
 4. admit: from the first group not yet done, as many queued devices as the rate limiter allows
    are claimed (tag write with the twin's etag: a device claimed by another controller is
@@ -26,7 +28,7 @@ from typing import Any
 
 import queries
 from patterns import api
-from patterns.campaigns import records, specs, windows
+from patterns.campaigns import limiting, records, specs, windows
 from patterns.campaigns.progress import (
     FINISHED,
     IN_FLIGHT,
@@ -68,6 +70,11 @@ class CampaignStatus:
     def failed(self) -> int:
         return self.counts.get(DeviceState.FAILED, 0) + self.counts.get(DeviceState.TIMEDOUT, 0)
 
+    @property
+    def settled(self) -> bool:
+        """Final, and no device it admitted is still in flight: nothing left to follow."""
+        return self.status in FINAL and not self.counts.get("admitted")
+
 
 class Campaign:
     """One campaign on one hub.
@@ -83,6 +90,7 @@ class Campaign:
         self.fleet = fleet
         self.record = record
         self.clock = clock
+        self.interval = 1.0  # the seconds the controller means to leave between ticks
 
     @classmethod
     def create(cls, fleet: TwinManager, spec: specs.CampaignSpec,
@@ -166,13 +174,20 @@ class Campaign:
         self._set_status(CampaignState.PAUSED, why)
 
     def resume(self) -> None:
-        self._set_status(CampaignState.RUNNING, "resumed by the operator",
-                         lambda now: now == CampaignState.PAUSED)  # fmt: skip
+        """Carry on after a pause; the pause earned no admissions (see `limiting`)."""
+        if self._set_status(CampaignState.RUNNING, "resumed by the operator",
+                            lambda now: now == CampaignState.PAUSED):  # fmt: skip
+            self._bucket(limiting.TokenBucket().restart(self.clock()))
 
     def cancel(self) -> None:
-        """Stop admitting; queued devices are cancelled, in-flight ones finish on their own."""
+        """Stop admitting; queued devices are cancelled; devices in flight are still followed to
+        their outcome by `tick` (no retry, no next step)."""
         if self._set_status(CampaignState.CANCELLED, "cancelled by the operator"):
             self._cancel_queued("cancelled")
+            in_flight = self.fleet.count(self._in(DeviceState.ADMITTED))
+            if in_flight:
+                self.record.log(self.clock(), f"following {in_flight} devices in flight")
+                self.record.save(self.fleet)
 
     def abort(self, why: str = "aborted by the operator") -> None:
         """Stop now: queued devices are cancelled and, when the spec asks for it, updated
@@ -248,9 +263,11 @@ class Campaign:
         for twin in self.fleet.query_twins(self._in(*stopped), page_size=1000):
             again += self._change(twin, requeue)
         self.record.log(now, f"re-run: {again} devices queued again")
+        bucket = limiting.TokenBucket().restart(now)
 
         def run_again(record: records.CampaignRecord) -> None:
             record.status = CampaignState.RUNNING
+            record.tokens, record.last_tick = bucket.tokens, bucket.last
 
         self.record.update(self.fleet, run_again)
 
@@ -258,12 +275,14 @@ class Campaign:
 
     def run(self, *, poll: float = 1.0, until: Callable[[], bool] | None = None,
             on_tick: Callable[[CampaignStatus], None] | None = None) -> CampaignStatus:  # fmt: skip
-        """Tick until the campaign is final (or `until()` is true); returns the last status."""
+        """Tick until the campaign is final and none of its devices is in flight (or `until()`
+        is true); returns the last status."""
+        self.interval = poll
         while True:
             status = self.tick()
             if on_tick is not None:
                 on_tick(status)
-            if status.status in FINAL or (until is not None and until()):
+            if status.settled or (until is not None and until()):
                 return status
             time.sleep(poll)
 
@@ -273,6 +292,8 @@ class Campaign:
         now = self.clock()
         status = self.record.status
         if status.final or status == CampaignState.PAUSED:
+            self._evaluate(now, stopped=status.final)
+            self.record.save(self.fleet)
             return self.status()
         if self.spec.start_at is not None and now < self.spec.start_at:
             return self.status()
@@ -296,12 +317,8 @@ class Campaign:
         open_now = window is None or windows.in_window(window.cron, window.duration_minutes, now)
         if open_now and (self.spec.end_at is None or now < self.spec.end_at):
             self._admit(current, now)
-        elif not open_now:
-
-            def idle(record: records.CampaignRecord) -> None:
-                record.last_tick = now  # no tokens pile up while the window is shut
-
-            self.record.update(self.fleet, idle)
+        else:  # the window is shut, or the campaign has ended: no tokens pile up meanwhile
+            self._idle(now)
         current = self.status()
         in_flight = sum(current.counts.get(s, 0) for s in IN_FLIGHT)
         ended = self.spec.end_at is not None and now >= self.spec.end_at
@@ -343,7 +360,9 @@ class Campaign:
         attempt = progress.attempt_of(self._step_id(progress.step))
         return api.Device(self.fleet, twin.device_id, attempt, twin.reported, twin.desired)
 
-    def _evaluate(self, now: float) -> None:
+    def _evaluate(self, now: float, *, stopped: bool = False) -> None:
+        """Record the outcome of each admitted device; once the campaign is `stopped` (aborted
+        or cancelled) a failure is final and a succeeded step starts no next one."""
         steps = self.spec.all_steps
         for twin in self.fleet.query_twins(self._in(DeviceState.ADMITTED), page_size=1000):
             progress = DeviceProgress.of(twin.tags, self.id)
@@ -356,7 +375,12 @@ class Campaign:
                     continue
                 verdict = api.Verdict(api.Outcome.FAILED, "timed out")
             if verdict.outcome == api.Outcome.SUCCEEDED:
-                if progress.step + 1 < len(steps):
+                if progress.step + 1 < len(steps) and stopped:
+                    why = (f"campaign {self.record.status} after step {progress.step + 1} "
+                           f"of {len(steps)}")  # fmt: skip
+                    self._write(twin.device_id, twin.etag,
+                                progress.but(state=DeviceState.CANCELLED, reason=why))  # fmt: skip
+                elif progress.step + 1 < len(steps):
                     self._start(twin, progress, progress.step + 1, now)
                 else:
                     self._write(twin.device_id, twin.etag,
@@ -365,7 +389,8 @@ class Campaign:
             reason = verdict.reason
             if len(steps) > 1:
                 reason = f"step {progress.step + 1}: {reason}"
-            self._fail_or_retry(twin.device_id, twin.etag, progress, reason, now)
+            self._fail_or_retry(twin.device_id, twin.etag, progress, reason, now,
+                                retry=not stopped)  # fmt: skip
 
     def _start(self, twin: models.Twin, progress: DeviceProgress, step: int, now: float) -> bool:
         """Claim the device for a new attempt at `step` (etag-guarded), then apply that step's
@@ -394,9 +419,9 @@ class Campaign:
         return True
 
     def _fail_or_retry(self, device_id: str, etag: str | None, progress: DeviceProgress,
-                       reason: str, now: float) -> None:  # fmt: skip
+                       reason: str, now: float, *, retry: bool = True) -> None:  # fmt: skip
         retries = self.spec.retries
-        if progress.tries < retries.max_attempts:
+        if retry and progress.tries < retries.max_attempts:
             delay = retries.backoff_seconds * 2 ** (progress.tries - 1)
             queued = progress.but(state=DeviceState.QUEUED, reason=reason, not_before=now + delay)
             self._write(device_id, etag, queued)
@@ -449,6 +474,10 @@ class Campaign:
                     pattern.apply(previous, device)
                 except HubError as exc:
                     log.warning("rolling %s back failed: %s", twin.device_id, exc)
+                if progress is not None and progress.state == DeviceState.ADMITTED:
+                    why = f"campaign aborted: rolled back ({previous.kind})"
+                    rolled = progress.but(state=DeviceState.CANCELLED, reason=why)
+                    self._write(twin.device_id, None, rolled)
         self._set_status(CampaignState.ABORTED, why)
 
     # -- admission -------------------------------------------------------------------------
@@ -481,16 +510,38 @@ class Campaign:
                 return None
         return None
 
+    def _bucket(self, bucket: limiting.TokenBucket) -> None:
+        """Store the rate limiter's state in the record."""
+
+        def store(record: records.CampaignRecord) -> None:
+            record.tokens, record.last_tick = bucket.tokens, bucket.last
+
+        self.record.update(self.fleet, store)
+
+    def _idle(self, now: float) -> None:
+        """Nothing can be admitted now: the wait earns no tokens (see `limiting`)."""
+
+        def idle(record: records.CampaignRecord) -> None:
+            bucket = limiting.TokenBucket(record.tokens, record.last_tick).idle(now)
+            record.tokens, record.last_tick = bucket.tokens, bucket.last
+
+        self.record.update(self.fleet, idle)
+
     def _admit(self, current: CampaignStatus, now: float) -> None:
         group = self._current_group()
         if group is None or self.record.status != CampaignState.RUNNING:
+            self._idle(now)
             return
         record = self.record
-        rate = self.spec.rollout.rate(current.counts.get(DeviceState.SUCCEEDED, 0))
-        tokens = record.tokens
-        if record.last_tick is not None:
-            tokens = min(tokens + rate * (now - record.last_tick) / 60, max(1.0, rate))
-        allowed = int(tokens)
+        rollout = self.spec.rollout
+        rate = rollout.rate(current.counts.get(DeviceState.SUCCEEDED, 0))
+        # A controller ticking every `interval` seconds needs that much of the rate at once.
+        capacity = max(rollout.capacity(rate), rate * self.interval / 60)
+        outage_after = max(limiting.DEFAULT_OUTAGE_AFTER, 5 * self.interval)
+        bucket = limiting.TokenBucket(record.tokens, record.last_tick).refill(
+            now, rate, capacity, outage_after
+        )
+        allowed = bucket.available
         admitted = 0
         if allowed:
             condition = f"{self._in(DeviceState.QUEUED)} AND {self._tag}.group = {literal(group)}"
@@ -504,10 +555,9 @@ class Campaign:
                     continue
                 if self._start(twin, progress, progress.step, now):
                     admitted += 1
+        bucket = bucket.spend(admitted)
+        if admitted < allowed:  # nothing more to admit now: waiting earns nothing
+            bucket = bucket.idle(now)
         if admitted:
             record.log(now, f"admitted {admitted} from group {group} at {rate:g}/min")
-
-        def spend(record: records.CampaignRecord) -> None:
-            record.tokens, record.last_tick = tokens - admitted, now
-
-        record.update(self.fleet, spend)
+        self._bucket(bucket)

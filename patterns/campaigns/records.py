@@ -156,8 +156,9 @@ class CampaignRecord:
             return
 
     def save(self, fleet: TwinManager) -> None:
-        """Write the log lines not yet stored (see `update`)."""
-        self.update(fleet, lambda record: None)
+        """Write the log lines not yet stored, if any (see `update`)."""
+        if self._unsaved_log:
+            self.update(fleet, lambda record: None)
 
     def log(self, now: float, message: str) -> None:
         """Add a line to the execution log (stored by the next `update` or `save`)."""

@@ -38,12 +38,18 @@ class _Spec(BaseModel):
 
 
 class Rollout(_Spec):
-    """How fast devices are admitted: a fixed rate, or an exponential ramp."""
+    """How fast devices are admitted: a fixed rate, or an exponential ramp; `burst` is the most
+    admitted at once (by default ten seconds' worth of the rate, at least one)."""
 
     per_minute: float = Field(default=60, gt=0)
     ramp_factor: float = Field(default=1.0, ge=1.0)
     ramp_after: int = Field(default=10, ge=1)
     max_per_minute: float | None = None
+    burst: int | None = Field(default=None, ge=1)
+
+    def capacity(self, rate: float) -> float:
+        """The rate limiter's capacity at `rate` devices per minute."""
+        return float(self.burst) if self.burst is not None else max(1.0, rate / 6)
 
     def rate(self, succeeded: int) -> float:
         """Devices per minute once `succeeded` devices succeeded."""

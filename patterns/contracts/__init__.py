@@ -3,7 +3,7 @@
 Imports nothing of twinfleet's and nothing but pydantic, so the device agent can use it alone.
 """
 
-from patterns.contracts import configuration, diagnostics, firmware, methods, times
+from patterns.contracts import configuration, diagnostics, firmware, methods, patches, times
 from patterns.contracts.configuration import (
     ConfigurationDesired,
     ConfigurationReported,
@@ -50,5 +50,6 @@ __all__ = [
     "iso_now",
     "methods",
     "parse_iso",
+    "patches",
     "times",
 ]

@@ -14,7 +14,7 @@ from azure.iot.device import IoTHubDeviceClient, MethodResponse
 
 import twin_manager
 from local_hub import LocalHub
-from twin_manager import TwinManager
+from twin_manager import RetryPolicy, TwinManager
 
 
 def _connect(hub: LocalHub, fleet: TwinManager, device_id: str) -> IoTHubDeviceClient:
@@ -167,11 +167,19 @@ def test_throttling_is_retried_then_raised(
     assert fleet.get_twin("t-1").device_id == "t-1"
     assert sleeps == [0.1, 0.2]  # capped exponential backoff, jitter fixed at 0.5
     sleeps.clear()
+    hub.inject_faults(429, 10, retry_after=1)  # a throttle does not spend an attempt
+    assert fleet.get_twin("t-1").device_id == "t-1"
+    # Each wait is the Retry-After or the (growing, capped, jittered) backoff if longer.
+    assert sleeps == [1.0, 1.0, 1.0, 1.0, 1.6, 3.2, 5.0, 5.0, 5.0, 5.0]
+    sleeps.clear()
+    stingy = TwinManager.from_local_hub(
+        hub, retry=RetryPolicy(sleep=sleeps.append, jitter=lambda: 0.5, throttle_budget=3)
+    )
     hub.inject_faults(429, 10, retry_after=1)
     with pytest.raises(twin_manager.Throttled) as caught:
-        fleet.get_twin("t-1")
+        stingy.get_twin("t-1")  # 3 s of waiting on throttles is all it may spend
     assert caught.value.retry_after == 1
-    assert len(sleeps) == 3
+    assert sleeps == [1.0, 1.0, 1.0]
     hub.inject_faults(429, 0)
 
 
@@ -191,3 +199,21 @@ def test_concurrent_use_from_threads(fleet: TwinManager) -> None:
         versions = list(pool.map(bump, range(40)))
     assert sorted(versions) == list(range(2, 42))
     assert len(fleet.get_twin("c-1").desired) == 40
+
+
+def test_a_device_connection_string_from_the_service_one_connects(hub: LocalHub) -> None:
+    fleet = TwinManager.from_connection_string(
+        hub.service_connection_string, ca_file=hub.ca_certificate_path
+    )
+    fleet.create_device("from-service-cs")
+    text = fleet.device_connection_string("from-service-cs")
+    assert text.startswith(f"HostName={hub.host};DeviceId=from-service-cs;")
+    client = IoTHubDeviceClient.create_from_connection_string(
+        text, server_verification_cert=hub.ca_certificate, connection_retry=False
+    )
+    try:
+        client.connect()
+        client.patch_twin_reported_properties({"connected": "by address"})
+    finally:
+        client.shutdown()
+    assert fleet.get_twin("from-service-cs").reported["connected"] == "by address"

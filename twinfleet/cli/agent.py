@@ -44,8 +44,8 @@ def run(
 ) -> None:
     """Connect, reconcile toward the desired twin and report, until stopped (Ctrl-C).
 
-    Give a settings file (--config), or say everything with options: --connection-string,
-    --state-dir and --simulated (a real device's platform commands need the file).
+    Give a settings file with --config (a real device's commands need one),
+    or say everything with --connection-string, --state-dir and --simulated.
     """
     arguments: list[str] = []
     if connection_string is not None:

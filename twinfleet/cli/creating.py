@@ -222,9 +222,14 @@ def _config(
     config_version: int = typer.Option(
         ..., "--config-version", help="The new configuration version."
     ),
-) -> api.Params:
+    merge: bool = typer.Option(
+        False, "--merge",
+        help="Merge into the devices' desired settings (default: replace them; keys not "
+        "given are removed).",
+    ),
+) -> api.Params:  # fmt: skip
     """A configuration change campaign."""
-    return ConfigurationChange(version=config_version, settings=json.loads(settings))
+    return ConfigurationChange(version=config_version, settings=json.loads(settings), merge=merge)
 
 
 @campaign_command(create_app, "reboot")
