@@ -27,7 +27,7 @@ from device_agent._client import DeviceConnection, MethodCall
 from device_agent.firmware import FirmwareUpdater
 from device_agent.persistence import StateFile
 from device_agent.platforms import Platform, RebootRequested
-from device_agent.reporting import Reporter, merge
+from device_agent.reporting import Reporter
 from patterns.contracts import (
     FACTORY_RESET,
     REBOOT,
@@ -38,6 +38,7 @@ from patterns.contracts import (
     FirmwareDesired,
     FirmwareStatus,
     RebootPayload,
+    patches,
 )
 
 __all__ = ["DeviceAgent", "MethodHandler", "SectionHandler"]
@@ -79,6 +80,7 @@ class DeviceAgent:
         self._keep_alive = keep_alive
         self._configure = configure
         self._config_state = StateFile(self.state_dir / "configuration.json")
+        self._reported_settings: dict[str, Any] = {}  # what reported.configuration.settings holds
         self._sections: dict[str, SectionHandler] = {}
         self._methods: dict[str, MethodHandler] = {}
         self._desired: dict[str, Any] = {}
@@ -153,6 +155,9 @@ class DeviceAgent:
             tasks.append(asyncio.create_task(self._reporter.run(), name="reporter"))
             tasks.append(asyncio.create_task(self._reconciler(), name="reconciler"))
             twin = await connection.get_twin()
+            configuration = (twin.get("reported") or {}).get("configuration") or {}
+            if isinstance(configuration.get("settings"), dict):
+                self._reported_settings = dict(configuration["settings"])
             self._on_twin(twin.get("desired", {}))
             await self._stopped.wait()
             if self.outcome == "reboot":
@@ -199,7 +204,7 @@ class DeviceAgent:
         if version <= self._desired_version:
             return  # stale or repeated
         body = {k: v for k, v in patch.items() if k != "$version"}
-        self._desired = {k: v for k, v in merge(self._desired, body).items() if v is not None}
+        self._desired = patches.applied(self._desired, body)  # a null removes, as in the hub
         self._desired_version = version
         self._changed.set()
 
@@ -261,7 +266,7 @@ class DeviceAgent:
             return
         saved = self._config_state.load()
         if saved.get("version") == desired.version and saved.get("status") == "applied":
-            self.report({"configuration": saved})
+            self._report_configuration(saved)
             return
         self.report(
             {"configuration": {"version": desired.version, "status": "pending", "error": None}}
@@ -281,8 +286,20 @@ class DeviceAgent:
                 "status": ConfigurationStatus.ERROR.value,
                 "error": str(exc),
             }
+            if "settings" in saved:  # the settings in effect are still the last applied ones
+                outcome["settings"] = saved["settings"]
         self._config_state.save(outcome)
-        self.report({"configuration": outcome})
+        self._report_configuration(outcome)
+
+    def _report_configuration(self, outcome: dict[str, Any]) -> None:
+        """Report a configuration outcome; its settings *replace* the reported ones (a key the
+        new settings lack is reported as null), as the desired settings replaced the old."""
+        section = dict(outcome)
+        if isinstance(section.get("settings"), dict):
+            settings = section["settings"]
+            section["settings"] = patches.replacement(self._reported_settings, settings)
+            self._reported_settings = dict(settings)
+        self.report({"configuration": section})
 
     # -- methods ---------------------------------------------------------------------------
 

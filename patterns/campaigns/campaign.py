@@ -7,6 +7,8 @@ A tick, run by any process at any time (`twinfleet campaign run ID` loops over i
 2. evaluate: each `admitted` device's reported state says succeeded, failed or in progress; one
    in progress past the timeout has timed out; failed and timed-out devices are queued again
    while attempts remain (after a backoff), else they stay failed;
+   (a paused campaign evaluates too; an aborted or cancelled one keeps following the devices
+   it had admitted to their outcome, with no retry and no next step, so none stays `admitted`);
 3. safety: the abort criteria and health gates are checked on the counts;
 4. admit: from the first group not yet done, as many queued devices as the rate limiter allows
    are claimed (tag write with the twin's etag: a device claimed by another controller is
@@ -53,6 +55,11 @@ class CampaignStatus:
     @property
     def failed(self) -> int:
         return self.counts.get("failed", 0) + self.counts.get("timedout", 0)
+
+    @property
+    def settled(self) -> bool:
+        """Final, and no device it admitted is still in flight: nothing left to follow."""
+        return self.status in FINAL and not self.counts.get("admitted")
 
 
 class Campaign:
@@ -153,9 +160,14 @@ class Campaign:
             self.record.update(self.fleet, lambda state: state.update(restarted.to_state()))
 
     def cancel(self) -> None:
-        """Stop admitting; queued devices are cancelled, in-flight ones finish on their own."""
+        """Stop admitting; queued devices are cancelled; devices in flight are still followed to
+        their outcome by `tick` (no retry, no next step)."""
         if self._set_status("cancelled", "cancelled by the operator"):
             self._cancel_queued("cancelled")
+            in_flight = self.fleet.count(f"{self._tag}.state = 'admitted'")
+            if in_flight:
+                self.record.log(self.clock(), f"following {in_flight} devices in flight")
+                self.record.save(self.fleet)
 
     def abort(self, why: str = "aborted by the operator") -> None:
         """Stop now: queued devices are cancelled and, when the spec asks for it, updated
@@ -196,13 +208,14 @@ class Campaign:
 
     def run(self, *, poll: float = 1.0, until: Callable[[], bool] | None = None,
             on_tick: Callable[[CampaignStatus], None] | None = None) -> CampaignStatus:  # fmt: skip
-        """Tick until the campaign is final (or `until()` is true); returns the last status."""
+        """Tick until the campaign is final and none of its devices is in flight (or `until()`
+        is true); returns the last status."""
         self.interval = poll
         while True:
             status = self.tick()
             if on_tick is not None:
                 on_tick(status)
-            if status.status in FINAL or (until is not None and until()):
+            if status.settled or (until is not None and until()):
                 return status
             time.sleep(poll)
 
@@ -211,7 +224,13 @@ class Campaign:
         self.record = records.CampaignRecord.load(self.fleet, self.id)
         now = self.clock()
         status = self.record.status
-        if status in FINAL or status == "paused":
+        if status in FINAL:
+            self._evaluate(now, stopped=True)
+            self.record.save(self.fleet)
+            return self.status()
+        if status == "paused":
+            self._evaluate(now)
+            self.record.save(self.fleet)
             return self.status()
         if self.spec.start_at is not None and now < self.spec.start_at:
             return self.status()
@@ -264,7 +283,9 @@ class Campaign:
         if added:
             self.record.log(now, f"queued {added} devices")
 
-    def _evaluate(self, now: float) -> None:
+    def _evaluate(self, now: float, *, stopped: bool = False) -> None:
+        """Record the outcome of each admitted device; once the campaign is `stopped` (aborted
+        or cancelled) a failure is final and a succeeded step starts no next one."""
         for twin in self.fleet.query_twins(f"{self._tag}.state = 'admitted'", page_size=1000):
             mine = twin.tags["twinfleet"][self.id]
             attempt = int(mine.get("attempt", 1))
@@ -278,14 +299,17 @@ class Campaign:
                     continue
                 result, reason = kinds.Outcome.FAILED, "timed out"
             if result == kinds.Outcome.SUCCEEDED:
-                if step + 1 < len(steps):
+                if step + 1 < len(steps) and stopped:
+                    why = f"campaign {self.record.status} after step {step + 1} of {len(steps)}"
+                    self._write(twin.device_id, twin.etag, {"state": "cancelled", "reason": why})
+                elif step + 1 < len(steps):
                     self._start_step(twin.device_id, twin.etag, step + 1, 1, now)
                 else:
                     self._write(twin.device_id, twin.etag, {"state": "succeeded", "reason": None})
                 continue
             if len(steps) > 1:
                 reason = f"step {step + 1}: {reason}"
-            self._fail_or_retry(twin.device_id, twin.etag, attempt, reason, now)
+            self._fail_or_retry(twin.device_id, twin.etag, attempt, reason, now, retry=not stopped)
 
     def _step_id(self, step: int) -> str:
         """What a step's reported `campaignId` carries (the campaign id, then the step)."""
@@ -327,9 +351,9 @@ class Campaign:
         )
 
     def _fail_or_retry(self, device_id: str, etag: str | None, attempt: int, reason: str,
-                       now: float) -> None:  # fmt: skip
+                       now: float, *, retry: bool = True) -> None:  # fmt: skip
         retries = self.spec.retries
-        if attempt < retries.max_attempts:
+        if retry and attempt < retries.max_attempts:
             delay = retries.backoff_seconds * 2 ** (attempt - 1)
             self._write(
                 device_id, etag, {"state": "queued", "reason": reason, "notBefore": now + delay}
@@ -338,7 +362,7 @@ class Campaign:
                 now, f"{device_id}: attempt {attempt} failed ({reason}); retry in {delay:g} s"
             )
         else:
-            state = "timedout" if reason == "timed out" else "failed"
+            state = "timedout" if reason.endswith("timed out") else "failed"
             self._write(device_id, etag, {"state": state, "reason": reason})
             self.record.log(now, f"{device_id}: {state} ({reason})")
 
@@ -377,6 +401,9 @@ class Campaign:
             if previous is not None:
                 for twin in self.fleet.query_twins(f"{self._tag}.state IN ['admitted', 'failed']"):
                     kinds.apply(self.fleet, previous, f"{self.id}-rollback", twin.device_id, 1)
+                    if twin.tags["twinfleet"][self.id]["state"] == "admitted":
+                        why = f"campaign aborted: rolled back to {previous.version}"
+                        self._write(twin.device_id, None, {"state": "cancelled", "reason": why})
         self._set_status("aborted", why)
 
     def _current_group(self, current: CampaignStatus) -> str | None:

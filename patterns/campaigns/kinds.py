@@ -15,8 +15,9 @@ from patterns.contracts import (
     ConfigurationStatus,
     FactoryResetStatus,
     FirmwareStatus,
+    patches,
 )
-from twin_manager import HubError, TwinManager
+from twin_manager import HubError, PreconditionFailed, TwinManager
 
 __all__ = ["Outcome", "apply", "outcome"]
 
@@ -48,9 +49,7 @@ def apply(
         fleet.update_desired(device_id, {"firmware": firmware})
         return Outcome.IN_PROGRESS, ""
     if isinstance(pattern, specs.ConfigurationChange):
-        fleet.update_desired(
-            device_id, {"configuration": {"version": pattern.version, **pattern.settings}}
-        )
+        _set_configuration(fleet, pattern, device_id)
         return Outcome.IN_PROGRESS, ""
     method, payload = (
         ("reboot", {"delay": pattern.delay})
@@ -66,6 +65,33 @@ def apply(
     if isinstance(pattern, specs.Reboot):
         return Outcome.SUCCEEDED, ""
     return Outcome.IN_PROGRESS, ""
+
+
+def _set_configuration(
+    fleet: TwinManager, pattern: specs.ConfigurationChange, device_id: str
+) -> None:
+    """Write desired `configuration`: the new settings replace the current desired ones (keys
+    they lack sent as null, computed against the section as read, written with its etag), or
+    merge into them with `pattern.merge`."""
+    if pattern.merge:
+        fleet.update_desired(
+            device_id, {"configuration": {"version": pattern.version, **pattern.settings}}
+        )
+        return
+    for attempt in range(5):
+        twin = fleet.get_twin(device_id)
+        current = twin.desired.get("configuration")
+        settings = {k: v for k, v in (current or {}).items() if k != "version"}
+        patch = patches.replacement(settings, pattern.settings)
+        try:
+            fleet.update_desired(
+                device_id, {"configuration": {"version": pattern.version, **patch}},
+                if_match=twin.etag or "*",
+            )  # fmt: skip
+            return
+        except PreconditionFailed:
+            if attempt == 4:
+                raise
 
 
 def outcome(

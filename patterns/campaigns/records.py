@@ -101,8 +101,9 @@ class CampaignRecord:
             return
 
     def save(self, fleet: TwinManager) -> None:
-        """Write the log lines not yet stored (see `update`)."""
-        self.update(fleet, lambda state: None)
+        """Write the log lines not yet stored, if any (see `update`)."""
+        if self._unsaved_log:
+            self.update(fleet, lambda state: None)
 
     def log(self, now: float, message: str) -> None:
         line = f"{iso(now)} {message}"

@@ -46,11 +46,24 @@ class FirmwareUpdate(_Spec):
 
 
 class ConfigurationChange(_Spec):
-    """Set desired `configuration` to `settings` under a new `version`."""
+    """Set desired `configuration` to `settings` under a new `version`.
+
+    The settings *replace* the device's desired ones: a key they lack is removed (sent as null),
+    so the device ends up with exactly these settings. With `merge`, they are merged into the
+    desired ones instead (a key they lack is kept; a null value removes it).
+    """
 
     kind: Literal["configuration"] = "configuration"
     version: int = Field(ge=1)
     settings: dict[str, Any]
+    merge: bool = False
+
+    @field_validator("settings")
+    @classmethod
+    def _no_version_key(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if "version" in value:
+            raise ValueError("'version' names the configuration's version; rename that setting")
+        return value
 
     @classmethod
     def like_device(cls, reported: dict[str, Any], version: int) -> ConfigurationChange:

@@ -3,7 +3,7 @@
 Imports nothing of twinfleet's and nothing but pydantic, so the device agent can use it alone.
 """
 
-from patterns.contracts import configuration, firmware, methods
+from patterns.contracts import configuration, firmware, methods, patches
 from patterns.contracts.configuration import (
     ConfigurationDesired,
     ConfigurationReported,
@@ -37,4 +37,5 @@ __all__ = [
     "configuration",
     "firmware",
     "methods",
+    "patches",
 ]

@@ -170,6 +170,12 @@ def create_config(
     config_version: int = typer.Option(
         ..., "--config-version", help="The new configuration version."
     ),
+    merge: bool = typer.Option(
+        False,
+        "--merge",
+        help="Merge into the devices' desired settings (default: replace them; keys not "
+        "given are removed).",
+    ),
     target: str = TargetOption,
     canary: str | None = CanaryOption,
     rate: float = RateOption,
@@ -184,7 +190,9 @@ def create_config(
     connection_string: str | None = ConnectionOption,
 ) -> None:
     """A configuration change campaign."""
-    pattern = ConfigurationChange(version=config_version, settings=json.loads(settings))
+    pattern = ConfigurationChange(
+        version=config_version, settings=json.loads(settings), merge=merge
+    )
     _create(
         pattern,
         campaign_id,
