@@ -37,9 +37,9 @@ def _print_status(status: CampaignStatus) -> None:
     console = Console()
     console.print(table)
     for reason, count in sorted(status.reasons.items(), key=lambda r: -r[1])[:5]:
-        console.print(f"  {count} x {reason}")
+        console.print(f"  {count} x {reason}", soft_wrap=True)
     for line in status.log[-10:]:
-        console.print(f"  [dim]{line}[/]", highlight=False)
+        console.print(f"  [dim]{line}[/]", highlight=False, soft_wrap=True)
 
 
 @app.command("status")
@@ -77,15 +77,23 @@ def plan_command(
 def run(
     campaign_id: str,
     poll: float = typer.Option(2.0, help="Seconds between passes."),
+    once: bool = typer.Option(False, "--once", help="One pass only, then print the status."),
     hub_dir: Path | None = HubDirOption,
     connection_string: str | None = ConnectionOption,
 ) -> None:
     """Drive the campaign until it completes, aborts or is cancelled (any process may).
 
     Exits 0 when every device succeeded, 3 when the campaign aborted, 4 when it completed with
-    failed or timed-out devices, 5 when it was cancelled (1: an error, 2: a usage error).
+    failed or timed-out devices, 5 when it was cancelled (1: an error, 2: a usage error). With
+    --once: one pass, exiting so only when the campaign is over.
     """
     campaign = Campaign.load(connect(hub_dir, connection_string), campaign_id)
+    if once:
+        status = campaign.tick()
+        _print_status(status)
+        if status.settled:
+            _exit_for(campaign_id, status)
+        return
     with Progress(TextColumn("{task.description:>10}"), BarColumn(), MofNCompleteColumn()) as bars:
         tasks: dict[str, Any] = {}
 
@@ -98,6 +106,10 @@ def run(
 
         final = campaign.run(poll=poll, on_tick=show)
     _print_status(final)
+    _exit_for(campaign_id, final)
+
+
+def _exit_for(campaign_id: str, final: CampaignStatus) -> None:
     code = exit_codes.campaign_exit_code(final.status, final.failed)
     if code:
         typer.echo(f"campaign {campaign_id} {final.status} with {final.failed} devices failed "

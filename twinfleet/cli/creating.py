@@ -128,6 +128,23 @@ def _create(pattern: api.Params, campaign_id: str, options: dict[str, Any]) -> N
     )
 
 
+@create_app.command("from-file")
+def create_from_file(
+    spec_file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True),
+    hub_dir: Path | None = HubDirOption,
+    connection_string: str | None = ConnectionOption,
+) -> None:
+    """A campaign from a JSON file holding a whole CampaignSpec: ordered groups with success and
+    error thresholds, health gates, a maintenance window, steps, start and end times, ..."""
+    try:
+        data = json.loads(spec_file.read_text())
+    except json.JSONDecodeError as exc:
+        raise typer.BadParameter(f"{spec_file} is not JSON: {exc}") from None
+    spec = CampaignSpec.model_validate(data)
+    Campaign.create(connect(hub_dir, connection_string), spec)
+    typer.echo(f"campaign {spec.id} created; run it with `twinfleet campaign run {spec.id}`")
+
+
 def campaign_command(
     app: typer.Typer, name: str
 ) -> Callable[[Callable[..., api.Params]], Callable[..., api.Params]]:
