@@ -71,6 +71,13 @@ def test_campaign_commands(hub: LocalHub) -> None:
     listed = _twinfleet(hub, "campaign", "list")
     assert "tune" in listed.stdout
     assert "configuration" in listed.stdout
+    once = _twinfleet(hub, "campaign", "run", "tune", "--once")
+    assert once.returncode == 0, once.stderr
+    listed = json.loads(_twinfleet(hub, "campaign", "status", "tune", "--devices", "--json").stdout)
+    assert sorted(d["deviceId"] for d in listed) == ["c-0", "c-1", "c-2"]
+    assert {d["state"] for d in listed} <= {"queued", "admitted"}
+    admitted = _twinfleet(hub, "campaign", "status", "tune", "--state", "admitted", "--json")
+    assert [d["deviceId"] for d in json.loads(admitted.stdout)] == ["c-0"]  # the canary first
     paused = _twinfleet(hub, "campaign", "pause", "tune")
     assert "paused" in paused.stdout
     cancelled = _twinfleet(hub, "campaign", "cancel", "tune")
