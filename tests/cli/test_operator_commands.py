@@ -65,6 +65,13 @@ def test_campaign_commands(hub: LocalHub) -> None:
         "--canary", "deviceId = 'c-0'", "--rate", "30",
     )  # fmt: skip
     assert created.returncode == 0, created.stderr
+    empty = _twinfleet(
+        hub, "campaign", "create", "config", "nobody", "--settings", '{"interval": 5}',
+        "--config-version", "2", "--target", "tags.ring = 'nowhere'",
+    )  # fmt: skip
+    assert empty.returncode == 1
+    assert "matches no device" in empty.stderr
+    assert "--allow-empty" in empty.stderr
     planned = _twinfleet(hub, "campaign", "plan", "tune")
     assert "3 devices" in planned.stdout
     assert "'canary': 1" in planned.stdout
