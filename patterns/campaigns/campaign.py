@@ -103,7 +103,7 @@ class Campaign:
         """
         for condition in (spec.target, *(g.condition for g in spec.groups),
                           *(h.condition for h in spec.health_gates)):  # fmt: skip
-            fleet.validate(f"SELECT * FROM devices WHERE {condition}")
+            fleet.validate_condition(condition)
         return cls(fleet, records.CampaignRecord.create(fleet, spec), clock)
 
     @classmethod

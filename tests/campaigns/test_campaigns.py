@@ -23,7 +23,7 @@ from patterns.campaigns import (
     Rollout,
     plan,
 )
-from twin_manager import TwinManager
+from twin_manager import InvalidQuery, TwinManager
 
 
 def _admitted(fleet: TwinManager, campaign_id: str) -> int:
@@ -298,3 +298,12 @@ def test_abort_rolls_firmware_back_to_the_previous_image(
     while fleet.count("properties.reported.firmware.currentFwVersion = '1.5.0'") < 2:
         assert time.monotonic() < deadline, "the failed devices were not rolled back"
         time.sleep(0.2)
+
+
+def test_a_bad_target_is_reported_where_the_user_wrote_it(fleet: TwinManager) -> None:
+    spec = CampaignSpec(id="bad_target", pattern=ConfigurationChange(version=1, settings={}),
+                        target="tags.kind = ")  # fmt: skip
+    with pytest.raises(InvalidQuery) as raised:
+        Campaign.create(fleet, spec)
+    assert (raised.value.line, raised.value.column) == (1, 13)
+    assert "SELECT" not in str(raised.value)  # the text shown is the target as written
