@@ -43,9 +43,11 @@ def raise_fd_limit() -> int:
     return hard
 
 
-def fill_hub(data_dir: Path, count: int, prefix: str = "scale") -> dict[str, str]:
-    """Register `count` devices in a hub's data directory before it starts (one transaction);
-    returns their keys by device id."""
+def fill_hub(
+    data_dir: Path, count: int, prefix: str = "scale", tags: dict[int, dict[str, Any]] | None = None
+) -> dict[str, str]:
+    """Register `count` devices in a hub's data directory before it starts (one transaction),
+    with `tags[i]` on device i where given; returns their keys by device id."""
     import time as _time
 
     clock: Clock = _time.time
@@ -55,6 +57,8 @@ def fill_hub(data_dir: Path, count: int, prefix: str = "scale") -> dict[str, str
     db.begin()
     for i in range(count):
         identity = reg.create_device({"deviceId": f"{prefix}-{i:06d}"})
+        if tags and i in tags:
+            reg.update_twin(identity["deviceId"], {"tags": tags[i]}, None)
         keys[identity["deviceId"]] = identity["authentication"]["symmetricKey"]["primaryKey"]
     db.commit()
     db.close()

@@ -106,6 +106,7 @@ class Registry:
         self._clock = clock
         self._listeners: list[Listener] = []
         self._devices: dict[str, Device] = {}
+        self._ordered: list[str] | None = None  # device ids in order, rebuilt after a change
         for device_id, identity, twin, subscriptions in db.load_devices():
             identity["connectionState"] = "Disconnected"
             self._devices[device_id] = Device(identity, twin, subscriptions)
@@ -188,6 +189,7 @@ class Registry:
         twin = _empty_twin()
         self._store.insert_device(device_id, identity, twin)
         self._devices[device_id] = Device(identity, twin)
+        self._ordered = None
         log.info("device %s registered", device_id)
         self._emit(events.DeviceCreated(device_id))
         return _public(identity)
@@ -222,6 +224,7 @@ class Registry:
         check_etag(if_match, device.identity["etag"], f"device {device_id!r}")
         self._store.delete_device(device_id)
         del self._devices[device_id]
+        self._ordered = None
         log.info("device %s deleted", device_id)
         self._emit(events.DeviceDeleted(device_id))
 
@@ -230,6 +233,18 @@ class Registry:
     def twin(self, device_id: str) -> dict[str, Any]:
         """The twin as the service API returns it."""
         return copy.deepcopy(self._view(self._require(device_id)))
+
+    def ordered_ids(self) -> list[str]:
+        """Every device id in code-point order (shared: do not modify). Cursor-paged queries
+        resume from a position in it."""
+        if self._ordered is None or len(self._ordered) != len(self._devices):
+            self._ordered = sorted(self._devices)
+        return self._ordered
+
+    def twin_view(self, device_id: str) -> dict[str, Any] | None:
+        """One twin as queries see it (a shared, read-only view), None for an unknown id."""
+        device = self._devices.get(device_id)
+        return None if device is None else self._view(device)
 
     def twins(self) -> Iterator[dict[str, Any]]:
         """Every twin (shared, read-only views: do not modify them)."""

@@ -189,7 +189,12 @@ class Store:
         self._db.close()
 
     def execute(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
-        """Run one statement on the loop's connection (autocommit: durable when it returns)."""
+        """Run one statement on the loop's connection (autocommit: durable when it returns).
+
+        A write first waits for the group commit in flight, if any: waiting for it costs one
+        fsync, where SQLite's busy handler would sleep in steps of up to 100 ms."""
+        if not self._db.in_transaction and sql.lstrip()[:6].upper() != "SELECT":
+            self.flush()
         return self._db.execute(sql, params)
 
     def executescript(self, sql: str) -> None:

@@ -38,7 +38,7 @@ from patterns.campaigns.progress import (
     DeviceState,
 )
 from patterns.contracts import times
-from twin_manager import HubError, PreconditionFailed, TwinManager, models
+from twin_manager import HubError, HubUnavailable, PreconditionFailed, TwinManager, models
 
 __all__ = ["FINAL", "Campaign", "CampaignStatus", "literal"]
 
@@ -146,6 +146,21 @@ class Campaign:
         }
         return CampaignStatus(self.id, self.record.status, counts, reasons,
                               list(self.record.log_lines))  # fmt: skip
+
+    def devices(self, state: DeviceState | str | None = None) -> list[tuple[str, DeviceProgress]]:
+        """Each device of the campaign with its progress (state, group, step, attempt, reason),
+        by device id; only those in `state` when it is given. One paged query.
+
+        Raises:
+            ValueError: `state` is not a device state.
+        """
+        condition = f"IS_DEFINED({self._tag})"
+        if state is not None:
+            condition = self._in(DeviceState(state))
+        text = f"SELECT deviceId, {self._tag} AS progress FROM devices WHERE {condition}"
+        rows = self.fleet.query(text, page_size=1000)
+        found = [(row["deviceId"], DeviceProgress.model_validate(row["progress"])) for row in rows]
+        return sorted(found, key=lambda pair: pair[0])
 
     # -- control ---------------------------------------------------------------------------
 
@@ -276,10 +291,17 @@ class Campaign:
     def run(self, *, poll: float = 1.0, until: Callable[[], bool] | None = None,
             on_tick: Callable[[CampaignStatus], None] | None = None) -> CampaignStatus:  # fmt: skip
         """Tick until the campaign is final and none of its devices is in flight (or `until()`
-        is true); returns the last status."""
+        is true); returns the last status. A hub that cannot be reached (through twin_manager's
+        retries) stops no campaign: the controller logs it and tries again a pass later (and
+        the outage earns no burst of admissions, see `limiting`)."""
         self.interval = poll
         while True:
-            status = self.tick()
+            try:
+                status = self.tick()
+            except HubUnavailable as exc:
+                log.warning("campaign %s: %s; trying again in %g s", self.id, exc, poll)
+                time.sleep(poll)
+                continue
             if on_tick is not None:
                 on_tick(status)
             if status.settled or (until is not None and until()):

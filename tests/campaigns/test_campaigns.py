@@ -59,6 +59,17 @@ def test_the_rate_limit_is_honoured(fleet: TwinManager, devices: Any, clock: Any
         clock.now += 10
     assert seen == [1, 2, 3, 4, 5, 6, 7]  # one now, then one every 10 s at 6/min
     assert campaign.status().counts == {"admitted": 7, "queued": 5}
+    admitted = campaign.devices("admitted")
+    assert len(admitted) == 7
+    assert all(progress.state == "admitted" and progress.attempt >= 1 for _, progress in admitted)
+    everyone = campaign.devices()
+    assert [device_id for device_id, _ in everyone] == sorted(
+        device_id for device_id, _ in everyone
+    )
+    assert {p.state for _, p in everyone} == {"admitted", "queued"}
+    assert len(everyone) == 12
+    with pytest.raises(ValueError):
+        campaign.devices("lost")
 
 
 def test_an_exponential_ramp(fleet: TwinManager, devices: Any, clock: Any, agents: Any) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from rich.table import Table
 from patterns.campaigns import (
     Campaign,
     CampaignStatus,
+    DeviceState,
     plan,
     records,
 )
@@ -37,19 +39,45 @@ def _print_status(status: CampaignStatus) -> None:
     console = Console()
     console.print(table)
     for reason, count in sorted(status.reasons.items(), key=lambda r: -r[1])[:5]:
-        console.print(f"  {count} x {reason}")
+        console.print(f"  {count} x {reason}", soft_wrap=True)
     for line in status.log[-10:]:
-        console.print(f"  [dim]{line}[/]", highlight=False)
+        console.print(f"  [dim]{line}[/]", highlight=False, soft_wrap=True)
 
 
 @app.command("status")
 def status(
     campaign_id: str,
+    devices: bool = typer.Option(False, "--devices", help="List each device and where it is."),
+    state: DeviceState | None = typer.Option(
+        None, "--state", help="With --devices: only the devices in this state."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     hub_dir: Path | None = HubDirOption,
     connection_string: str | None = ConnectionOption,
 ) -> None:
-    """Counts per state, the failure reasons most seen, and the execution log."""
-    _print_status(Campaign.load(connect(hub_dir, connection_string), campaign_id).status())
+    """Counts per state, the failure reasons most seen, and the execution log; with --devices,
+    every device's state, group, step, attempt and failure reason (whole)."""
+    campaign = Campaign.load(connect(hub_dir, connection_string), campaign_id)
+    if devices or state is not None:
+        listed = campaign.devices(state)
+        if as_json:
+            typer.echo(json.dumps(
+                [{"deviceId": d, **p.model_dump(mode="json", by_alias=True)} for d, p in listed],
+                indent=2))  # fmt: skip
+            return
+        table = Table("deviceId", "state", "group", "step", "attempt", "reason")
+        for device_id, progress in listed:
+            table.add_row(device_id, progress.state, progress.group, str(progress.step),
+                          str(progress.attempt), progress.reason or "")  # fmt: skip
+        Console().print(table)
+        return
+    current = campaign.status()
+    if as_json:
+        typer.echo(json.dumps({"id": current.campaign_id, "status": str(current.status),
+                               "counts": current.counts, "reasons": current.reasons,
+                               "log": current.log}, indent=2))  # fmt: skip
+        return
+    _print_status(current)
 
 
 @app.command("plan")
@@ -77,15 +105,23 @@ def plan_command(
 def run(
     campaign_id: str,
     poll: float = typer.Option(2.0, help="Seconds between passes."),
+    once: bool = typer.Option(False, "--once", help="One pass only, then print the status."),
     hub_dir: Path | None = HubDirOption,
     connection_string: str | None = ConnectionOption,
 ) -> None:
     """Drive the campaign until it completes, aborts or is cancelled (any process may).
 
     Exits 0 when every device succeeded, 3 when the campaign aborted, 4 when it completed with
-    failed or timed-out devices, 5 when it was cancelled (1: an error, 2: a usage error).
+    failed or timed-out devices, 5 when it was cancelled (1: an error, 2: a usage error). With
+    --once: one pass, exiting so only when the campaign is over.
     """
     campaign = Campaign.load(connect(hub_dir, connection_string), campaign_id)
+    if once:
+        status = campaign.tick()
+        _print_status(status)
+        if status.settled:
+            _exit_for(campaign_id, status)
+        return
     with Progress(TextColumn("{task.description:>10}"), BarColumn(), MofNCompleteColumn()) as bars:
         tasks: dict[str, Any] = {}
 
@@ -98,6 +134,10 @@ def run(
 
         final = campaign.run(poll=poll, on_tick=show)
     _print_status(final)
+    _exit_for(campaign_id, final)
+
+
+def _exit_for(campaign_id: str, final: CampaignStatus) -> None:
     code = exit_codes.campaign_exit_code(final.status, final.failed)
     if code:
         typer.echo(f"campaign {campaign_id} {final.status} with {final.failed} devices failed "
