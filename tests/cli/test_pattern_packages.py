@@ -125,6 +125,8 @@ def test_a_pattern_package_runs_from_the_cli(hub: LocalHub, tmp_path: Path) -> N
                 agent.wait()
             assert agent.stderr is not None
             agent.stderr.close()
+            assert agent.stderr is not None
+            agent.stderr.close()
 
 
 def test_bad_params_and_unknown_apps_are_one_line_errors(hub: LocalHub, tmp_path: Path) -> None:
