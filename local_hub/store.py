@@ -193,7 +193,7 @@ class Store:
 
         A write first waits for the group commit in flight, if any: waiting for it costs one
         fsync, where SQLite's busy handler would sleep in steps of up to 100 ms."""
-        if not self._db.in_transaction and not sql.lstrip()[:6].upper() == "SELECT":
+        if not self._db.in_transaction and sql.lstrip()[:6].upper() != "SELECT":
             self.flush()
         return self._db.execute(sql, params)
 
