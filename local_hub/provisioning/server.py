@@ -19,11 +19,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from aiohttp import web
+
 from local_hub import certs, files
 from local_hub.clock import Clock
 from local_hub.provisioning.endpoint import ProvisioningEndpoint
 from local_hub.provisioning.hubs import LinkedHub
 from local_hub.provisioning.registrar import Registrar
+from local_hub.provisioning.service_api import make_service_app
 from local_hub.provisioning.state import ProvisioningStore
 
 __all__ = ["MQTT_PORT", "OWNER_POLICY", "ProvisioningServer", "serve"]
@@ -53,7 +56,7 @@ class ProvisioningServer:
         hub_dirs: the data directories of the hubs it assigns to; the first one's CA issues the
             service's TLS certificate (it must have been started once, so its CA exists).
         host: the address the device endpoint listens on (its own: it takes port 8883).
-        service_port: the port named in the service connection string.
+        service_port: the service API's HTTPS port (0: any free one; dps.json says which).
         mqtt_port: the device endpoint's port; the device SDK always dials 8883.
         clock: the time source (Unix seconds).
 
@@ -75,7 +78,10 @@ class ProvisioningServer:
             raise ValueError("a provisioning service needs at least one --hub-dir")
         self.data_dir = Path(data_dir)
         self.host = host
-        self.service_port = service_port
+        self._requested_service_port = service_port
+        self.service_port = 0
+        self._clock = clock
+        self._runner: web.AppRunner | None = None
         self._requested_mqtt_port = mqtt_port
         self.hubs = [LinkedHub(Path(d)) for d in hub_dirs]
         hub_tls = Path(hub_dirs[0]) / "tls"
@@ -119,14 +125,29 @@ class ProvisioningServer:
             "serviceConnectionString": self.service_connection_string,
             "caCertificatePath": str(self.certs.ca_cert.resolve()),
             "deviceEndpoint": {"host": self.host, "port": self.endpoint.port},
+            "serviceEndpoint": {"host": self.host, "port": self.service_port},
             "linkedHubs": [str(hub.data_dir.resolve()) for hub in self.hubs],
             "dataDir": str(self.data_dir.resolve()),
             "pid": os.getpid(),
         }
 
     async def start(self) -> None:
-        """Open the device endpoint, then write dps.json."""
+        """Open the device endpoint and the service API, then write dps.json."""
         await self.endpoint.start(self.host, self._requested_mqtt_port)
+        app, set_host_name = make_service_app(self.store, self.owner_keys, self._clock)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(
+            self._runner,
+            self.host,
+            self._requested_service_port,
+            ssl_context=certs.server_ssl_context(self.certs),
+        )
+        await site.start()
+        server = site._server
+        assert server is not None
+        self.service_port = int(server.sockets[0].getsockname()[1])  # type: ignore[attr-defined]
+        set_host_name(f"{self.host}:{self.service_port}")
         info_path = self.data_dir / "dps.json"
         files.write_atomic(info_path, json.dumps(self.info, indent=2).encode(), mode=0o600)
         log.info(
@@ -136,6 +157,12 @@ class ProvisioningServer:
 
     async def stop(self) -> None:
         (self.data_dir / "dps.json").unlink(missing_ok=True)
+        if self._runner is not None:
+            web_server = self._runner.server
+            for handler in list(web_server.connections if web_server else []):
+                if handler.transport is not None:
+                    handler.transport.abort()
+            await self._runner.cleanup()
         await self.endpoint.close()
         self.store.close()
         await asyncio.sleep(0.05)

@@ -203,9 +203,9 @@ def test_the_service_comes_back_the_same_after_a_restart(
 
     restarted = make_dps([hub], data_dir=dps.data_dir, host=dps.host)
 
-    assert {k: restarted.info[k] for k in ("idScope", "serviceConnectionString")} == {
-        k: info[k] for k in ("idScope", "serviceConnectionString")
-    }
+    assert restarted.info["idScope"] == info["idScope"]
+    owner_key = info["serviceConnectionString"].split("SharedAccessKey=")[1]
+    assert restarted.info["serviceConnectionString"].endswith(f"SharedAccessKey={owner_key}")
     again = _register(restarted, "keeper", key)
     assert again.registration_state.assigned_hub == first.registration_state.assigned_hub
     assert json.loads(json.dumps(restarted.enrollments().enrollment("keeper"))) == enrollment

@@ -121,13 +121,14 @@ def serve(
         "127.0.0.1", "--host", help="Address it listens on (its own: it takes port 8883)."
     ),
     service_port: int = typer.Option(
-        0, "--service-port", help="The port named in the service connection string."
+        0, "--service-port", help="The service API's HTTPS port (0: any free one)."
     ),
     hub_dirs: list[Path] = typer.Option(
         ..., "--hub-dir", help="A linked hub's data directory (repeat; the first one's CA signs)."
     ),
 ) -> None:
-    """Serve device registrations (MQTT over TLS on port 8883), assigning devices to the hubs.
+    """Serve device registrations (MQTT over TLS on port 8883), assigning devices to the hubs,
+    and the service API (enrollments, groups, registrations; HTTPS on --service-port).
 
     Writes DATA_DIR/dps.json (provisioningHost, idScope, serviceConnectionString,
     caCertificatePath) once it listens.
