@@ -47,7 +47,12 @@ def hub_process(data_dir: Path, host: str, *options: str) -> Iterator[tuple[dict
         yield json.loads((data_dir / "hub.json").read_text()), process.pid
     finally:
         process.send_signal(signal.SIGTERM)
-        process.wait(timeout=30)
+        try:
+            process.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            raise
 
 
 class RawDevice:

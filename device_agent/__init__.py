@@ -33,6 +33,7 @@ the bootloader's watchdog falls back to the old slot at the next boot ("rolledba
 version runs, the trial failed and the device reports "rolledback" with the reason.
 """
 
+from device_agent import handlers
 from device_agent.agent import DeviceAgent
 from device_agent.errors import AgentError, PermanentError, TemporaryError
 from device_agent.firmware import FirmwareUpdater
@@ -50,5 +51,6 @@ __all__ = [
     "SimulatedFleet",
     "SimulatedPlatform",
     "TemporaryError",
+    "handlers",
     "run_simulated_device",
 ]

@@ -95,6 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--initial-version", help="simulated: the factory firmware version")
     parser.add_argument(
+        "--app", action="append", default=[], metavar="MODULE:ATTRIBUTE",
+        help="handlers of yours to run besides the settings' (repeatable): a handler, a list "
+        "of them, a class or factory making them, or a function called with the agent",
+    )  # fmt: skip
+    parser.add_argument(
         "--log-level", choices=["debug", "info", "warning", "error"], help="default: info"
     )
     parser.add_argument(
@@ -138,6 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "connection_string": options.connection_string, "ca_file": options.ca_cert,
         "state_dir": options.state_dir, "simulated": options.simulated,
         "initial_version": options.initial_version, "log_level": options.log_level,
+        "handlers": options.app,
     }  # fmt: skip
     try:
         config = settings.load(options.config, overrides)

@@ -408,14 +408,18 @@ def _apply(raw: dict[str, Any], overrides: dict[str, Any]) -> None:
         simulated = True
     if overrides.get("initial_version") is not None and simulated:
         raw["platform"] = {**raw["platform"], "initial_version": overrides["initial_version"]}
+    if overrides.get("handlers"):
+        file_handlers = raw.get("handlers")
+        before = list(file_handlers) if isinstance(file_handlers, list) else []
+        raw["handlers"] = [*before, *overrides["handlers"]]
 
 
 def load(path: Path | None, overrides: dict[str, Any] | None = None) -> AgentSettings:
     """Read and validate the settings in `path` (if any), with command-line `overrides` on top.
 
     `overrides` may hold `state_dir`, `log_level`, `connection_string`, `ca_file`, `simulated`
-    (bool) and `initial_version`. A connection string given there replaces the file's way of
-    connecting; `simulated` replaces its platform.
+    (bool), `initial_version` and `handlers` (added after the file's). A connection string given
+    there replaces the file's way of connecting; `simulated` replaces its platform.
 
     Raises:
         InvalidSettings: the file or the options are wrong (one line: file, setting, fix).

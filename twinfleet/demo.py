@@ -212,7 +212,10 @@ def run_demo(
         spec = CampaignSpec(
             id="firmware_2_0_0",
             pattern=FirmwareUpdate(
-                version="2.0.0", url=good["url"], sha256=good["sha256"], size=good["size"]
+                version="2.0.0",
+                package_uri=good["url"],
+                check_value=good["sha256"],
+                package_size=good["size"],
             ),
             target="tags.model IN ['gw-100', 'gw-200']",
             groups=(Group(name="canary", condition="tags.ring = 'canary'", success_threshold=0.5),),
@@ -237,8 +240,8 @@ def run_demo(
             id="firmware_2_1_0",
             pattern=FirmwareUpdate(
                 version="2.1.0",
-                url=broken["url"],
-                sha256=hashlib.sha256(b"the image we meant").hexdigest(),
+                package_uri=broken["url"],
+                check_value=hashlib.sha256(b"the image we meant").hexdigest(),
             ),
             target="tags.model IN ['gw-100', 'gw-200']",
             rollout=Rollout(per_minute=120),

@@ -6,7 +6,8 @@ subscriptions a device made are stored with its identity and restored on every c
 CONNACK's session-present flag set. Every twin request gets an answer (the SDK has no timeout on
 them), and a reported patch re-sent with the same `$rid` (paho re-sends unacknowledged QoS 1
 publishes with DUP after a reconnect) is answered again without being applied twice. A PUBACK or
-twin response is sent only after the change is durable in the store.
+twin response is sent only after the change is durable in the store: changes join the store's
+group commit for the current loop turn, and the answers go out when it has committed.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from collections import OrderedDict
 from typing import Any
 
 from local_hub import errors, events, quotas, registry, tokens
-from local_hub.mqtt import codec, throttling, topics
+from local_hub.mqtt import codec, lean_tls, throttling, topics
 from local_hub.mqtt.connection import Connection
 
 __all__ = ["DeviceEndpoint"]
@@ -33,6 +34,10 @@ MAX_PACKET = 512 * 1024
 CONNECT_TIMEOUT = 10.0
 _RID_MEMORY = 64
 _ACCEPTED, _BAD_PROTOCOL, _BAD_CLIENT_ID, _NOT_AUTHORIZED = 0, 1, 2, 5
+
+
+def _no_op(_version: int) -> None:
+    """Nothing more to do once a reported patch is durable (the answer is queued after it)."""
 
 
 class DeviceEndpoint:
@@ -68,7 +73,7 @@ class DeviceEndpoint:
 
     async def start(self, host: str, port: int = 8883) -> None:
         """Listen for devices on `host:port` (8883 is the SDK's fixed port)."""
-        self._server = await asyncio.start_server(self._accept, host, port, ssl=self._ssl)
+        self._server = await lean_tls.start_tls_server(self._accept, host, port, self._ssl)
 
     @property
     def port(self) -> int:
@@ -220,7 +225,8 @@ class DeviceEndpoint:
     async def _open(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> Connection | None:
-        packet = await asyncio.wait_for(codec.read_packet(reader, MAX_PACKET), CONNECT_TIMEOUT)
+        async with asyncio.timeout(CONNECT_TIMEOUT):
+            packet = await codec.read_packet(reader, MAX_PACKET)
         if packet is None:
             return None
         if not isinstance(packet, codec.Connect):
@@ -281,9 +287,9 @@ class DeviceEndpoint:
 
     async def _serve(self, connection: Connection, reader: asyncio.StreamReader) -> None:
         while not connection.closed:
-            packet = await asyncio.wait_for(
-                codec.read_packet(reader, MAX_PACKET), connection.read_timeout
-            )
+            # asyncio.timeout, not wait_for: no extra task per packet (nor per idle device).
+            async with asyncio.timeout(connection.read_timeout):
+                packet = await codec.read_packet(reader, MAX_PACKET)
             if packet is None or isinstance(packet, codec.Disconnect):
                 return
             self._registry.record_activity(connection.device_id)
@@ -327,15 +333,21 @@ class DeviceEndpoint:
             else:
                 codes.append(0x80)
         self._registry.save_subscriptions(device_id, subscriptions)
-        connection.send(codec.SubAck(packet.packet_id, tuple(codes)))
-        self._notify()
+        suback = codec.SubAck(packet.packet_id, tuple(codes))
+
+        def durable() -> None:
+            connection.send(suback)
+            self._notify()
+
+        self._registry.when_durable(durable)
 
     def _on_unsubscribe(self, connection: Connection, packet: codec.Unsubscribe) -> None:
         subscriptions = self._registry.load_subscriptions(connection.device_id)
         for topic_filter in packet.topics:
             subscriptions.pop(topic_filter, None)
         self._registry.save_subscriptions(connection.device_id, subscriptions)
-        connection.send(codec.UnsubAck(packet.packet_id))
+        unsuback = codec.UnsubAck(packet.packet_id)
+        self._registry.when_durable(lambda: connection.send(unsuback))
 
     def _on_publish(self, connection: Connection, packet: codec.Publish) -> None:
         if packet.qos == 2:
@@ -355,12 +367,19 @@ class DeviceEndpoint:
         else:
             self._registry.add_telemetry(device_id, request.properties, packet.payload)
         if packet.qos == 1 and packet.packet_id is not None:
-            connection.send(codec.PubAck(packet.packet_id))
+            # After the group commit that holds this packet's change (and any before it).
+            puback = codec.PubAck(packet.packet_id)
+            self._registry.when_durable(lambda: connection.send(puback))
 
     def _answer_twin_get(self, connection: Connection, rid: str) -> None:
-        properties = self._registry.twin_properties(connection.device_id)
-        body = json.dumps(properties).encode()
-        connection.send(codec.Publish(topics.twin_response_topic(200, rid), body))
+        def answer() -> None:  # once what the device changed before is durable
+            if self._registry.get_device(connection.device_id) is None:
+                return
+            properties = self._registry.twin_properties(connection.device_id)
+            body = json.dumps(properties).encode()
+            connection.send(codec.Publish(topics.twin_response_topic(200, rid), body))
+
+        self._registry.when_durable(answer)
 
     def _answer_reported(self, connection: Connection, rid: str, payload: bytes) -> None:
         answered = self._answered.setdefault(connection.device_id, OrderedDict())
@@ -371,7 +390,9 @@ class DeviceEndpoint:
             answered[rid] = (topic, body)
             while len(answered) > _RID_MEMORY:
                 answered.popitem(last=False)
-        connection.send(codec.Publish(topic, body))
+        # Answered once the patch is durable (a re-sent rid: once its first sending is).
+        response = codec.Publish(topic, body)
+        self._registry.when_durable(lambda: connection.send(response))
 
     def _apply_reported(self, device_id: str, rid: str, payload: bytes) -> tuple[str, bytes]:
         try:
@@ -379,7 +400,7 @@ class DeviceEndpoint:
                 patch = json.loads(payload)
             except (UnicodeDecodeError, json.JSONDecodeError):
                 raise errors.BadRequest("The reported patch is not valid JSON.") from None
-            version = self._registry.patch_reported(device_id, patch)
+            version = self._registry.patch_reported(device_id, patch, on_durable=_no_op)
         except errors.HubError as exc:
             body = json.dumps({"errorCode": int(exc.error_code), "message": exc.message})
             return topics.twin_response_topic(exc.status, rid), body.encode()

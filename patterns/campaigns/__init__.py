@@ -7,9 +7,10 @@ campaign = Campaign.create(fleet, spec)
 campaign.run()
 """
 
-from patterns.campaigns import pacing, records, specs
+from patterns.campaigns import pacing, progress, records, specs
 from patterns.campaigns.campaign import FINAL, Campaign, CampaignStatus
 from patterns.campaigns.planning import Plan, PlannedDevice, plan
+from patterns.campaigns.progress import CampaignState, DeviceProgress, DeviceState
 from patterns.campaigns.specs import (
     AbortCriteria,
     CampaignSpec,
@@ -28,8 +29,11 @@ __all__ = [
     "AbortCriteria",
     "Campaign",
     "CampaignSpec",
+    "CampaignState",
     "CampaignStatus",
     "ConfigurationChange",
+    "DeviceProgress",
+    "DeviceState",
     "FactoryReset",
     "FirmwareUpdate",
     "Group",
@@ -41,6 +45,7 @@ __all__ = [
     "Rollout",
     "pacing",
     "plan",
+    "progress",
     "records",
     "specs",
 ]

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from patterns.campaigns.campaign import FINAL, Campaign, CampaignStatus
+from patterns.campaigns.campaign import Campaign, CampaignStatus
 from twin_manager import Throttled
 
 __all__ = ["QUERIES_PER_MINUTE", "QUERIES_PER_TICK", "Pacing", "run_paced"]
@@ -101,7 +101,8 @@ def run_paced(
     on_tick: Callable[[CampaignStatus], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> CampaignStatus:
-    """Tick `campaign` until it is final, `pacing.poll` seconds apart; returns the last status.
+    """Tick `campaign` until it is settled (final, nothing in flight), `pacing.poll` seconds
+    apart; returns the last status.
 
     A tick that ends in `Throttled` (the hub kept answering 429 through twin_manager's retry
     budget) is not a failure of the campaign: the controller backs off and ticks again later.
@@ -118,6 +119,6 @@ def run_paced(
         pacing.clear()
         if on_tick is not None:
             on_tick(status)
-        if status.status in FINAL:
+        if status.settled:
             return status
         sleep(pacing.poll)

@@ -37,6 +37,10 @@ class FirmwareDesired(_Section):
     campaign_id: str | None = Field(default=None, alias="campaignId")
     force: bool = False
 
+    def wire(self) -> dict[str, object]:
+        """The JSON the back end writes (camelCase; fields not given are left out)."""
+        return self.model_dump(by_alias=True, mode="json", exclude_none=True)
+
 
 class FirmwareReported(_Section):
     """reported.firmware: what the device runs and how its last update went."""

@@ -138,3 +138,14 @@ def test_the_token_bucket() -> None:
     assert bucket.idle(150.0) == TokenBucket(1.0, 150.0)
     assert TokenBucket(0.25, 10.0).idle(20.0) == TokenBucket(0.25, 20.0)  # keeps a fraction
     assert TokenBucket.from_state(bucket.to_state()) == bucket
+
+
+def test_the_controller_rides_out_a_hub_outage(hub: Any, fleet: TwinManager, devices: Any) -> None:
+    devices(2)
+    spec = _spec("outlived").model_copy(update={"rollout": Rollout(per_minute=6000)})
+    campaign = Campaign.create(fleet, spec)
+    seen: list[Any] = []
+    hub.inject_faults(503, 12)  # more than twin_manager's retries: a tick fails outright
+    status = campaign.run(poll=0.05, on_tick=seen.append,
+                          until=lambda: seen[-1].counts.get("admitted") == 2)  # fmt: skip
+    assert status.counts == {"admitted": 2}

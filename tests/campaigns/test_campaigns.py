@@ -225,7 +225,9 @@ def test_firmware_succeeds_and_a_health_gate_pauses(
     image = hub.upload_artifact("fw-3.bin", b"image three" * 1000)
     spec = CampaignSpec(
         id="fw3",
-        pattern=FirmwareUpdate(version="3.0.0", url=image["url"], sha256=image["sha256"]),
+        pattern=FirmwareUpdate(
+            version="3.0.0", package_uri=image["url"], check_value=image["sha256"]
+        ),
         target="tags.kind = 'sensor'",
         rollout=Rollout(per_minute=600),
         health_gates=(
@@ -274,9 +276,9 @@ def test_abort_rolls_firmware_back_to_the_previous_image(
     spec = CampaignSpec(
         id="fwbad", target="tags.kind = 'sensor'", rollout=Rollout(per_minute=600),
         pattern=FirmwareUpdate(
-            version="2.5.0", url=broken["url"], sha256="0" * 64,
-            rollback_to=FirmwareUpdate(version="1.5.0", url=previous["url"],
-                                       sha256=previous["sha256"]),
+            version="2.5.0", package_uri=broken["url"], check_value="0" * 64,
+            rollback_to=FirmwareUpdate(version="1.5.0", package_uri=previous["url"],
+                                       check_value=previous["sha256"]),
         ),
         abort=AbortCriteria(failure_percent=50, min_finished=2, rollback=True),
     )  # fmt: skip

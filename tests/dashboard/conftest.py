@@ -33,27 +33,19 @@ def base_url() -> None:
     fixture, a method-style session fixture that pytest now warns about.)"""
 
 
-@pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
-    """Debian's chromium by path (Playwright cannot download its own browser here)."""
-    return {**browser_type_launch_args, "executable_path": CHROMIUM}
+# pytest-playwright keeps one Playwright for the whole session, and its sync API leaves an event
+# loop running in the worker's main thread, which breaks every later test of that worker that
+# calls asyncio.run(). Here Playwright, the browser type and the browser live for one module
+# and stop with it (contexts and pages stay per test, from pytest-playwright).
 
 
 @pytest.fixture(scope="module")
-def browser_context_args() -> dict[str, Any]:
-    return {"viewport": {"width": 1280, "height": 800}, "timezone_id": "UTC",
-            "locale": "en-GB", "accept_downloads": True}  # fmt: skip
-
-
-# Playwright's sync API keeps an event loop running on the thread that started it until it is
-# stopped. pytest-playwright starts it once per session, so every later test in the same xdist
-# worker that calls asyncio.run() fails ("cannot be called from a running event loop"). Here it
-# lives for one module of browser tests only: pytest tears module fixtures down before it runs a
-# test of another module, so the loop is gone before any other test runs on that worker.
-@pytest.fixture(scope="module")
-def playwright() -> Iterator[Playwright]:
-    with sync_playwright() as running:
-        yield running
+def playwright(_pw_api_request_contexts: Any) -> Iterator[Playwright]:
+    running = sync_playwright().start()
+    if _pw_api_request_contexts:
+        _pw_api_request_contexts.instrument(running)
+    yield running
+    running.stop()
 
 
 @pytest.fixture(scope="module")
@@ -70,9 +62,26 @@ def launch_browser(
 
 @pytest.fixture(scope="module")
 def browser(launch_browser: Callable[..., Browser]) -> Iterator[Browser]:
-    running = launch_browser()
-    yield running
-    running.close()
+    launched = launch_browser()
+    yield launched
+    launched.close()
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
+    """Debian's chromium by path (Playwright cannot download its own browser here)."""
+    return {**browser_type_launch_args, "executable_path": CHROMIUM}
+
+
+@pytest.fixture(scope="module")
+def browser_context_args() -> dict[str, Any]:
+    """Every page at 1280x800, in UTC and en-GB, so screenshots are stable."""
+    return {
+        "viewport": {"width": 1280, "height": 800},
+        "timezone_id": "UTC",
+        "locale": "en-GB",
+        "accept_downloads": True,
+    }
 
 
 def screenshot(page: Page, path: Path, *, full_page: bool = True) -> None:

@@ -14,6 +14,9 @@ from patterns.campaigns import Campaign, CampaignSpec, ConfigurationChange, Grou
 from tests.dashboard.conftest import Site, eventually, screenshot
 from twin_manager import PreconditionFailed
 
+# one worker runs the whole module, so it starts one hub, dashboard and browser (`--dist loadgroup`)
+pytestmark = pytest.mark.xdist_group("dashboard-actions")
+
 
 def _confirm(page: Page, question: str) -> None:
     expect(page.locator(".confirm .question")).to_contain_text(question)
@@ -110,7 +113,7 @@ def test_a_campaign_page_updates_live_and_steers(
     screenshot(page, tmp_path / "campaign.png")
 
 
-def test_plan_then_abort_from_the_page(site: Site, page: Page) -> None:
+def test_plan_then_abort_from_the_page(site: Site, page: Page, tmp_path: Path) -> None:
     spec = CampaignSpec(
         id="cfg_2",
         pattern=ConfigurationChange(version=2, settings={"b": 1}),
@@ -125,6 +128,7 @@ def test_plan_then_abort_from_the_page(site: Site, page: Page) -> None:
     expect(waves.nth(0)).to_contain_text("canary")
     expect(waves.nth(1)).to_contain_text("rest")
     expect(page.locator("table.planned tbody tr")).to_have_count(4)
+    screenshot(page, tmp_path / "plan.png")
     page.get_by_role("link", name="cfg_2").click()
     expect(page.locator("#campaign-status")).to_have_text("created")
     page.get_by_role("button", name="Abort…").click()
@@ -133,9 +137,10 @@ def test_plan_then_abort_from_the_page(site: Site, page: Page) -> None:
     expect(page.locator(".actions button")).to_have_count(0)  # nothing left to steer
     page.goto(site.url + "/campaigns")
     expect(page.locator("table.campaign-list tr", has_text="cfg_2")).to_contain_text("aborted")
+    screenshot(page, tmp_path / "campaigns.png")
 
 
-def test_jobs_and_their_device_results(site: Site, page: Page) -> None:
+def test_jobs_and_their_device_results(site: Site, page: Page, tmp_path: Path) -> None:
     job = site.fleet.schedule_twin_update(
         "tags.kind = 'idle'", tags={"audited": True}, job_id="audit-1"
     )
@@ -143,10 +148,12 @@ def test_jobs_and_their_device_results(site: Site, page: Page) -> None:
     page.goto(site.url + "/jobs")
     row = page.locator("table.jobs tr", has_text="audit-1")
     expect(row).to_contain_text("completed")
+    screenshot(page, tmp_path / "jobs.png")
     row.get_by_role("link", name="audit-1").click()
     results = page.locator("table.job-results tbody tr")
     expect(results).to_have_count(3)
     assert set(results.locator("td:first-child").all_inner_texts()) == {"idle-0", "idle-1", "xss-0"}
+    screenshot(page, tmp_path / "job.png")
 
 
 def test_readable_at_phone_width(site: Site, page: Page) -> None:

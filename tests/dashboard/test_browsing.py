@@ -18,6 +18,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.dashboard.conftest import XSS, Site, eventually, screenshot
 
+# one worker runs the whole module, so it starts one hub, dashboard and browser (`--dist loadgroup`)
+pytestmark = pytest.mark.xdist_group("dashboard-browsing")
+
 DRAWN = """canvas => {
     const pixels = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
     let painted = 0;

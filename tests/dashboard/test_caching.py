@@ -14,7 +14,15 @@ import pytest
 import requests
 
 from tests.dashboard.conftest import ModuleHub, dashboard_settings
-from twinfleet.dashboard import BudgetSpent, DashboardServer, HubAccess, QueryBudget, QueryCache
+from twin_manager import TwinManager
+from twinfleet.dashboard import (
+    BudgetSpent,
+    DashboardServer,
+    HubAccess,
+    QueryBudget,
+    QueryCache,
+    Settings,
+)
 
 T = TypeVar("T")
 
@@ -105,3 +113,23 @@ def test_many_viewers_cost_at_most_the_budget(module_hub: ModuleHub) -> None:
         assert any("query budget" in a.text for a in answers)  # said so, not failed
         refilled = math.ceil(8 * (time.monotonic() - started) / 60)  # 8 a minute meanwhile
         assert server.dashboard.cache.budget.spent <= 8 + refilled
+
+
+def test_the_default_budget_keeps_an_s1_hub_from_throttling(make_hub: Any) -> None:
+    hub = make_hub(tier="S1")
+    fleet = TwinManager.from_local_hub(hub)
+    fleet.create_device("s1-0")
+    settings = Settings(store_path=hub.data_dir.parent / "s1.json", port=0, cache_ttl=0)
+    assert settings.query_budget < 20  # what an S1 unit allows a minute, with room to spare
+    with DashboardServer(settings, HubAccess(fleet)) as server:
+        pages = ["", "query?q=SELECT+*+FROM+devices", "campaigns", "metrics", "jobs"] * 8
+        started = time.monotonic()
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda p: requests.get(server.url + p, timeout=60), pages))
+        refilled = math.ceil(settings.query_budget * (time.monotonic() - started) / 60)
+    assert {a.status_code for a in answers} <= {200, 503}
+    assert not [a for a in answers if "throttling" in a.text.lower()]
+    queries = hub.quotas["throttles"]["queries"]
+    assert queries["throttled"] == 0, queries
+    assert queries["shaped"] == 0, queries  # never even made to wait
+    assert 0 < queries["admitted"] <= settings.query_budget + refilled

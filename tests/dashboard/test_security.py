@@ -16,6 +16,9 @@ from tests.conftest import allocate_loopback
 from tests.dashboard.conftest import ModuleHub, dashboard_settings
 from twinfleet.dashboard import DashboardServer, HubAccess, Settings
 
+# one worker runs the whole module, so it starts one hub, dashboard and browser (`--dist loadgroup`)
+pytestmark = pytest.mark.xdist_group("dashboard-security")
+
 
 @pytest.fixture(scope="module")
 def off_loopback(module_hub: ModuleHub) -> Iterator[DashboardServer]:

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
-from twin_manager import HubError
+from twin_manager import HubError, Throttled
 from twinfleet.dashboard import assets, caching
 from twinfleet.dashboard.context import DASHBOARD, Dashboard
 from twinfleet.dashboard.views import alerts, campaigns, devices, explorer, jobs, metrics, overview
@@ -32,6 +32,16 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
             request, "error.html", status=503, title="Query budget spent", message=str(exc)
         )
         response.headers["Retry-After"] = str(int(exc.retry_after) + 1)
+        return response
+    except Throttled as exc:
+        response = dash.page(
+            request,
+            "error.html",
+            status=503,
+            title="The hub is throttling",
+            message=str(exc).splitlines()[0],
+        )
+        response.headers["Retry-After"] = str(max(1, round(exc.retry_after)))
         return response
     except HubError as exc:
         log.warning("hub call failed: %s (%d)", type(exc).__name__, exc.status)
