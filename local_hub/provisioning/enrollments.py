@@ -110,6 +110,13 @@ class Enrollments:
     def __init__(self, store: ProvisioningStore) -> None:
         self._store = store
 
+    def _replace(self, table: str, key: str, doc: dict[str, Any]) -> dict[str, Any]:
+        old = self._store.get(table, key)
+        if old is not None:
+            doc["createdDateTimeUtc"] = old["createdDateTimeUtc"]
+        self._store.put(table, key, doc)
+        return doc
+
     # -- groups ------------------------------------------------------------------------------
 
     def create_group(
@@ -123,8 +130,10 @@ class Enrollments:
         secondary_key: str | None = None,
         enabled: bool = True,
         payload: Any = None,
+        replace: bool = False,
     ) -> dict[str, Any]:
-        """A new symmetric-key enrollment group (its keys made unless given).
+        """A new symmetric-key enrollment group (its keys made unless given); with `replace`,
+        it takes the place of an existing one in one write.
 
         Raises:
             EnrollmentError: a bad argument (400) or the group exists (409).
@@ -135,6 +144,8 @@ class Enrollments:
             "attestation": _attestation(primary_key, secondary_key),
             **_common(allocation, iot_hubs, initial_twin, enabled, payload),
         }
+        if replace:
+            return self._replace("enrollment_groups", group_id, doc)
         if not self._store.insert("enrollment_groups", group_id, doc):
             raise EnrollmentError(f"The enrollment group {group_id!r} already exists.", 409)
         return doc
@@ -176,8 +187,10 @@ class Enrollments:
         secondary_key: str | None = None,
         enabled: bool = True,
         payload: Any = None,
+        replace: bool = False,
     ) -> dict[str, Any]:
-        """A new symmetric-key individual enrollment (its keys made unless given).
+        """A new symmetric-key individual enrollment (its keys made unless given); with
+        `replace`, it takes the place of an existing one in one write.
 
         Raises:
             EnrollmentError: a bad argument (400) or the enrollment exists (409).
@@ -189,6 +202,8 @@ class Enrollments:
             "attestation": _attestation(primary_key, secondary_key),
             **_common(allocation, iot_hubs, initial_twin, enabled, payload),
         }
+        if replace:
+            return self._replace("enrollments", registration_id, doc)
         if not self._store.insert("enrollments", registration_id, doc):
             raise EnrollmentError(f"The enrollment {registration_id!r} already exists.", 409)
         return doc

@@ -9,9 +9,9 @@ registration states in DPS's shapes, for the `provisioningserviceowner` policy.
 
 Every request carries a SAS token signed with the policy's key (`skn=provisioningserviceowner`,
 `sr` = the service's host name as the connection string gives it) and an `api-version`. PUT
-creates (a symmetric-key attestation whose keys may be left out: they are made) or replaces an
-existing document, keeping its keys unless new ones are given. Errors come back as DPS's JSON
-error bodies (`errorCode`, `trackingId`, `message`, `timestampUtc`).
+creates (a symmetric-key attestation whose keys may be left out: they are made) or replaces, in
+one write, an existing document, keeping its keys unless new ones are given. Errors come back as
+DPS's JSON error bodies (`errorCode`, `trackingId`, `message`, `timestampUtc`).
 """
 
 from __future__ import annotations
@@ -129,17 +129,10 @@ async def put_enrollment(request: web.Request) -> web.Response:
     existing = ctx.store.get("enrollments", registration_id)
     primary, secondary = _keys(body, existing)
     options = _options(body)
-    if existing is not None:
-        ctx.enrollments.delete(registration_id)
-    try:
-        doc = ctx.enrollments.create(
-            registration_id, device_id=body.get("deviceId"), primary_key=primary,
-            secondary_key=secondary, **options,
-        )  # fmt: skip
-    except EnrollmentError:
-        if existing is not None:
-            ctx.store.put("enrollments", registration_id, existing)
-        raise
+    doc = ctx.enrollments.create(
+        registration_id, device_id=body.get("deviceId"), primary_key=primary,
+        secondary_key=secondary, replace=True, **options,
+    )  # fmt: skip
     return web.json_response(doc)
 
 
@@ -153,16 +146,9 @@ async def put_group(request: web.Request) -> web.Response:
     existing = ctx.store.get("enrollment_groups", group_id)
     primary, secondary = _keys(body, existing)
     options = _options(body)
-    if existing is not None:
-        ctx.enrollments.delete_group(group_id)
-    try:
-        doc = ctx.enrollments.create_group(
-            group_id, primary_key=primary, secondary_key=secondary, **options
-        )
-    except EnrollmentError:
-        if existing is not None:
-            ctx.store.put("enrollment_groups", group_id, existing)
-        raise
+    doc = ctx.enrollments.create_group(
+        group_id, primary_key=primary, secondary_key=secondary, replace=True, **options
+    )
     return web.json_response(doc)
 
 
