@@ -38,6 +38,7 @@ __all__ = ["DeviceAgent", "MethodFunction", "SectionFunction"]
 
 log = logging.getLogger(__name__)
 
+UNHANDLED_SECTION = "agent"  # reported: what the agent itself says about the twin
 SectionFunction = handlers_api.SectionFunction
 MethodFunction = handlers_api.MethodFunction
 
@@ -80,6 +81,7 @@ class DeviceAgent:
         self._desired: dict[str, Any] = {}
         self._reported: dict[str, Any] = {}
         self._desired_version = -1
+        self._unhandled: list[str] | None = None  # last reported; None: not yet this run
         self._changed = asyncio.Event()
         self._stopped = asyncio.Event()
         self.connected = asyncio.Event()  # set once the first connection succeeded
@@ -253,6 +255,7 @@ class DeviceAgent:
                 self._changed.set()
 
     async def _reconcile(self, desired: dict[str, Any]) -> None:
+        self._report_unhandled(desired)
         for handler in list(self._handlers.values()):
             if not isinstance(handler, handlers_api.SectionHandler):
                 continue
@@ -262,6 +265,32 @@ class DeviceAgent:
                 raise
             except Exception:
                 log.exception("the %s handler failed on section %r", handler.kind, handler.section)
+
+    def _report_unhandled(self, desired: dict[str, Any]) -> None:
+        """Say which desired sections no handler covers: a warning in the log and
+        `agent.unhandledSections` in reported properties, so the back end sees that a section it
+        set will never be applied by this device (a typo, or a handler not installed)."""
+        sections = {
+            h.section for h in self._handlers.values() if isinstance(h, handlers_api.SectionHandler)
+        }
+        unhandled = sorted(k for k in desired if not k.startswith("$") and k not in sections)
+        if unhandled == self._unhandled:
+            return
+        if unhandled:
+            log.warning(
+                "no handler for desired section(s) %s; they are reported as unhandled",
+                ", ".join(map(repr, unhandled)),
+            )
+        before = self._unhandled
+        if before is None:  # first pass of this run: what the twin says from the last one
+            before = (self.reported_at_connect.get(UNHANDLED_SECTION) or {}).get(
+                "unhandledSections"
+            ) or []
+        if unhandled != before:
+            self.report(
+                {UNHANDLED_SECTION: {"unhandledSections": unhandled} if unhandled else None}
+            )
+        self._unhandled = unhandled
 
     # -- methods ---------------------------------------------------------------------------
 

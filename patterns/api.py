@@ -56,6 +56,8 @@ __all__ = [
     "registry",
 ]
 
+MAX_REASON = 1000  # characters of a failure reason kept in a device's campaign tag
+
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "twinfleet.patterns"
@@ -99,7 +101,11 @@ class Verdict:
 
     @classmethod
     def failed(cls, reason: str) -> Verdict:
-        return cls(Outcome.FAILED, reason[:200])
+        """A failure and why, kept whole up to `MAX_REASON` characters (a twin's tags are
+        capped at 8 KB, and the reason is stored in one)."""
+        if len(reason) > MAX_REASON:
+            reason = reason[: MAX_REASON - 1] + "…"
+        return cls(Outcome.FAILED, reason)
 
 
 @dataclass(frozen=True)

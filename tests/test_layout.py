@@ -154,6 +154,7 @@ SURFACE = {
         "iso_now",
         "methods",
         "parse_iso",
+        "patches",
         "times",
     ],
     "patterns.builtin": [
@@ -188,6 +189,7 @@ SURFACE = {
         "Reboot",
         "Retries",
         "Rollout",
+        "pacing",
         "plan",
         "progress",
         "records",

@@ -362,6 +362,11 @@ class TwinManager:
         """Raise InvalidQuery (with line and column) unless IoT Hub would accept `text`."""
         checked_query(text)
 
+    def validate_condition(self, text: str) -> None:
+        """Raise InvalidQuery unless IoT Hub would accept `text` as a condition (what follows
+        WHERE), with the position in `text` as written."""
+        checked_condition(text)
+
     def explain(self, text: str) -> str:
         """The query as the parser understood it (normalised, fully parenthesised)."""
         return checked_query(text).select.to_sql()

@@ -1,6 +1,6 @@
 """Back-end campaigns: the four patterns rolled out safely over twin queries.
 
-spec = CampaignSpec(id="fw-2-0", pattern=FirmwareUpdate(...), target="tags.model = 'gw-100'",
+spec = CampaignSpec(id="fw_2_0", pattern=FirmwareUpdate(...), target="tags.model = 'gw-100'",
                     groups=(Group(name="canary", condition="tags.ring = 'canary'"),),
                     rollout=Rollout(per_minute=120), abort=AbortCriteria(failure_percent=20))
 campaign = Campaign.create(fleet, spec)

@@ -103,7 +103,7 @@ class Campaign:
         """
         for condition in (spec.target, *(g.condition for g in spec.groups),
                           *(h.condition for h in spec.health_gates)):  # fmt: skip
-            fleet.validate(f"SELECT * FROM devices WHERE {condition}")
+            fleet.validate_condition(condition)
         return cls(fleet, records.CampaignRecord.create(fleet, spec), clock)
 
     @classmethod
@@ -146,6 +146,21 @@ class Campaign:
         }
         return CampaignStatus(self.id, self.record.status, counts, reasons,
                               list(self.record.log_lines))  # fmt: skip
+
+    def devices(self, state: DeviceState | str | None = None) -> list[tuple[str, DeviceProgress]]:
+        """Each device of the campaign with its progress (state, group, step, attempt, reason),
+        by device id; only those in `state` when it is given. One paged query.
+
+        Raises:
+            ValueError: `state` is not a device state.
+        """
+        condition = f"IS_DEFINED({self._tag})"
+        if state is not None:
+            condition = self._in(DeviceState(state))
+        text = f"SELECT deviceId, {self._tag} AS progress FROM devices WHERE {condition}"
+        rows = self.fleet.query(text, page_size=1000)
+        found = [(row["deviceId"], DeviceProgress.model_validate(row["progress"])) for row in rows]
+        return sorted(found, key=lambda pair: pair[0])
 
     # -- control ---------------------------------------------------------------------------
 

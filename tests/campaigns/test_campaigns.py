@@ -23,7 +23,7 @@ from patterns.campaigns import (
     Rollout,
     plan,
 )
-from twin_manager import TwinManager
+from twin_manager import InvalidQuery, TwinManager
 
 
 def _admitted(fleet: TwinManager, campaign_id: str) -> int:
@@ -59,6 +59,17 @@ def test_the_rate_limit_is_honoured(fleet: TwinManager, devices: Any, clock: Any
         clock.now += 10
     assert seen == [1, 2, 3, 4, 5, 6, 7]  # one now, then one every 10 s at 6/min
     assert campaign.status().counts == {"admitted": 7, "queued": 5}
+    admitted = campaign.devices("admitted")
+    assert len(admitted) == 7
+    assert all(progress.state == "admitted" and progress.attempt >= 1 for _, progress in admitted)
+    everyone = campaign.devices()
+    assert [device_id for device_id, _ in everyone] == sorted(
+        device_id for device_id, _ in everyone
+    )
+    assert {p.state for _, p in everyone} == {"admitted", "queued"}
+    assert len(everyone) == 12
+    with pytest.raises(ValueError):
+        campaign.devices("lost")
 
 
 def test_an_exponential_ramp(fleet: TwinManager, devices: Any, clock: Any, agents: Any) -> None:
@@ -287,3 +298,12 @@ def test_abort_rolls_firmware_back_to_the_previous_image(
     while fleet.count("properties.reported.firmware.currentFwVersion = '1.5.0'") < 2:
         assert time.monotonic() < deadline, "the failed devices were not rolled back"
         time.sleep(0.2)
+
+
+def test_a_bad_target_is_reported_where_the_user_wrote_it(fleet: TwinManager) -> None:
+    spec = CampaignSpec(id="bad_target", pattern=ConfigurationChange(version=1, settings={}),
+                        target="tags.kind = ")  # fmt: skip
+    with pytest.raises(InvalidQuery) as raised:
+        Campaign.create(fleet, spec)
+    assert (raised.value.line, raised.value.column) == (1, 13)
+    assert "SELECT" not in str(raised.value)  # the text shown is the target as written

@@ -17,6 +17,7 @@ import pytest
 from device_agent import SimulatedFleet
 from local_hub import LocalHub
 from patterns.campaigns import Campaign
+from patterns.contracts import times
 from twin_manager import TwinManager
 
 
@@ -82,7 +83,7 @@ def test_waves_thresholds_rerun_and_forget(
         "kind": "configuration", "version": 1, "settings": {"mode": "eco"}}})  # fmt: skip
     ran = _twinfleet(hub, "campaign", "run", "waves", "--poll", "0.3")
     assert ran.returncode == 4, ran.stdout + ran.stderr  # completed, one device failed
-    admitted = {d: _tag(fleet, d, "waves")["admittedEpoch"] for d in rings}
+    admitted = {d: times.parse_iso(_tag(fleet, d, "waves")["admittedAt"]) for d in rings}
     assert admitted["c-0"] < min(admitted["w-0"], admitted["w-1"])
     assert max(admitted["w-0"], admitted["w-1"]) < admitted["r-0"]
     assert _tag(fleet, "w-1", "waves")["state"] == "failed"

@@ -37,11 +37,20 @@ def test_a_new_configuration_version_replaces_the_settings(hub: LocalHub, tmp_pa
         _roll_out(hub, "v50", 50, '{"interval": 15, "mode": "eco"}')
         _roll_out(hub, "v51", 51, '{"interval": 20}')
         twin = fleet.get_twin("cfg-1")
-        assert twin.desired["configuration"] == {"version": 51, "interval": 20}
+        assert twin.desired["configuration"] == {
+            "version": 51,
+            "interval": 20,
+            "campaignId": "v51:1",
+        }
         assert twin.reported["configuration"]["settings"] == {"interval": 20}
         _roll_out(hub, "v52", 52, '{"mode": "eco"}', "--merge")
         twin = fleet.get_twin("cfg-1")
-        assert twin.desired["configuration"] == {"version": 52, "interval": 20, "mode": "eco"}
+        assert twin.desired["configuration"] == {
+            "version": 52,
+            "interval": 20,
+            "mode": "eco",
+            "campaignId": "v52:1",
+        }
         assert twin.reported["configuration"]["settings"] == {"interval": 20, "mode": "eco"}
     finally:
         simulated.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from rich.table import Table
 from patterns.campaigns import (
     Campaign,
     CampaignStatus,
+    DeviceState,
     plan,
     records,
 )
@@ -45,11 +47,37 @@ def _print_status(status: CampaignStatus) -> None:
 @app.command("status")
 def status(
     campaign_id: str,
+    devices: bool = typer.Option(False, "--devices", help="List each device and where it is."),
+    state: DeviceState | None = typer.Option(
+        None, "--state", help="With --devices: only the devices in this state."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     hub_dir: Path | None = HubDirOption,
     connection_string: str | None = ConnectionOption,
 ) -> None:
-    """Counts per state, the failure reasons most seen, and the execution log."""
-    _print_status(Campaign.load(connect(hub_dir, connection_string), campaign_id).status())
+    """Counts per state, the failure reasons most seen, and the execution log; with --devices,
+    every device's state, group, step, attempt and failure reason (whole)."""
+    campaign = Campaign.load(connect(hub_dir, connection_string), campaign_id)
+    if devices or state is not None:
+        listed = campaign.devices(state)
+        if as_json:
+            typer.echo(json.dumps(
+                [{"deviceId": d, **p.model_dump(mode="json", by_alias=True)} for d, p in listed],
+                indent=2))  # fmt: skip
+            return
+        table = Table("deviceId", "state", "group", "step", "attempt", "reason")
+        for device_id, progress in listed:
+            table.add_row(device_id, progress.state, progress.group, str(progress.step),
+                          str(progress.attempt), progress.reason or "")  # fmt: skip
+        Console().print(table)
+        return
+    current = campaign.status()
+    if as_json:
+        typer.echo(json.dumps({"id": current.campaign_id, "status": str(current.status),
+                               "counts": current.counts, "reasons": current.reasons,
+                               "log": current.log}, indent=2))  # fmt: skip
+        return
+    _print_status(current)
 
 
 @app.command("plan")

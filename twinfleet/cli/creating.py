@@ -31,6 +31,7 @@ from patterns.campaigns import (
     Retries,
     Rollout,
 )
+from twin_manager import TwinManager
 from twinfleet.cli.connecting import ConnectionOption, HubDirOption, connect, connect_artifacts
 from twinfleet.cli.durations import parse_duration
 
@@ -98,6 +99,10 @@ _COMMON: dict[str, tuple[Any, Any]] = {
         bool,
         typer.Option(False, "--continuous", help="Also admit devices that match later."),
     ),
+    "allow_empty": (
+        bool,
+        typer.Option(False, "--allow-empty", help="Create it even if --target matches no device."),
+    ),
     "hub_dir": (Path | None, HubDirOption),
     "connection_string": (str | None, ConnectionOption),
 }
@@ -122,15 +127,33 @@ def _create(pattern: api.Params, campaign_id: str, options: dict[str, Any]) -> N
         retries=Retries(max_attempts=options["attempts"], backoff_seconds=options["backoff"]),
         timeout_seconds=options["timeout"],
     )
-    Campaign.create(connect(options["hub_dir"], options["connection_string"]), spec)
+    fleet = connect(options["hub_dir"], options["connection_string"])
+    _refuse_empty(fleet, spec, options["allow_empty"])
+    Campaign.create(fleet, spec)
     typer.echo(
         f"campaign {campaign_id} created; run it with `twinfleet campaign run {campaign_id}`"
     )
 
 
+def _refuse_empty(fleet: TwinManager, spec: CampaignSpec, allow_empty: bool) -> None:
+    """A campaign whose target matches no device would run and "complete" having done nothing:
+    refuse it (exit 1) unless the user says so, e.g. for a continuous campaign."""
+    if allow_empty or fleet.count(spec.target) > 0:
+        return
+    typer.echo(
+        f"error: the target matches no device: {spec.target}\n"
+        "  (check its paths and quoting with `twinfleet query`, or pass --allow-empty)",
+        err=True,
+    )
+    raise typer.Exit(1)
+
+
 @create_app.command("from-file")
 def create_from_file(
     spec_file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True),
+    allow_empty: bool = typer.Option(
+        False, "--allow-empty", help="Create it even if its target matches no device."
+    ),
     hub_dir: Path | None = HubDirOption,
     connection_string: str | None = ConnectionOption,
 ) -> None:
@@ -141,7 +164,9 @@ def create_from_file(
     except json.JSONDecodeError as exc:
         raise typer.BadParameter(f"{spec_file} is not JSON: {exc}") from None
     spec = CampaignSpec.model_validate(data)
-    Campaign.create(connect(hub_dir, connection_string), spec)
+    fleet = connect(hub_dir, connection_string)
+    _refuse_empty(fleet, spec, allow_empty)
+    Campaign.create(fleet, spec)
     typer.echo(f"campaign {spec.id} created; run it with `twinfleet campaign run {spec.id}`")
 
 
