@@ -24,7 +24,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from local_hub import files
 
-__all__ = ["CertPaths", "ensure_certificates", "server_ssl_context"]
+__all__ = ["CertPaths", "ensure_certificates", "issue_server_certificate", "server_ssl_context"]
 
 _VALID_DAYS = 3650
 
@@ -181,3 +181,26 @@ def server_ssl_context(paths: CertPaths) -> ssl.SSLContext:
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(paths.server_cert, paths.server_key)
     return context
+
+
+def issue_server_certificate(ca: CertPaths, directory: Path, hosts: Sequence[str]) -> CertPaths:
+    """A server certificate for another service (a provisioning service), issued by `ca`'s CA.
+
+    It lives in `directory` and is re-issued when it does not cover `hosts` or another CA
+    signed it, so devices trust one CA for a hub and the services beside it.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = CertPaths(
+        ca_cert=ca.ca_cert,
+        ca_key=ca.ca_key,
+        server_cert=directory / "server.pem",
+        server_key=directory / "server.key",
+        bundle=ca.bundle,
+    )
+    issuer = x509.load_pem_x509_certificate(ca.ca_cert.read_bytes()).subject
+    same_ca = paths.server_cert.exists() and (
+        x509.load_pem_x509_certificate(paths.server_cert.read_bytes()).issuer == issuer
+    )
+    if not (same_ca and _server_covers(paths, hosts)):
+        _make_server(paths, hosts)
+    return paths

@@ -15,6 +15,7 @@ from twinfleet.cli import (
     dashboard,
     demo,
     devices,
+    dps,
     fleet,
     hub,
     jobs,
@@ -53,6 +54,7 @@ app.command("demo")(demo.demo)
 app.command("dashboard")(dashboard.dashboard)
 app.command("query-demo")(query_demo.query_demo)
 app.add_typer(hub.app, name="hub")
+app.add_typer(dps.app, name="dps")
 app.add_typer(agent.app, name="agent")
 app.add_typer(fleet.app, name="fleet")
 app.add_typer(devices.device_app, name="device")

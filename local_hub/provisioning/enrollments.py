@@ -1,0 +1,236 @@
+"""Managing enrollments and enrollment groups in DPS's REST shapes.
+
+An individual enrollment (`IndividualEnrollment`) admits one registration id; an enrollment group
+(`EnrollmentGroup`) admits every device that signs with a key derived from the group's key. Both
+carry a symmetric-key attestation, a provisioning status (`enabled` or `disabled`), an allocation
+policy (`hashed` or `static`), the hubs they may assign to (`iotHubs`, by assigned-hub host) and
+the initial twin (`tags` and `properties.desired`) a new identity gets. `returnPayload` (a local
+extension standing in for a custom allocation's answer) is the `payload` a device is given back;
+the payload a device sends is kept in its registration state as `devicePayload`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+import secrets
+from typing import Any
+
+from local_hub.provisioning import keys
+from local_hub.provisioning.state import ProvisioningStore
+
+__all__ = ["ALLOCATION_POLICIES", "EnrollmentError", "Enrollments"]
+
+ALLOCATION_POLICIES = ("hashed", "static")
+_ID = re.compile(r"^[a-z0-9][a-z0-9._:-]{0,127}$")
+
+
+class EnrollmentError(ValueError):
+    """A request about enrollments was refused; `status` is the HTTP status DPS would answer."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z")
+
+
+def _check_id(kind: str, value: str) -> None:
+    if not _ID.match(value):
+        raise EnrollmentError(
+            f"{kind} {value!r} is invalid: use 1 to 128 lower-case letters, digits and . _ : -"
+            ", starting with a letter or digit."
+        )
+
+
+def _initial_twin(twin: Any) -> dict[str, Any]:
+    if twin is None:
+        return {"tags": {}, "properties": {"desired": {}}}
+    if not isinstance(twin, dict):
+        raise EnrollmentError("The initial twin must be a JSON object.")
+    unknown = set(twin) - {"tags", "properties"}
+    if unknown:
+        raise EnrollmentError(
+            f"The initial twin may hold only tags and properties, not {sorted(unknown)}."
+        )
+    tags = twin.get("tags", {})
+    properties = twin.get("properties", {})
+    if not isinstance(tags, dict) or not isinstance(properties, dict):
+        raise EnrollmentError("The initial twin's tags and properties must be JSON objects.")
+    if set(properties) - {"desired"}:
+        raise EnrollmentError("The initial twin's properties may hold only desired.")
+    desired = properties.get("desired", {})
+    if not isinstance(desired, dict):
+        raise EnrollmentError("The initial twin's desired properties must be a JSON object.")
+    return {"tags": tags, "properties": {"desired": desired}}
+
+
+def _attestation(primary_key: str | None, secondary_key: str | None) -> dict[str, Any]:
+    chosen = {
+        "primaryKey": primary_key or keys.new_key(),
+        "secondaryKey": secondary_key or keys.new_key(),
+    }
+    for name, value in chosen.items():
+        try:
+            raw = keys.decode_key(value)
+        except ValueError:
+            raise EnrollmentError(f"The {name} is not valid base64.") from None
+        if not 16 <= len(raw) <= 64:
+            raise EnrollmentError(f"The {name} must decode to 16 to 64 bytes.")
+    return {"type": "symmetricKey", "symmetricKey": chosen}
+
+
+def _common(
+    allocation: str, iot_hubs: list[str] | None, initial_twin: Any, enabled: bool, payload: Any
+) -> dict[str, Any]:
+    if allocation not in ALLOCATION_POLICIES:
+        raise EnrollmentError(
+            f"The allocation policy {allocation!r} is unknown: "
+            f"use one of {', '.join(ALLOCATION_POLICIES)}."
+        )
+    now = _now()
+    return {
+        "provisioningStatus": "enabled" if enabled else "disabled",
+        "allocationPolicy": allocation,
+        "iotHubs": list(iot_hubs or []),
+        "initialTwin": _initial_twin(initial_twin),
+        "returnPayload": payload,
+        "reprovisionPolicy": {"updateHubAssignment": True, "migrateDeviceData": True},
+        "createdDateTimeUtc": now,
+        "lastUpdatedDateTimeUtc": now,
+        "etag": secrets.token_hex(8),
+    }
+
+
+class Enrollments:
+    """Create, read and delete enrollments and groups in a provisioning store."""
+
+    def __init__(self, store: ProvisioningStore) -> None:
+        self._store = store
+
+    def _replace(self, table: str, key: str, doc: dict[str, Any]) -> dict[str, Any]:
+        old = self._store.get(table, key)
+        if old is not None:
+            doc["createdDateTimeUtc"] = old["createdDateTimeUtc"]
+        self._store.put(table, key, doc)
+        return doc
+
+    # -- groups ------------------------------------------------------------------------------
+
+    def create_group(
+        self,
+        group_id: str,
+        *,
+        allocation: str = "hashed",
+        iot_hubs: list[str] | None = None,
+        initial_twin: Any = None,
+        primary_key: str | None = None,
+        secondary_key: str | None = None,
+        enabled: bool = True,
+        payload: Any = None,
+        replace: bool = False,
+    ) -> dict[str, Any]:
+        """A new symmetric-key enrollment group (its keys made unless given); with `replace`,
+        it takes the place of an existing one in one write.
+
+        Raises:
+            EnrollmentError: a bad argument (400) or the group exists (409).
+        """
+        _check_id("The enrollment group id", group_id)
+        doc = {
+            "enrollmentGroupId": group_id,
+            "attestation": _attestation(primary_key, secondary_key),
+            **_common(allocation, iot_hubs, initial_twin, enabled, payload),
+        }
+        if replace:
+            return self._replace("enrollment_groups", group_id, doc)
+        if not self._store.insert("enrollment_groups", group_id, doc):
+            raise EnrollmentError(f"The enrollment group {group_id!r} already exists.", 409)
+        return doc
+
+    def groups(self) -> list[dict[str, Any]]:
+        return self._store.all("enrollment_groups")
+
+    def group(self, group_id: str) -> dict[str, Any]:
+        """Raises EnrollmentError (404) when there is no such group."""
+        doc = self._store.get("enrollment_groups", group_id)
+        if doc is None:
+            raise EnrollmentError(f"There is no enrollment group {group_id!r}.", 404)
+        return doc
+
+    def delete_group(self, group_id: str) -> None:
+        if not self._store.delete("enrollment_groups", group_id):
+            raise EnrollmentError(f"There is no enrollment group {group_id!r}.", 404)
+
+    def set_group_enabled(self, group_id: str, enabled: bool) -> dict[str, Any]:
+        doc = self.group(group_id)
+        doc.update(
+            provisioningStatus="enabled" if enabled else "disabled", lastUpdatedDateTimeUtc=_now()
+        )
+        doc["etag"] = secrets.token_hex(8)
+        self._store.put("enrollment_groups", group_id, doc)
+        return doc
+
+    # -- individual enrollments --------------------------------------------------------------
+
+    def create(
+        self,
+        registration_id: str,
+        *,
+        device_id: str | None = None,
+        allocation: str = "hashed",
+        iot_hubs: list[str] | None = None,
+        initial_twin: Any = None,
+        primary_key: str | None = None,
+        secondary_key: str | None = None,
+        enabled: bool = True,
+        payload: Any = None,
+        replace: bool = False,
+    ) -> dict[str, Any]:
+        """A new symmetric-key individual enrollment (its keys made unless given); with
+        `replace`, it takes the place of an existing one in one write.
+
+        Raises:
+            EnrollmentError: a bad argument (400) or the enrollment exists (409).
+        """
+        _check_id("The registration id", registration_id)
+        doc: dict[str, Any] = {
+            "registrationId": registration_id,
+            "deviceId": device_id or registration_id,
+            "attestation": _attestation(primary_key, secondary_key),
+            **_common(allocation, iot_hubs, initial_twin, enabled, payload),
+        }
+        if replace:
+            return self._replace("enrollments", registration_id, doc)
+        if not self._store.insert("enrollments", registration_id, doc):
+            raise EnrollmentError(f"The enrollment {registration_id!r} already exists.", 409)
+        return doc
+
+    def enrollments(self) -> list[dict[str, Any]]:
+        return self._store.all("enrollments")
+
+    def enrollment(self, registration_id: str) -> dict[str, Any]:
+        doc = self._store.get("enrollments", registration_id)
+        if doc is None:
+            raise EnrollmentError(f"There is no enrollment {registration_id!r}.", 404)
+        return doc
+
+    def delete(self, registration_id: str) -> None:
+        if not self._store.delete("enrollments", registration_id):
+            raise EnrollmentError(f"There is no enrollment {registration_id!r}.", 404)
+
+    def set_enabled(self, registration_id: str, enabled: bool) -> dict[str, Any]:
+        doc = self.enrollment(registration_id)
+        doc.update(
+            provisioningStatus="enabled" if enabled else "disabled", lastUpdatedDateTimeUtc=_now()
+        )
+        doc["etag"] = secrets.token_hex(8)
+        self._store.put("enrollments", registration_id, doc)
+        return doc
+
+    # -- registration states -----------------------------------------------------------------
+
+    def registrations(self) -> list[dict[str, Any]]:
+        return self._store.all("registrations")
