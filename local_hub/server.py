@@ -13,7 +13,6 @@ import base64
 import json
 import logging
 import os
-import secrets
 import time
 from pathlib import Path
 from typing import Any
@@ -32,17 +31,6 @@ log = logging.getLogger(__name__)
 MQTT_PORT = 8883
 HTTPS_PORT = 443
 DEFAULT_NAME = "twinfleet"
-
-
-def _owner_keys(path: Path) -> list[bytes]:
-    if not path.exists():
-        keys = {
-            "primaryKey": base64.b64encode(secrets.token_bytes(32)).decode(),
-            "secondaryKey": base64.b64encode(secrets.token_bytes(32)).decode(),
-        }
-        files.write_atomic(path, json.dumps(keys).encode(), mode=0o600)
-    data = json.loads(path.read_text())
-    return [base64.b64decode(data["primaryKey"]), base64.b64decode(data["secondaryKey"])]
 
 
 class HubServer:
@@ -90,7 +78,7 @@ class HubServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.data_dir, 0o700)
         self.certs = certs.ensure_certificates(self.data_dir / "tls", [host])
-        self.owner_keys = _owner_keys(self.data_dir / "owner.key")
+        self.owner_keys = files.owner_keys(self.data_dir / "owner.key")
         self.store = store.Store(self.data_dir / "hub.db")
         self.registry = registry.Registry(self.store, clock=clock)
         self.endpoint = DeviceEndpoint(

@@ -13,7 +13,6 @@ import base64
 import json
 import logging
 import os
-import secrets
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,17 +34,6 @@ log = logging.getLogger(__name__)
 
 MQTT_PORT = 8883
 OWNER_POLICY = "provisioningserviceowner"
-
-
-def _owner_keys(path: Path) -> list[bytes]:
-    if not path.exists():
-        keys = {
-            "primaryKey": base64.b64encode(secrets.token_bytes(32)).decode(),
-            "secondaryKey": base64.b64encode(secrets.token_bytes(32)).decode(),
-        }
-        files.write_atomic(path, json.dumps(keys).encode(), mode=0o600)
-    data = json.loads(path.read_text())
-    return [base64.b64decode(data["primaryKey"]), base64.b64decode(data["secondaryKey"])]
 
 
 class ProvisioningServer:
@@ -97,7 +85,7 @@ class ProvisioningServer:
             bundle=hub_tls / "ca-bundle.pem",
         )
         self.certs = certs.issue_server_certificate(hub_certs, self.data_dir / "tls", [host])
-        self.owner_keys = _owner_keys(self.data_dir / "owner.key")
+        self.owner_keys = files.owner_keys(self.data_dir / "owner.key")
         self.store = ProvisioningStore(self.data_dir / "dps.db")
         self.registrar = Registrar(self.store, self.hubs)
         self.endpoint = ProvisioningEndpoint(
