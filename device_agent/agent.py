@@ -7,6 +7,12 @@ section whose desired state is already reached. One worker reconciles at a time,
 latest desired state. Sections are handled by handlers (firmware and configuration built in,
 more registered with `section`); direct methods likewise (`reboot` and `factoryReset` built in,
 more with `method`).
+
+What arrives from the hub is untrusted input too: the device SDK parses desired patches and
+method payloads itself, and the agent checks each value against `INPUT_LIMITS` (size, nesting of
+arrays and objects, number length, valid Unicode) before any handler walks it. A refused patch
+is dropped with one log line (the agent keeps the desired state it had, and catches up on the
+next full twin read); a refused method payload is answered with status 400 naming the problem.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+import jsonlimits
 from device_agent import errors
 from device_agent._client import DeviceConnection, MethodCall
 from device_agent.firmware import FirmwareUpdater
@@ -47,6 +54,11 @@ log = logging.getLogger(__name__)
 SectionHandler = Callable[[dict[str, Any]], dict[str, Any] | None]
 MethodHandler = Callable[[Any], tuple[int, Any]]
 Configure = Callable[[dict[str, Any]], None]
+
+
+# IoT Hub caps desired at 32 KB and method payloads at 128 KB; a twin section is at most ten
+# levels deep below its name.
+INPUT_LIMITS = jsonlimits.Limits(max_bytes=256 * 1024, max_depth=32, max_number_chars=100)
 
 
 def _now() -> str:
@@ -184,11 +196,15 @@ class DeviceAgent:
     # -- desired state ---------------------------------------------------------------------
 
     def _on_twin(self, desired: dict[str, Any]) -> None:
+        if not self._acceptable("the desired properties", desired):
+            return
         self._desired = {k: v for k, v in desired.items() if k != "$version"}
         self._desired_version = int(desired.get("$version", 0))
         self._changed.set()
 
     def _on_patch(self, patch: dict[str, Any]) -> None:
+        if not self._acceptable("a desired patch", patch):
+            return
         version = int(patch.get("$version", 0))
         if version <= self._desired_version:
             return  # stale or repeated
@@ -196,6 +212,18 @@ class DeviceAgent:
         self._desired = {k: v for k, v in merge(self._desired, body).items() if v is not None}
         self._desired_version = version
         self._changed.set()
+
+    @staticmethod
+    def _acceptable(what: str, value: Any) -> bool:
+        try:
+            jsonlimits.check(value, INPUT_LIMITS)
+        except jsonlimits.JSONRefused as exc:
+            log.warning("refused %s from the hub: %s", what, exc.reason)
+            return False
+        if not isinstance(value, dict):
+            log.warning("refused %s from the hub: it is not a JSON object", what)
+            return False
+        return True
 
     async def _reconciler(self) -> None:
         while True:
@@ -281,6 +309,12 @@ class DeviceAgent:
     # -- methods ---------------------------------------------------------------------------
 
     async def _on_method(self, connection: DeviceConnection, call: MethodCall) -> None:
+        try:
+            jsonlimits.check(call.payload, INPUT_LIMITS)
+        except jsonlimits.JSONRefused as exc:
+            log.warning("refused the payload of method %r: %s", call.name, exc.reason)
+            await connection.answer(call, 400, {"error": f"the payload was refused: {exc.reason}"})
+            return
         try:
             if call.name == REBOOT:
                 payload = RebootPayload.model_validate(call.payload or {})

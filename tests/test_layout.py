@@ -4,7 +4,15 @@ import importlib
 
 import pytest
 
-PACKAGES = ["queries", "local_hub", "twin_manager", "device_agent", "patterns", "twinfleet"]
+PACKAGES = [
+    "jsonlimits",
+    "queries",
+    "local_hub",
+    "twin_manager",
+    "device_agent",
+    "patterns",
+    "twinfleet",
+]
 
 
 @pytest.mark.parametrize("name", PACKAGES)

@@ -7,6 +7,14 @@ CONNACK's session-present flag set. Every twin request gets an answer (the SDK h
 them), and a reported patch re-sent with the same `$rid` (paho re-sends unacknowledged QoS 1
 publishes with DUP after a reconnect) is answered again without being applied twice. A PUBACK or
 twin response is sent only after the change is durable in the store.
+
+Everything a device sends is untrusted. A payload is parsed with `jsonlimits` (size, depth of
+arrays and objects, number length, valid Unicode) before anything recurses into it, and a refusal
+is answered the protocol's way: a twin request gets a twin response with status 400 whose body
+names the problem, a refused method response fails the service call waiting for it with the
+same sentence. A `$rid` longer than `RID_LIMIT` is refused too (echoed only if the response
+topic can still hold it). The connection stays up, and the log gets at most a few lines per
+device per minute (`RefusalLog`).
 """
 
 from __future__ import annotations
@@ -21,9 +29,11 @@ import time
 from collections import OrderedDict
 from typing import Any
 
+import jsonlimits
 from local_hub import errors, events, registry, tokens
 from local_hub.mqtt import codec, topics
 from local_hub.mqtt.connection import Connection
+from local_hub.refusals import RefusalLog
 
 __all__ = ["DeviceEndpoint"]
 
@@ -32,6 +42,8 @@ log = logging.getLogger(__name__)
 MAX_PACKET = 512 * 1024
 CONNECT_TIMEOUT = 10.0
 _RID_MEMORY = 64
+RID_LIMIT = 128  # the SDK sends a uuid4 (36 characters)
+PAYLOAD_LIMITS = jsonlimits.Limits(max_bytes=MAX_PACKET, max_depth=64, max_number_chars=100)
 _ACCEPTED, _BAD_PROTOCOL, _BAD_CLIENT_ID, _NOT_AUTHORIZED = 0, 1, 2, 5
 
 
@@ -57,6 +69,7 @@ class DeviceEndpoint:
         self._pending: dict[str, tuple[str, asyncio.Future[tuple[int, Any]]]] = {}
         self._rids = itertools.count(1)
         self._answered: dict[str, OrderedDict[str, tuple[str, bytes]]] = {}
+        self._refusals = RefusalLog(log)
         hub_registry.add_listener(self._on_event)
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -327,7 +340,11 @@ class DeviceEndpoint:
             log.warning("device %s published to unknown topic; disconnecting", device_id)
             connection.close()
             return
-        if isinstance(request, topics.TwinGet):
+        if isinstance(request, topics.TwinGet | topics.ReportedPatch) and (
+            len(request.rid) > RID_LIMIT
+        ):
+            self._refuse_rid(connection, request.rid)
+        elif isinstance(request, topics.TwinGet):
             self._answer_twin_get(connection, request.rid)
         elif isinstance(request, topics.ReportedPatch):
             self._answer_reported(connection, request.rid, packet.payload)
@@ -337,6 +354,15 @@ class DeviceEndpoint:
             self._registry.add_telemetry(device_id, request.properties, packet.payload)
         if packet.qos == 1 and packet.packet_id is not None:
             connection.send(codec.PubAck(packet.packet_id))
+
+    def _refuse_rid(self, connection: Connection, rid: str) -> None:
+        reason = f"its $rid has {len(rid)} characters; at most {RID_LIMIT} are allowed"
+        self._refusals.refused(f"device {connection.device_id}", "a twin request", reason)
+        body = json.dumps({"errorCode": 400004, "message": f"The twin request {reason}."})
+        topic = topics.twin_response_topic(400, rid)
+        if len(topic.encode()) > codec.MAX_TOPIC:
+            topic = topics.twin_response_topic(400, "")
+        connection.send(codec.Publish(topic, body.encode()))
 
     def _answer_twin_get(self, connection: Connection, rid: str) -> None:
         properties = self._registry.twin_properties(connection.device_id)
@@ -357,9 +383,10 @@ class DeviceEndpoint:
     def _apply_reported(self, device_id: str, rid: str, payload: bytes) -> tuple[str, bytes]:
         try:
             try:
-                patch = json.loads(payload)
-            except (UnicodeDecodeError, json.JSONDecodeError):
-                raise errors.BadRequest("The reported patch is not valid JSON.") from None
+                patch = jsonlimits.loads(payload, PAYLOAD_LIMITS)
+            except jsonlimits.JSONRefused as exc:
+                self._refusals.refused(f"device {device_id}", "a reported patch", exc.reason)
+                raise errors.BadRequest(f"The reported patch was refused: {exc.reason}.") from None
             version = self._registry.patch_reported(device_id, patch)
         except errors.HubError as exc:
             body = json.dumps({"errorCode": int(exc.error_code), "message": exc.message})
@@ -373,7 +400,14 @@ class DeviceEndpoint:
         if pending is None or pending[0] != device_id or pending[1].done():
             return
         try:
-            value: Any = json.loads(payload) if payload.strip() else None
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            value = payload.decode("utf-8", "replace")
+            value: Any = jsonlimits.loads(payload, PAYLOAD_LIMITS) if payload.strip() else None
+        except jsonlimits.JSONRefused as exc:
+            self._refusals.refused(f"device {device_id}", "a method response", exc.reason)
+            pending[1].set_exception(
+                errors.BadRequest(
+                    f"Device {device_id!r} answered the method with a payload the hub refused: "
+                    f"{exc.reason}."
+                )
+            )
+            return
         pending[1].set_result((response.status, value))

@@ -40,8 +40,10 @@ def verify_artifact_signature(
     keys: list[bytes], name: str, expiry: str, sig: str, now: float
 ) -> None:
     """Raises Unauthorized unless `sig` signs `name` until a future `expiry`."""
-    if not expiry.isdigit() or int(expiry) <= now:
+    if not (expiry.isascii() and expiry.isdigit()) or int(expiry) <= now:
         raise errors.Unauthorized("The download URL has expired; ask for a new one.")
+    if not sig.isascii():  # compare_digest takes ASCII text only
+        raise errors.Unauthorized("The download URL's signature is not valid.")
     for key in keys:
         if hmac.compare_digest(sign_artifact(key, name, int(expiry)), sig):
             return

@@ -14,9 +14,10 @@ from typing import Any
 
 from aiohttp import web
 
+import jsonlimits
 import queries
 from local_hub import errors
-from local_hub.rest.context import json_body, json_response, of
+from local_hub.rest.context import json_body, json_response, of, whole_number
 
 __all__ = ["routes"]
 
@@ -24,6 +25,8 @@ routes = web.RouteTableDef()
 
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
+_TOKEN_LIMITS = jsonlimits.Limits(max_bytes=256, max_depth=2, max_number_chars=20)
+_NOT_OURS = "The continuation token is not one this hub issued."
 
 
 def _token(offset: int) -> str:
@@ -33,21 +36,25 @@ def _token(offset: int) -> str:
 def _offset(token: str | None) -> int:
     if not token:
         return 0
+    if len(token) > 512 or not token.isascii():
+        raise errors.BadRequest(_NOT_OURS)
     try:
-        offset = json.loads(base64.urlsafe_b64decode(token.encode()))["o"]
-    except (binascii.Error, ValueError, KeyError, TypeError):
-        raise errors.BadRequest("The continuation token is not one this hub issued.") from None
+        document = jsonlimits.loads(base64.urlsafe_b64decode(token.encode()), _TOKEN_LIMITS)
+    except (binascii.Error, ValueError):  # JSONRefused is a ValueError
+        raise errors.BadRequest(_NOT_OURS) from None
+    offset = document.get("o") if isinstance(document, dict) else None
     if type(offset) is not int or offset < 0:
-        raise errors.BadRequest("The continuation token is not one this hub issued.")
+        raise errors.BadRequest(_NOT_OURS)
     return offset
 
 
 def _page_size(text: str | None) -> int:
     if text is None:
         return DEFAULT_PAGE
-    if not text.isdigit() or not 1 <= int(text) <= MAX_PAGE:
+    size = whole_number(text, 1, MAX_PAGE)
+    if size is None:
         raise errors.BadRequest(f"x-ms-max-item-count must be a whole number from 1 to {MAX_PAGE}.")
-    return int(text)
+    return size
 
 
 @routes.post("/devices/query")
