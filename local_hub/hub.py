@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 from local_hub import tokens
 from local_hub.clock import Clock
+from local_hub.limits import DEFAULT_CONNECTION_LIMITS, ConnectionLimits
 from local_hub.server import MQTT_PORT, HubServer
 
 __all__ = ["LocalHub"]
@@ -41,6 +42,7 @@ class LocalHub:
         name: the hub's name; devices use `<name>.local` as their HostName.
         clock: the time source (Unix seconds).
         configuration_interval: seconds between evaluations of automatic configurations.
+        connection_limits: timeouts and caps for slow, idle and unauthenticated clients.
     """
 
     def __init__(
@@ -53,11 +55,13 @@ class LocalHub:
         name: str | None = None,
         clock: Clock = time.time,
         configuration_interval: float = 5.0,
+        connection_limits: ConnectionLimits = DEFAULT_CONNECTION_LIMITS,
     ) -> None:
         self._args: dict[str, Any] = {
             "host": host, "service_port": service_port, "mqtt_port": mqtt_port, "name": name,
             "clock": clock, "configuration_interval": configuration_interval,
         }  # fmt: skip
+        self._args["connection_limits"] = connection_limits
         self.data_dir = Path(data_dir)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None

@@ -23,8 +23,10 @@ from aiohttp import web
 
 from local_hub import certs, configurations, files, jobs, registry, store
 from local_hub.clock import Clock
+from local_hub.limits import DEFAULT_CONNECTION_LIMITS, ConnectionLimits
 from local_hub.mqtt import DeviceEndpoint
 from local_hub.rest import Faults, ServiceContext, make_app, sign_artifact
+from local_hub.rest.connections import CappedSite
 
 __all__ = ["DEFAULT_NAME", "MQTT_PORT", "HubServer", "serve"]
 
@@ -69,8 +71,10 @@ class HubServer:
         name: str | None = None,
         clock: Clock = time.time,
         configuration_interval: float = 5.0,
+        connection_limits: ConnectionLimits = DEFAULT_CONNECTION_LIMITS,
     ) -> None:
         self.data_dir = Path(data_dir)
+        self.connection_limits = connection_limits
         self.host = host
         self.name = name or DEFAULT_NAME
         self._requested_service_port = service_port
@@ -87,6 +91,7 @@ class HubServer:
             certs.server_ssl_context(self.certs),
             host_name=self.device_host_name,
             clock=clock,
+            limits=connection_limits,
         )
         self.jobs = jobs.JobRunner(self.store, self.registry, self.endpoint, clock=clock)
         self.configurations = configurations.ConfigurationManager(
@@ -120,19 +125,25 @@ class HubServer:
             jobs=self.jobs,
             configurations=self.configurations,
             faults=self.faults,
+            body_timeout=self.connection_limits.https_body_timeout,
         )
-        self._runner = web.AppRunner(make_app(self.context), access_log=None)
+        self._runner = web.AppRunner(
+            make_app(self.context),
+            access_log=None,
+            keepalive_timeout=self.connection_limits.https_idle_timeout,
+            # after an early answer (a 408 for a slow body), read what still comes this long
+            lingering_time=min(2.0, self.connection_limits.https_body_timeout),
+        )
         await self._runner.setup()
-        site = web.TCPSite(
+        site = CappedSite(
             self._runner,
             self.host,
             self._requested_service_port,
             ssl_context=certs.server_ssl_context(self.certs),
+            limits=self.connection_limits,
         )
         await site.start()
-        server = site._server
-        assert server is not None
-        self.service_port = int(server.sockets[0].getsockname()[1])  # type: ignore[attr-defined]
+        self.service_port = site.port
         self.context.host_name = self.service_host_name
         log.info(
             "device endpoint (MQTT over TLS) listening on %s:%d", self.host, self.endpoint.port

@@ -15,6 +15,11 @@ names the problem, a refused method response fails the service call waiting for 
 same sentence. A `$rid` longer than `RID_LIMIT` is refused too (echoed only if the response
 topic can still hold it). The connection stays up, and the log gets at most a few lines per
 device per minute (`RefusalLog`).
+
+Before a device is authenticated it costs as little as possible: its CONNECT may be at most
+`ConnectionLimits.mqtt_connect_max_bytes` (a real one is a few hundred bytes), must arrive within
+`mqtt_connect_timeout`, and one address may hold at most `mqtt_unauthenticated_per_source`
+connections that have not yet been accepted; more are closed at once.
 """
 
 from __future__ import annotations
@@ -26,11 +31,12 @@ import json
 import logging
 import ssl
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from typing import Any
 
 import jsonlimits
 from local_hub import errors, events, registry, tokens
+from local_hub.limits import DEFAULT_CONNECTION_LIMITS, ConnectionLimits
 from local_hub.mqtt import codec, topics
 from local_hub.mqtt.connection import Connection
 from local_hub.refusals import RefusalLog
@@ -40,7 +46,6 @@ __all__ = ["DeviceEndpoint"]
 log = logging.getLogger(__name__)
 
 MAX_PACKET = 512 * 1024
-CONNECT_TIMEOUT = 10.0
 _RID_MEMORY = 64
 RID_LIMIT = 128  # the SDK sends a uuid4 (36 characters)
 PAYLOAD_LIMITS = jsonlimits.Limits(max_bytes=MAX_PACKET, max_depth=64, max_number_chars=100)
@@ -57,8 +62,11 @@ class DeviceEndpoint:
         *,
         host_name: str,
         clock: Any = time.time,
+        limits: ConnectionLimits = DEFAULT_CONNECTION_LIMITS,
     ) -> None:
         self._registry = hub_registry
+        self._limits = limits
+        self._unauthenticated: Counter[str] = Counter()
         self._ssl = ssl_context
         self._host_name = host_name
         self._clock = clock
@@ -76,7 +84,13 @@ class DeviceEndpoint:
 
     async def start(self, host: str, port: int = 8883) -> None:
         """Listen for devices on `host:port` (8883 is the SDK's fixed port)."""
-        self._server = await asyncio.start_server(self._accept, host, port, ssl=self._ssl)
+        self._server = await asyncio.start_server(
+            self._accept,
+            host,
+            port,
+            ssl=self._ssl,
+            ssl_handshake_timeout=self._limits.tls_handshake_timeout,
+        )
 
     @property
     def port(self) -> int:
@@ -207,8 +221,24 @@ class DeviceEndpoint:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         connection: Connection | None = None
+        peer = writer.get_extra_info("peername")
+        source = str(peer[0]) if isinstance(peer, tuple) else "unknown"
         try:
-            connection = await self._open(reader, writer)
+            if self._unauthenticated[source] >= self._limits.mqtt_unauthenticated_per_source:
+                self._refusals.refused(
+                    f"address {source}",
+                    "a connection",
+                    f"it already has {self._unauthenticated[source]} connections "
+                    "that have not authenticated",
+                )
+                return
+            self._unauthenticated[source] += 1
+            try:
+                connection = await self._open(reader, writer)
+            finally:
+                self._unauthenticated[source] -= 1
+                if not self._unauthenticated[source]:
+                    del self._unauthenticated[source]
             if connection is not None:
                 await self._serve(connection, reader)
         except codec.MalformedPacket as exc:
@@ -223,7 +253,10 @@ class DeviceEndpoint:
     async def _open(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> Connection | None:
-        packet = await asyncio.wait_for(codec.read_packet(reader, MAX_PACKET), CONNECT_TIMEOUT)
+        packet = await asyncio.wait_for(
+            codec.read_packet(reader, self._limits.mqtt_connect_max_bytes),
+            self._limits.mqtt_connect_timeout,
+        )
         if packet is None:
             return None
         if not isinstance(packet, codec.Connect):

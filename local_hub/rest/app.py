@@ -56,7 +56,10 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)
     except errors.HubError as exc:
         log.info("%s %s -> %d %s", request.method, request.path, exc.status, exc.code_name)
-        return error_response(exc, ctx.clock())
+        response = error_response(exc, ctx.clock())
+        if isinstance(exc, errors.RequestTimeout):
+            response.force_close()  # the rest of the body may still trickle in: no keep-alive
+        return response
     except web.HTTPNotFound:
         return error_response(errors.NotFound(f"No such resource: {request.path}."), ctx.clock())
     except ConnectionResetError:  # the client left mid-request; nothing was changed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from dataclasses import dataclass, field
@@ -66,6 +67,7 @@ class ServiceContext:
     configurations: configurations.ConfigurationManager | None = None
     faults: Faults = field(default_factory=Faults)
     refusals: RefusalLog = field(default_factory=lambda: RefusalLog(log))
+    body_timeout: float = 30.0
 
 
 CONTEXT = web.AppKey("twinfleet-context", ServiceContext)
@@ -80,11 +82,21 @@ async def json_body(request: web.Request) -> Any:
 
     Raises:
         BadRequest: the body is empty, too large or not JSON.
+        RequestTimeout: the body did not arrive within the context's `body_timeout`.
     """
+    timeout = of(request).body_timeout
     try:
-        raw = await request.read()
+        async with asyncio.timeout(timeout):
+            raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise errors.BadRequest("The request body is too large.", error_code="413001") from None
+    except TimeoutError:
+        of(request).refusals.refused(
+            f"client {request.remote}", f"{request.method} {request.path}", "a body too slow"
+        )
+        raise errors.RequestTimeout(
+            f"The request body did not arrive within {timeout:g} s; send it at once."
+        ) from None
     try:
         return jsonlimits.loads(raw, BODY_LIMITS)
     except jsonlimits.JSONRefused as exc:
