@@ -21,7 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
-from local_hub import certs, configurations, files, jobs, registry, store
+from local_hub import certs, configurations, files, jobs, redacting, registry, store
 from local_hub.clock import Clock
 from local_hub.limits import DEFAULT_CONNECTION_LIMITS, ConnectionLimits
 from local_hub.mqtt import DeviceEndpoint
@@ -141,6 +141,7 @@ class HubServer:
             self._requested_service_port,
             ssl_context=certs.server_ssl_context(self.certs),
             limits=self.connection_limits,
+            refusals=self.context.refusals,
         )
         await site.start()
         self.service_port = site.port
@@ -232,6 +233,7 @@ async def serve(
     Raises:
         OSError: an endpoint could not listen (address or port taken); nothing is left running.
     """
+    redacting.install_redactor()  # whatever handlers the caller configured: no secret in them
     server = HubServer(data_dir, host=host, service_port=service_port, name=name)
     try:
         await server.start()

@@ -18,6 +18,7 @@ from aiohttp import web
 from local_hub import errors, tokens
 from local_hub.clock import iso
 from local_hub.rest import artifacts, configurations, devices, jobs, querying, twins
+from local_hub.rest.connections import SERVER_NAME
 from local_hub.rest.context import CONTEXT, ServiceContext
 
 __all__ = ["error_response", "make_app"]
@@ -105,9 +106,14 @@ async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     return await handler(request)
 
 
+async def _server_header(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers["Server"] = SERVER_NAME  # never the web server's name and version
+
+
 def make_app(context: ServiceContext) -> web.Application:
     """The aiohttp application serving `context`'s hub."""
     app = web.Application(middlewares=[_errors, _auth], client_max_size=1024 * 1024)
+    app.on_response_prepare.append(_server_header)
     app[CONTEXT] = context
     for module in (devices, twins, querying, jobs, configurations, artifacts):
         app.add_routes(module.routes)

@@ -122,23 +122,42 @@ def test_https_answers_a_slow_body_with_408_and_keeps_serving(
     assert manager.get_device("after-slow").device_id == "after-slow"
 
 
-def test_https_caps_open_connections_with_a_503(
-    tight_hub: LocalHub, tls: Callable[[int], ssl.SSLSocket]
-) -> None:
-    held = [tls(tight_hub.service_port) for _ in range(3)]
-    for sock in held:
-        sock.sendall(_head(tight_hub, "GET", "/statistics/devices"))  # keep-alive: stays open
-        assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")
-    refused = tls(tight_hub.service_port)
-    refused.sendall(_head(tight_hub, "GET", "/statistics/devices"))
-    response = _read_until_closed(refused)
-    assert response.startswith(b"HTTP/1.1 503 ")
-    assert b"too many open connections" in response
-    held[0].close()
-    time.sleep(0.2)  # let the hub see the close
-    admitted = tls(tight_hub.service_port)
-    admitted.sendall(_head(tight_hub, "GET", "/statistics/devices"))
-    assert admitted.recv(65536).startswith(b"HTTP/1.1 200 ")
+def test_https_caps_open_connections_with_a_503(make_hub: Callable[..., LocalHub]) -> None:
+    capped = make_hub(connection_limits=ConnectionLimits(https_max_connections=3))
+    context = ssl.create_default_context(cafile=capped.ca_certificate_path)
+    opened: list[ssl.SSLSocket] = []
+
+    def connect() -> ssl.SSLSocket:
+        raw = socket.create_connection((capped.host, capped.service_port), timeout=10)
+        opened.append(context.wrap_socket(raw, server_hostname=capped.host))
+        return opened[-1]
+
+    try:
+        held = [connect() for _ in range(3)]
+        for sock in held:
+            sock.sendall(_head(capped, "GET", "/statistics/devices"))  # keep-alive: stays open
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")
+        refused = connect()
+        refused.sendall(_head(capped, "GET", "/statistics/devices"))
+        response = _read_until_closed(refused)
+        assert response.startswith(b"HTTP/1.1 503 ")
+        assert b"too many open connections" in response
+        assert b"Retry-After: 1" in response
+        # One client leaves; once the hub has let go of it (TLS shutdown takes a moment), a new
+        # client is served again.
+        held[0].close()
+        deadline = time.monotonic() + 10
+        while True:
+            probe = connect()
+            probe.sendall(_head(capped, "GET", "/statistics/devices"))
+            answer = probe.recv(65536)
+            if answer.startswith(b"HTTP/1.1 200 ") or time.monotonic() > deadline:
+                break
+            assert answer.startswith(b"HTTP/1.1 503 ")
+        assert answer.startswith(b"HTTP/1.1 200 ")
+    finally:
+        for sock in opened:
+            sock.close()
 
 
 def _receive(sock: ssl.SSLSocket, timeout: float = 10) -> codec.Packet | None:

@@ -6,6 +6,7 @@ import sys
 import typer
 from pydantic import ValidationError
 
+import local_hub
 from queries import QueryError
 from twin_manager import TwinManagerError
 from twinfleet.cli import (
@@ -44,6 +45,7 @@ def _main(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    local_hub.install_redactor()  # keys, signatures, connection strings: never in a log
 
 
 app.command("demo")(demo.demo)
