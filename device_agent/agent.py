@@ -35,6 +35,7 @@ from device_agent.firmware import FirmwareUpdater
 from device_agent.persistence import StateFile
 from device_agent.platforms import Platform, RebootRequested
 from device_agent.reporting import Reporter, merge
+from device_agent.signatures import TrustStore
 from patterns.contracts import (
     FACTORY_RESET,
     REBOOT,
@@ -76,19 +77,24 @@ class DeviceAgent:
         configure: applies desired `configuration` settings; raise to report an error.
         max_image_size: the largest firmware image accepted, in bytes.
         image_ca_file: a CA file to trust for https firmware URLs.
+        trust_store: a directory of public keys; when given, only firmware images signed by
+            one of them are installed.
+        security_floor: the lowest firmware version this device may ever run.
     """
 
     def __init__(
         self, connection_string: str, platform: Platform, state_dir: Path, *,
         ca_cert: str | None = None, configure: Configure | None = None,
         max_image_size: int = 512 * 1024 * 1024, image_ca_file: str | None = None,
-        keep_alive: int = 60,
+        keep_alive: int = 60, trust_store: Path | None = None, security_floor: str | None = None,
     ) -> None:  # fmt: skip
         self.platform = platform
         self.state_dir = Path(state_dir)
         self._connection_string = connection_string
         self._ca_cert = ca_cert
         self._keep_alive = keep_alive
+        self._trust_store = TrustStore.load(trust_store) if trust_store is not None else None
+        self._security_floor = security_floor
         self._configure = configure
         self._config_state = StateFile(self.state_dir / "configuration.json")
         self._sections: dict[str, SectionHandler] = {}
@@ -147,7 +153,8 @@ class DeviceAgent:
         self._reporter = Reporter(connection.patch_reported)
         self.firmware = FirmwareUpdater(
             self.platform, self.state_dir, self.report, max_image_size=self._max_image_size,
-            ca_file=self._image_ca_file,
+            ca_file=self._image_ca_file, trust_store=self._trust_store,
+            security_floor=self._security_floor,
         )  # fmt: skip
         tasks: list[asyncio.Task[Any]] = []
         try:

@@ -45,6 +45,10 @@ def apply(
         }
         if pattern.size is not None:
             firmware["fwPackageSize"] = pattern.size
+        if pattern.signature is not None:  # the image's own signature, passed through
+            firmware["fwPackageSignature"] = pattern.signature
+        if pattern.security_floor is not None:
+            firmware["fwSecurityFloor"] = pattern.security_floor
         fleet.update_desired(device_id, {"firmware": firmware})
         return Outcome.IN_PROGRESS, ""
     if isinstance(pattern, specs.ConfigurationChange):

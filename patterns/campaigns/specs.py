@@ -42,6 +42,9 @@ class FirmwareUpdate(_Spec):
     url: str
     sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$")
     size: int | None = None
+    # Made where the image was built (`twinfleet firmware sign`); the campaign only carries it.
+    signature: str | None = None
+    security_floor: str | None = None
     rollback_to: FirmwareUpdate | None = None
 
 

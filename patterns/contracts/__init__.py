@@ -9,7 +9,12 @@ from patterns.contracts.configuration import (
     ConfigurationReported,
     ConfigurationStatus,
 )
-from patterns.contracts.firmware import FirmwareDesired, FirmwareReported, FirmwareStatus
+from patterns.contracts.firmware import (
+    FirmwareDesired,
+    FirmwareReported,
+    FirmwareStatus,
+    signed_statement,
+)
 from patterns.contracts.methods import (
     FACTORY_RESET,
     REBOOT,
@@ -37,4 +42,5 @@ __all__ = [
     "configuration",
     "firmware",
     "methods",
+    "signed_statement",
 ]

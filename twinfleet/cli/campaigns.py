@@ -84,6 +84,12 @@ def create_firmware(
     version: str = typer.Option(...),
     url: str = typer.Option(...),
     sha256: str = typer.Option(..., help="SHA-256 of the image, hex."),
+    signature: str | None = typer.Option(
+        None, help="The image's signature, from 'twinfleet firmware sign' (base64)."
+    ),
+    security_floor: str | None = typer.Option(
+        None, help="The security floor the image was signed with, if any."
+    ),
     target: str = TargetOption,
     canary: str | None = CanaryOption,
     rate: float = RateOption,
@@ -96,7 +102,9 @@ def create_firmware(
     connection_string: str | None = ConnectionOption,
 ) -> None:
     """A firmware update campaign."""
-    pattern = FirmwareUpdate(version=version, url=url, sha256=sha256)
+    pattern = FirmwareUpdate(
+        version=version, url=url, sha256=sha256, signature=signature, security_floor=security_floor
+    )
     _create(
         pattern,
         campaign_id,

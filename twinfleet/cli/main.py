@@ -14,6 +14,7 @@ from twinfleet.cli import (
     campaigns,
     demo,
     devices,
+    firmware,
     fleet,
     hub,
     jobs,
@@ -53,6 +54,7 @@ app.command("query-demo")(query_demo.query_demo)
 app.add_typer(hub.app, name="hub")
 app.add_typer(agent.app, name="agent")
 app.add_typer(fleet.app, name="fleet")
+app.add_typer(firmware.app, name="firmware")
 app.add_typer(devices.device_app, name="device")
 app.add_typer(devices.twin_app, name="twin")
 app.add_typer(campaigns.app, name="campaign")
