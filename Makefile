@@ -4,7 +4,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint bench demo format clean
+# Microsoft's Node.js SDKs for tests/node, pinned by its package-lock.json: installed with
+# `npm ci` only when node_modules is missing or the lock file changed.
+NODE_TESTS := tests/node
+NODE_STAMP := $(NODE_TESTS)/node_modules/.installed
+CHROMIUM := /usr/lib/chromium/chromium
+
+.PHONY: test lint docs bench demo format clean chromium
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,7 +24,22 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: lint
+# The documentation site: concepts, the CLI reference (generated from the commands themselves) and
+# the API reference (from docstrings); any warning fails the build.
+docs: $(STAMP)
+	$(BIN)/typer twinfleet.cli.main utils docs --name twinfleet --output docs/reference/cli.md
+	$(BIN)/mkdocs build --strict --quiet --site-dir build/site
+
+$(NODE_STAMP): $(NODE_TESTS)/package.json $(NODE_TESTS)/package-lock.json
+	cd $(NODE_TESTS) && npm ci --no-audit --no-fund
+	touch $(NODE_STAMP)
+
+# The dashboard's browser tests drive Debian's chromium (Playwright cannot download its own here).
+chromium:
+	test -x $(CHROMIUM) || { apt-get update && \
+		apt-get install -y --no-install-recommends chromium fonts-liberation; }
+
+test: lint docs $(NODE_STAMP) chromium
 	$(BIN)/pytest -n auto
 
 bench: $(STAMP)
@@ -32,4 +53,5 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis build/site docs/reference/cli.md
+	rm -rf $(NODE_TESTS)/node_modules

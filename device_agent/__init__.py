@@ -1,7 +1,34 @@
 """The on-device agent over azure-iot-device: reconciles the device toward its desired twin.
 
-agent = DeviceAgent(connection_string, SimulatedPlatform(root), state_dir)
-await agent.run()
+On a device, run it as a command with a settings file (see `device_agent.settings` for the file
+and `packaging/twinfleet-agent.service` for the systemd unit)::
+
+    twinfleet-agent --config /etc/twinfleet/agent.toml      # or: python -m device_agent ...
+
+or embed it::
+
+    agent = DeviceAgent(connection_string, SimulatedPlatform(root), state_dir)
+    outcome = await agent.run()      # "stopped" or "reboot"
+
+The reboot loop. `DeviceAgent.run()` returns "reboot" when a `reboot` direct method or a firmware
+update asked the platform to reboot; it has flushed its reported properties first. What happens
+next is the host's part, as on a real device:
+
+- `CommandPlatform`: the platform's reboot command (e.g. `systemctl reboot`) takes the device down;
+  `twinfleet-agent` waits for the shutdown's SIGTERM (at most `platform.reboot_timeout`), and
+  systemd starts it again after the boot.
+- `SimulatedPlatform`: its `reboot()` raises `RebootRequested`; `twinfleet-agent` replaces its own
+  process with a fresh one (`exec`, same pid) that powers the device on again with
+  `SimulatedPlatform.boot()` (the bootloader's part: run the trial slot once, or fall back to the
+  old one) and starts a new agent from the persisted state. `run_simulated_device` does the same
+  in one process for fleets and tests.
+
+Boot confirmation. After an update, the new image runs on trial. The firmware state machine,
+resumed from its persisted state in "rebooting", reads the running version: if it is the new one,
+the agent calls `platform.confirm_boot()` (the `confirm_boot` command) only once it has connected
+to the hub and read its twin again, so an image that cannot reach the hub is never confirmed and
+the bootloader's watchdog falls back to the old slot at the next boot ("rolledback"). If the old
+version runs, the trial failed and the device reports "rolledback" with the reason.
 """
 
 from device_agent.agent import DeviceAgent

@@ -103,6 +103,7 @@ class DeviceAgent:
         self._desired_version = -1
         self._changed = asyncio.Event()
         self._stopped = asyncio.Event()
+        self.connected = asyncio.Event()  # set once the first connection succeeded
         self.outcome: str | None = None
         self._reporter: Reporter | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -144,7 +145,11 @@ class DeviceAgent:
             loop.call_soon_threadsafe(reporter.report, patch)
 
     async def run(self) -> str:
-        """Connect and reconcile until `stop()` or a reboot; returns "stopped" or "reboot"."""
+        """Connect and reconcile until `stop()` or a reboot; returns "stopped" or "reboot".
+
+        On "reboot" the platform's reboot was requested: a real device goes down; a simulated
+        one is booted again (`SimulatedPlatform.boot()`) and a fresh agent run on it.
+        """
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         connection = DeviceConnection(
@@ -159,6 +164,7 @@ class DeviceAgent:
         tasks: list[asyncio.Task[Any]] = []
         try:
             await self._connect(connection)
+            self.connected.set()
             connection.on_desired(self._loop, self._on_patch)
             connection.on_method(
                 self._loop, lambda call: self._spawn(tasks, self._on_method(connection, call))

@@ -132,6 +132,10 @@ class FirmwareUpdater:
     # -- persistence and reporting ---------------------------------------------------------
 
     def _persist(self) -> None:
+        target = (self.target or {}).get("fwVersion", "")
+        log.info(
+            "firmware %s %s%s", self.state, target, f": {self.substatus}" * bool(self.substatus)
+        )
         self.file.save(
             {
                 "state": self.state, "target": self.target, "digest": self.digest,

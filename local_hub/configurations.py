@@ -15,6 +15,7 @@ import asyncio
 import json
 import logging
 import re
+from collections.abc import Callable
 from typing import Any
 
 import queries
@@ -47,14 +48,19 @@ def content_patch(device_content: dict[str, Any]) -> dict[str, Any]:
     return patch
 
 
-def _condition(text: Any, field: str) -> queries.Condition | None:
-    """None for `*` (every device)."""
-    if not isinstance(text, str) or not text.strip():
-        raise errors.BadRequest(f"{field} is required, e.g. \"tags.environment = 'prod'\" or '*'.")
+def _condition(text: Any, field: str) -> Callable[[dict[str, Any]], bool]:
+    """Which twins a target condition selects: `*` every device; none when it is empty or absent
+    (Microsoft's configuration sample creates one without a condition: it targets no device)."""
+    if text is None or (isinstance(text, str) and not text.strip()):
+        return lambda _twin: False
+    if not isinstance(text, str):
+        raise errors.BadRequest(
+            f"{field} must be a query condition, e.g. \"tags.environment = 'prod'\"."
+        )
     if text.strip() == "*":
-        return None
+        return lambda _twin: True
     try:
-        return queries.parse_condition(text, strict=True)
+        return queries.parse_condition(text, strict=True).matches
     except queries.QueryError as exc:
         raise errors.BadRequest(f"{field} is invalid. {exc}", error_code="400020") from None
 
@@ -106,7 +112,7 @@ def _validate(config_id: str, body: Any) -> dict[str, Any]:
         "schemaVersion": body.get("schemaVersion") or "1.0",
         "labels": labels,
         "content": {"deviceContent": content},
-        "targetCondition": body["targetCondition"],
+        "targetCondition": body.get("targetCondition") or "",
         "priority": priority,
         "metrics": {"queries": metric_queries, "results": {}},
     }
@@ -264,7 +270,7 @@ class ConfigurationManager:
             winner = None
             for config in ranked:
                 condition = conditions[config["id"]]
-                if condition is None or condition.matches(twin):
+                if condition(twin):
                     targeted[config["id"]].add(device_id)
                     winner = winner or config
             if winner is not None and applied.get(device_id) != winner["id"]:

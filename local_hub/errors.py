@@ -11,7 +11,8 @@ The tree::
     ├── Conflict                409  the identity (or job, or configuration) already exists
     ├── RequestTimeout          408  the request body arrived too slowly
     ├── PreconditionFailed      412  the If-Match etag is stale
-    ├── Throttled               429  too many requests (fault injection, for tests)
+    ├── Throttled               429  too many requests (a quota of the hub's tier, or injected)
+    │   └── TooManyActiveJobs   429  the tier's limit of concurrent jobs is reached
     ├── ServerError             500/503  an injected or unexpected failure
     └── GatewayTimeout          504  the device did not answer a direct method in time
 
@@ -33,6 +34,7 @@ __all__ = [
     "RequestTimeout",
     "ServerError",
     "Throttled",
+    "TooManyActiveJobs",
     "Unauthorized",
 ]
 
@@ -96,6 +98,13 @@ class Throttled(HubError):
     def __init__(self, message: str, *, retry_after: float = 1.0) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class TooManyActiveJobs(Throttled):
+    error_code, code_name = "429004", "ThrottlingMaxActiveJobCountExceeded"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retry_after=60.0)
 
 
 class ServerError(HubError):

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 from local_hub import tokens
 from local_hub.clock import Clock
 from local_hub.limits import DEFAULT_CONNECTION_LIMITS, ConnectionLimits
+from local_hub.quotas import Quotas
 from local_hub.server import MQTT_PORT, HubServer
 
 __all__ = ["LocalHub"]
@@ -43,6 +44,9 @@ class LocalHub:
         clock: the time source (Unix seconds).
         configuration_interval: seconds between evaluations of automatic configurations.
         connection_limits: timeouts and caps for slow, idle and unauthenticated clients.
+        tier: enforce this IoT Hub tier's throttles (F1, S1, S2, S3); None (default): no quotas.
+        units: the tier's number of units.
+        limits: a `local_hub.quotas.Quotas` to enforce instead (tests inject clocks this way).
     """
 
     def __init__(
@@ -56,10 +60,14 @@ class LocalHub:
         clock: Clock = time.time,
         configuration_interval: float = 5.0,
         connection_limits: ConnectionLimits = DEFAULT_CONNECTION_LIMITS,
+        tier: str | None = None,
+        units: int = 1,
+        limits: Quotas | None = None,
     ) -> None:
         self._args: dict[str, Any] = {
             "host": host, "service_port": service_port, "mqtt_port": mqtt_port, "name": name,
-            "clock": clock, "configuration_interval": configuration_interval,
+            "clock": clock, "configuration_interval": configuration_interval, "tier": tier,
+            "units": units, "limits": limits,
         }  # fmt: skip
         self._args["connection_limits"] = connection_limits
         self.data_dir = Path(data_dir)
@@ -162,6 +170,14 @@ class LocalHub:
         return self.server.certs.ca_cert.read_text()
 
     @property
+    def quotas(self) -> dict[str, Any]:
+        """Use against each quota (what `GET /quotas` shows); `tier` None when there are none."""
+        limits = self.server.quotas
+        if limits is None:
+            return {"tier": None, "units": None, "throttles": {}}
+        return self.call(_view(limits))
+
+    @property
     def host(self) -> str:
         return self.server.host
 
@@ -211,3 +227,7 @@ class LocalHub:
             server.faults.retry_after = retry_after
 
         self.call(set_faults())
+
+
+async def _view(limits: Quotas) -> dict[str, Any]:
+    return limits.view()

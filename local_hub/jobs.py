@@ -1,12 +1,20 @@
 """Scheduled jobs: a twin update or a direct method for every device a query condition selects.
 
-A job moves `queued`/`scheduled` -> `running` -> `completed` (or `failed` when its time runs out,
-or `cancelled`). Its targets are fixed when it starts: the matching device ids are written to the
-store, each as a `pending` row, in one transaction with the job's move to `running`, before any
-device is touched. Each device row is marked `completed` or `failed` durably as soon as its work
-ends, so a hub killed mid-job resumes on restart with exactly the rows not yet recorded, and never
-applies a recorded one twice. Work fans out with a bounded number of devices in flight. A method
-job waits for an offline device to connect until the job's time runs out, then fails that device.
+A job moves `queued`/`scheduled` -> `running` -> `completed`, or is `cancelled`. As on IoT Hub,
+devices that fail do not fail the job: a job whose devices partly (or all) failed ends `completed`
+and counts them in `deviceJobStatistics.failedCount`; the same holds when its
+`maxExecutionTimeInSeconds` runs out, where the devices not done by then are failed. A job ends
+`failed` only when the job itself could not run (its targets could not be chosen).
+
+The query condition is an IoT Hub condition, or `*` for every device (what Microsoft's samples
+send). Its targets are fixed when it starts: the matching device ids are written to the store, each
+as a `pending` row, in one transaction with the job's move to `running`, before any device is
+touched. Each device row is marked `completed` or `failed` durably as soon as its work ends, so a
+hub killed mid-job resumes on restart with exactly the rows not yet recorded, and never applies a
+recorded one twice. Work fans out with a bounded number of devices in flight, paced by the hub's
+quotas when it has them ("jobs device operations"). A method job waits for an offline device to
+connect for the method's `connectTimeoutInSeconds` when one is given, else until the job's time
+runs out, then fails that device with `DeviceNotOnline`.
 """
 
 from __future__ import annotations
@@ -14,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,13 +30,15 @@ import queries
 from local_hub import errors, registry, store
 from local_hub.clock import Clock, iso
 from local_hub.mqtt import DeviceEndpoint
+from local_hub.quotas import Quotas
 
-__all__ = ["JOB_TYPES", "JobRunner", "parse_time"]
+__all__ = ["EVERY_DEVICE", "JOB_TYPES", "JobRunner", "parse_time", "targets"]
 
 log = logging.getLogger(__name__)
 
 JOB_TYPES = ("scheduleUpdateTwin", "scheduleDeviceMethod")
 FINISHED = ("completed", "failed", "cancelled")
+EVERY_DEVICE = "*"
 IN_FLIGHT = 32
 _JOB_ID_LIMIT = 64
 _SCHEMA = """
@@ -53,6 +63,17 @@ def parse_time(value: Any, field: str) -> float:
     return moment.timestamp()
 
 
+def targets(condition: str, *, strict: bool = False) -> Callable[[dict[str, Any]], bool]:
+    """Which twins a job's query condition selects: `*` selects every device.
+
+    Raises:
+        QueryError: the condition is not valid IoT Hub query text.
+    """
+    if condition.strip() == EVERY_DEVICE:
+        return lambda _twin: True
+    return queries.parse_condition(condition, strict=strict).matches
+
+
 def _validate(job_id: str, body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise errors.BadRequest("The job request must be a JSON object.")
@@ -65,9 +86,11 @@ def _validate(job_id: str, body: Any) -> dict[str, Any]:
         raise errors.BadRequest(f"Job type {kind!r} is not one of {', '.join(JOB_TYPES)}.")
     condition = body.get("queryCondition")
     if not isinstance(condition, str) or not condition.strip():
-        raise errors.BadRequest("queryCondition is required, e.g. \"tags.ring = 'canary'\".")
+        raise errors.BadRequest(
+            'queryCondition is required, e.g. "tags.ring = \'canary\'" (or "*" for every device).'
+        )
     try:
-        queries.parse_condition(condition, strict=True)
+        targets(condition, strict=True)
     except queries.QueryError as exc:
         raise errors.BadRequest(f"queryCondition is invalid. {exc}", error_code="400020") from None
     parse_time(body.get("startTime"), "startTime")
@@ -100,9 +123,10 @@ class JobRunner:
 
     def __init__(
         self, db: store.Store, hub_registry: registry.Registry, endpoint: DeviceEndpoint,
-        *, clock: Clock,
+        *, clock: Clock, quotas: Quotas | None = None,
     ) -> None:  # fmt: skip
         self._store = db
+        self._quotas = quotas
         self._registry = hub_registry
         self._endpoint = endpoint
         self._clock = clock
@@ -161,6 +185,15 @@ class JobRunner:
         job = _validate(job_id, body)
         if self._load(job_id) is not None:
             raise errors.Conflict(f"A job with id {job_id!r} already exists.", error_code="409101")
+        if self._quotas is not None:
+            active = sum(1 for (doc,) in self._store.execute("SELECT doc FROM jobs")
+                         if json.loads(doc)["status"] not in FINISHED)  # fmt: skip
+            if active >= self._quotas.max_active_jobs:
+                raise errors.TooManyActiveJobs(
+                    f"{active} job(s) are already scheduled or running; an IoT hub on "
+                    f"{self._quotas} runs at most {self._quotas.max_active_jobs} at once. Wait "
+                    "for one to finish, or cancel it."
+                )
         now = self._clock()
         start = parse_time(job["startTime"], "startTime")
         job.update(
@@ -239,13 +272,22 @@ class JobRunner:
             return
         deadline = start + job["maxExecutionTimeInSeconds"]
         if job["status"] != "running":
-            self._fix_targets(job)
+            try:
+                self._fix_targets(job)
+            except queries.QueryError as exc:  # stored before this hub checked it, say
+                now = iso(self._clock())
+                job.update(status="failed", endTime=now, failureReason=f"{exc}")
+                self._save(job)
+                log.warning("job %s failed: %s", job_id, exc)
+                return
         pending = [r for r in self._device_rows(job_id) if r["status"] in ("pending", "running")]
         gate = asyncio.Semaphore(IN_FLIGHT)
         running = job
 
         async def one(row: dict[str, Any]) -> None:
             async with gate:
+                if self._quotas is not None:
+                    await self._quotas.pace("jobsDeviceOperations")
                 await self._run_device(running, row, deadline)
 
         work = asyncio.gather(*(one(row) for row in pending))
@@ -266,19 +308,22 @@ class JobRunner:
                            "description": "The job's maxExecutionTimeInSeconds ran out."},
                 )  # fmt: skip
                 self._save_device(row)
-        job.update(status="failed" if timed_out else "completed", endTime=now)
+        # Devices that failed (or were not reached in time) fail alone; the job ran: completed.
+        job.update(status="completed", endTime=now)
         if timed_out:
-            job["failureReason"] = "The job did not finish within maxExecutionTimeInSeconds."
+            job["statusMessage"] = (
+                "The job's maxExecutionTimeInSeconds ran out before every device."
+            )
         self._save(job)
         log.info("job %s %s", job_id, job["status"])
 
     def _fix_targets(self, job: dict[str, Any]) -> None:
-        condition = queries.parse_condition(job["queryCondition"])
-        targets = [t["deviceId"] for t in self._registry.twins() if condition.matches(t)]
+        selects = targets(job["queryCondition"])
+        chosen = [t["deviceId"] for t in self._registry.twins() if selects(t)]
         now = iso(self._clock())
         self._store.begin()
         try:
-            for device_id in targets:
+            for device_id in chosen:
                 self._save_device(
                     {
                         "deviceId": device_id, "jobId": job["jobId"], "jobType": job["type"],
@@ -292,7 +337,7 @@ class JobRunner:
         except BaseException:
             self._store.rollback()
             raise
-        log.info("job %s running on %d devices", job["jobId"], len(targets))
+        log.info("job %s running on %d devices", job["jobId"], len(chosen))
 
     def _finish(self, job: dict[str, Any], row: dict[str, Any]) -> None:
         now = iso(self._clock())
@@ -322,15 +367,26 @@ class JobRunner:
             return
         method = job["cloudToDeviceMethod"]
         try:
+            remaining = max(0.0, deadline - self._clock())
+            given = method.get("connectTimeoutInSeconds")
+            wait = (
+                min(remaining, float(given)) if isinstance(given, int) and given > 0 else remaining
+            )
             status, payload = await self._endpoint.invoke_method(
                 row["deviceId"],
                 method["methodName"],
                 method.get("payload"),
-                connect_timeout=max(0.0, deadline - self._clock()),
+                connect_timeout=wait,
                 response_timeout=float(method.get("responseTimeoutInSeconds") or 30),
             )
             row["outcome"] = {"deviceMethodResponse": {"status": status, "payload": payload}}
             row["status"] = "completed"
+        except errors.DeviceNotOnline:
+            row.update(
+                status="failed",
+                error={"code": "DeviceNotOnline",
+                       "description": "Timed out waiting for device to connect."},
+            )  # fmt: skip
         except errors.HubError as exc:
             row.update(status="failed", error={"code": exc.code_name, "description": exc.message})
         self._finish(job, row)

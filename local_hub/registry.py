@@ -426,7 +426,7 @@ def _keys(body: dict[str, Any]) -> tuple[str, str]:
     keys = []
     for name in ("primaryKey", "secondaryKey"):
         key = symmetric.get(name) if isinstance(symmetric, dict) else None
-        if key is None:
+        if key is None or key == "":  # the Node.js SDK sends "" for "generate one", as null
             key = new_key()
         try:
             raw = base64.b64decode(key, validate=True)

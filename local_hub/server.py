@@ -15,24 +15,24 @@ import logging
 import os
 import secrets
 import time
-import urllib.parse
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from local_hub import certs, configurations, files, jobs, redacting, registry, store
+from local_hub import certs, configurations, files, jobs, quotas, redacting, registry, store
 from local_hub.clock import Clock
 from local_hub.limits import DEFAULT_CONNECTION_LIMITS, ConnectionLimits
 from local_hub.mqtt import DeviceEndpoint
-from local_hub.rest import Faults, ServiceContext, make_app, sign_artifact
+from local_hub.rest import Faults, ServiceContext, make_app, signed_url
 from local_hub.rest.connections import CappedSite
 
-__all__ = ["DEFAULT_NAME", "MQTT_PORT", "HubServer", "serve"]
+__all__ = ["DEFAULT_NAME", "HTTPS_PORT", "MQTT_PORT", "HubServer", "serve"]
 
 log = logging.getLogger(__name__)
 
 MQTT_PORT = 8883
+HTTPS_PORT = 443
 DEFAULT_NAME = "twinfleet"
 
 
@@ -59,6 +59,13 @@ class HubServer:
         clock: the time source (Unix seconds), injectable for tests.
         configuration_interval: seconds between configuration evaluations (twin changes
             also trigger one).
+        tier: an IoT Hub tier (F1, S1, S2, S3) whose throttles the hub enforces; None: none.
+        units: the tier's number of units.
+        limits: the quotas to enforce, made by the caller (tests inject clocks this way);
+            overrides `tier` and `units`.
+
+    Raises:
+        ValueError: an unknown tier or a unit count the tier does not allow.
     """
 
     def __init__(
@@ -72,7 +79,11 @@ class HubServer:
         clock: Clock = time.time,
         configuration_interval: float = 5.0,
         connection_limits: ConnectionLimits = DEFAULT_CONNECTION_LIMITS,
+        tier: str | None = None,
+        units: int = 1,
+        limits: quotas.Quotas | None = None,
     ) -> None:
+        self.quotas = limits or (quotas.Quotas(tier, units) if tier is not None else None)
         self.data_dir = Path(data_dir)
         self.connection_limits = connection_limits
         self.host = host
@@ -90,10 +101,14 @@ class HubServer:
             self.registry,
             certs.server_ssl_context(self.certs),
             host_name=self.device_host_name,
+            address=host,
             clock=clock,
             limits=connection_limits,
+            quotas=self.quotas,
         )
-        self.jobs = jobs.JobRunner(self.store, self.registry, self.endpoint, clock=clock)
+        self.jobs = jobs.JobRunner(
+            self.store, self.registry, self.endpoint, clock=clock, quotas=self.quotas
+        )
         self.configurations = configurations.ConfigurationManager(
             self.store, self.registry, clock=clock, interval=configuration_interval
         )
@@ -109,7 +124,14 @@ class HubServer:
 
     @property
     def service_host_name(self) -> str:
-        """The HostName of the service connection string: where the REST endpoint listens."""
+        """The HostName of the service connection string: where the REST endpoint listens.
+
+        On port 443 it is the bare address, as every SDK expects of IoT Hub (the Node.js, .NET,
+        Java and C service SDKs take HostName as a host name and always dial 443). On any other
+        port it is `<address>:<port>`, which only the Python service SDK understands.
+        """
+        if self.service_port == HTTPS_PORT:
+            return self.host
         return f"{self.host}:{self.service_port}"
 
     async def start(self) -> None:
@@ -125,6 +147,7 @@ class HubServer:
             jobs=self.jobs,
             configurations=self.configurations,
             faults=self.faults,
+            quotas=self.quotas,
             body_timeout=self.connection_limits.https_body_timeout,
         )
         self._runner = web.AppRunner(
@@ -155,6 +178,8 @@ class HubServer:
         info_path = self.data_dir / "hub.json"
         files.write_atomic(info_path, json.dumps(self.info, indent=2).encode(), mode=0o600)
         log.info("hub %s ready: %s", self.name, info_path)
+        if self.quotas is not None:
+            log.info("enforcing IoT Hub's %s quotas (GET /quotas shows their use)", self.quotas)
 
     async def stop(self) -> None:
         """Close both endpoints and the store; remove hub.json."""
@@ -192,9 +217,7 @@ class HubServer:
     def artifact_url(self, name: str, ttl: float = 24 * 3600) -> str:
         """A download URL for an artifact, signed and valid for `ttl` seconds."""
         expiry = int(self.clock() + ttl)
-        sig = sign_artifact(self.owner_keys[0], name, expiry)
-        quoted = urllib.parse.quote(name)
-        return f"https://{self.service_host_name}/artifacts/{quoted}?se={expiry}&sig={sig}"
+        return signed_url(self.service_host_name, self.owner_keys[0], name, expiry)
 
     @property
     def info(self) -> dict[str, Any]:
@@ -202,13 +225,15 @@ class HubServer:
         return {
             "name": self.name,
             "serviceConnectionString": self.service_connection_string,
-            "caCertificatePath": str(self.certs.ca_cert),
-            "caBundlePath": str(self.certs.bundle),
+            "caCertificatePath": str(self.certs.ca_cert.resolve()),
+            "caBundlePath": str(self.certs.bundle.resolve()),
             "deviceHostName": self.device_host_name,
             "gatewayHostName": self.host,
             "serviceEndpoint": {"host": self.host, "port": self.service_port},
             "deviceEndpoint": {"host": self.host, "port": self.endpoint.port},
-            "dataDir": str(self.data_dir),
+            "dataDir": str(self.data_dir.resolve()),
+            "tier": None if self.quotas is None else self.quotas.tier,
+            "units": None if self.quotas is None else self.quotas.units,
             "pid": os.getpid(),
         }
 
@@ -220,6 +245,8 @@ async def serve(
     service_port: int = 8443,
     name: str | None = None,
     stop: asyncio.Event | None = None,
+    tier: str | None = None,
+    units: int = 1,
 ) -> None:
     """Run a hub on the running event loop until `stop` is set or the task is cancelled.
 
@@ -229,12 +256,17 @@ async def serve(
         service_port: the HTTPS port (0: any free port; hub.json says which).
         name: the hub's name; devices use `<name>.local` as their HostName.
         stop: set it to stop the hub; None runs until cancelled.
+        tier: enforce this IoT Hub tier's throttles (F1, S1, S2, S3); None: no quotas.
+        units: the tier's number of units.
 
     Raises:
         OSError: an endpoint could not listen (address or port taken); nothing is left running.
+        ValueError: an unknown tier or a unit count the tier does not allow.
     """
     redacting.install_redactor()  # whatever handlers the caller configured: no secret in them
-    server = HubServer(data_dir, host=host, service_port=service_port, name=name)
+    server = HubServer(
+        data_dir, host=host, service_port=service_port, name=name, tier=tier, units=units
+    )
     try:
         await server.start()
         await (stop or asyncio.Event()).wait()

@@ -6,6 +6,12 @@ it stands in the token, a newline, and the expiry. The device SDK encodes `sr` w
 `quote(safe="")` and the service SDK with `quote_plus`, so verification signs the raw `sr` text
 and compares the decoded resource with the expected one segment by segment (`devices/dev` must
 not cover `devices/dev1`).
+
+The first segment is the hub's host name. As IoT Hub does, it is compared without regard to case,
+and HTTPS's default port is optional on either side: `myhub`, `MyHub:443` and `myhub%3A443` all
+name the hub served on port 443. SDKs other than Python's take `HostName` as a bare host (always
+port 443), so their `sr` never carries a port; on any other port the port is part of the hub's
+identity and must match.
 """
 
 from __future__ import annotations
@@ -19,9 +25,10 @@ from dataclasses import dataclass
 
 from local_hub import errors
 
-__all__ = ["SasToken", "make_sas_token", "parse_sas_token", "sign", "verify_sas_token"]
+__all__ = ["SasToken", "covers", "make_sas_token", "parse_sas_token", "sign", "verify_sas_token"]
 
 _PREFIX = "SharedAccessSignature "
+_DEFAULT_PORT_SUFFIX = ":443"
 
 
 @dataclass(frozen=True)
@@ -79,10 +86,20 @@ def parse_sas_token(token: str) -> SasToken:
     return SasToken(fields["sr"], urllib.parse.unquote(fields["sig"]), expiry, fields.get("skn"))
 
 
-def _covers(granted: str, wanted: str) -> bool:
-    granted_parts = granted.strip("/").lower().split("/")
-    wanted_parts = wanted.strip("/").lower().split("/")
-    return wanted_parts[: len(granted_parts)] == granted_parts
+def _segments(resource: str) -> list[str]:
+    parts = resource.strip("/").lower().split("/")
+    parts[0] = parts[0].removesuffix(_DEFAULT_PORT_SUFFIX)
+    return parts
+
+
+def covers(granted: str, wanted: str) -> bool:
+    """Whether a token for resource `granted` reaches `wanted` (both decoded).
+
+    Segment by segment and case-insensitive; the host (first segment) matches with or without
+    `:443`.
+    """
+    granted_parts = _segments(granted)
+    return _segments(wanted)[: len(granted_parts)] == granted_parts
 
 
 def verify_sas_token(
@@ -110,7 +127,7 @@ def verify_sas_token(
         raise errors.Unauthorized(f"The SAS token must be signed by policy {key_name!r}.")
     if parsed.expiry <= now:
         raise errors.Unauthorized("The SAS token has expired.")
-    if not _covers(parsed.resource, resource):
+    if not covers(parsed.resource, resource):
         raise errors.Unauthorized("The SAS token's resource (sr) does not cover this target.")
     for key in keys:
         expected = sign(key, parsed.resource_raw, parsed.expiry)

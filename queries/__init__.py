@@ -6,6 +6,7 @@
 True
 """
 
+from queries.checking import QueryWarning, Scheme, check, check_condition
 from queries.errors import QueryError, QuerySyntaxError, UnsupportedQuery
 from queries.query import Condition, Query, parse, parse_condition
 from queries.values import UNDEFINED
@@ -16,7 +17,11 @@ __all__ = [
     "Query",
     "QueryError",
     "QuerySyntaxError",
+    "QueryWarning",
+    "Scheme",
     "UnsupportedQuery",
+    "check",
+    "check_condition",
     "parse",
     "parse_condition",
 ]

@@ -12,13 +12,13 @@ caret under it, so the message alone tells the user what to fix.
 
 from __future__ import annotations
 
-__all__ = ["QueryError", "QuerySyntaxError", "UnsupportedQuery"]
+__all__ = ["QueryError", "QuerySyntaxError", "UnsupportedQuery", "pointer"]
 
 
 _WIDTH = 100  # longer query lines are shown as a window around the position
 
 
-def _pointer(text: str, line: int, column: int) -> str:
+def pointer(text: str, line: int, column: int) -> str:
     """The query line at `line` with a caret under `column` (a window of it, if long)."""
     lines = text.split("\n")
     shown = lines[line - 1] if 0 < line <= len(lines) else ""
@@ -49,7 +49,7 @@ class QueryError(ValueError):
         self.line = line
         self.column = column
         super().__init__(
-            f"{reason} at line {line}, column {column}:\n{_pointer(text, line, column)}"
+            f"{reason} at line {line}, column {column}:\n{pointer(text, line, column)}"
         )
 
 

@@ -31,11 +31,16 @@ is case-sensitive.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from queries import errors, functions, nodes
 from queries.tokens import Kind, Token, tokenize
 from queries.values import UNDEFINED, Undefined
 
-__all__ = ["Parser", "parse_condition", "parse_select"]
+__all__ = ["TWIN_FIELDS", "Parser", "checked", "guarded", "parse_condition", "parse_select"]
+
+_Parsed = TypeVar("_Parsed")
 
 _COMPARISONS = frozenset({"=", "!=", "<>", "<", ">", "<=", ">="})
 _CONSTANTS: dict[str, bool | Undefined | None] = {
@@ -51,7 +56,7 @@ MAX_DEPTH = 64  # how deeply expressions may nest (parentheses, NOT, function ca
 # The twin's top-level identity fields, which IoT Hub matches whatever their case (its docs
 # project `DeviceId, LastActivityTime` and get `deviceId`, `lastActivityTime` back). Paths into
 # tags and properties stay case-sensitive.
-_TWIN_FIELDS = {
+TWIN_FIELDS = {
     name.lower(): name
     for name in (
         "deviceId", "moduleId", "etag", "deviceEtag", "status", "statusReason",
@@ -73,6 +78,8 @@ class Parser:
         self.depth = 0
         self.source = "devices"
         self.item_tokens: list[Token] = []  # where each SELECT item starts, for error positions
+        # every property path with its first and last token, for checks that point at a path
+        self.paths: list[tuple[nodes.Path, Token, Token]] = []
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -147,6 +154,8 @@ class Parser:
 
     def parse_condition(self) -> nodes.Expr:
         """A bare condition, as jobs' and configurations' target conditions are written."""
+        if self._is(Kind.KEYWORD, "SELECT"):
+            raise self._error("a condition (what follows WHERE), not a full query")
         expr = self._parse_expr()
         if not self._is(Kind.END):
             raise self._error("an operator or the end of the condition")
@@ -336,11 +345,12 @@ class Parser:
 
     def _parse_path(self, first: Token) -> nodes.Path:
         parts = [first.text]
+        last = first
         while self._accept(Kind.OP, "."):
             token = self._peek
             if token.kind not in (Kind.IDENT, Kind.KEYWORD):
                 raise self._error("a property name after '.'")
-            self._advance()
+            last = self._advance()
             parts.append(str(token.value))
         if self.source == "devices.jobs":
             if tuple(parts[:2]) != _JOBS_PREFIX or len(parts) < 3:
@@ -349,9 +359,12 @@ class Parser:
                     f"devices.jobs.<property> (not {'.'.join(parts)})",
                     first,
                 )
-            return nodes.Path(tuple(parts[2:]))
-        parts[0] = _TWIN_FIELDS.get(parts[0].lower(), parts[0])
-        return nodes.Path(tuple(parts))
+            path = nodes.Path(tuple(parts[2:]))
+        else:
+            parts[0] = TWIN_FIELDS.get(parts[0].lower(), parts[0])
+            path = nodes.Path(tuple(parts))
+        self.paths.append((path, first, last))
+        return path
 
     # -- checks IoT Hub makes on a whole query ---------------------------------------------
 
@@ -398,27 +411,26 @@ def _is_number(value: object) -> bool:
 
 def parse_select(text: str, *, strict: bool = False) -> nodes.Select:
     """Parse a whole query. Raises `QueryError` and nothing else on bad text."""
-    parser = Parser(_checked(text), strict=strict)
-    try:
-        return parser.parse_query()
-    except RecursionError:
-        raise _too_deep(text) from None
+    return guarded(text, Parser(checked(text), strict=strict).parse_query)
 
 
 def parse_condition(text: str, *, strict: bool = False) -> nodes.Expr:
     """Parse a bare condition. Raises `QueryError` and nothing else on bad text."""
-    parser = Parser(_checked(text), strict=strict)
+    return guarded(text, Parser(checked(text), strict=strict).parse_condition)
+
+
+def guarded(text: str, rule: Callable[[], _Parsed]) -> _Parsed:
+    """Run a parser rule over `text`, turning a recursion overflow into a `QueryError`."""
     try:
-        return parser.parse_condition()
+        return rule()
     except RecursionError:
-        raise _too_deep(text) from None
+        raise errors.UnsupportedQuery(
+            "The query nests too deeply to evaluate", text, 1, 1
+        ) from None
 
 
-def _too_deep(text: str) -> errors.UnsupportedQuery:
-    return errors.UnsupportedQuery("The query nests too deeply to evaluate", text, 1, 1)
-
-
-def _checked(text: str) -> str:
+def checked(text: str) -> str:
+    """`text` if it is a query IoT Hub would read at all (text, within the length limit)."""
     if not isinstance(text, str):
         raise TypeError(f"a query must be text, not {type(text).__name__}")
     if len(text) > MAX_LENGTH:

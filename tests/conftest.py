@@ -26,8 +26,20 @@ import hypothesis
 import pytest
 import requests
 from azure.iot.hub import IoTHubRegistryManager
+from hypothesis import HealthCheck, settings
 
-from local_hub import LocalHub, tokens
+from local_hub import LocalHub, ports, tokens
+from local_hub.server import HTTPS_PORT
+
+# Hypothesis's health checks time input generation; on a loaded 2-core machine (CI, or parallel
+# workers) that timing says nothing about the code under test, so it must not fail a run. The
+# properties themselves are unchanged; each test still sets its own example count.
+settings.register_profile(
+    "twinfleet",
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.load_profile("twinfleet")
 
 _MQTT_PORT = 8883
 # azure-iot-device runs every client's pipeline and callbacks on two process-wide executors that
@@ -74,6 +86,13 @@ def allocate_loopback() -> str:
     raise RuntimeError("no free loopback address with port 8883 available")
 
 
+def service_port_on(address: str) -> int:
+    """IoT Hub's own HTTPS port, 443, when this process may listen on it at `address` (root, or
+    a granted capability: every language's service SDK then reaches the hub); else any free port.
+    """
+    return HTTPS_PORT if ports.can_listen(address, HTTPS_PORT) else 0
+
+
 @pytest.fixture
 def loopback() -> str:
     """A loopback address of this test's own, with the MQTT port free on it."""
@@ -83,7 +102,9 @@ def loopback() -> str:
 @pytest.fixture
 def hub(tmp_path: Path, loopback: str) -> Iterator[LocalHub]:
     """A running local hub on this test's own loopback address and data directory."""
-    with LocalHub(tmp_path / "hub", host=loopback) as running:
+    with LocalHub(
+        tmp_path / "hub", host=loopback, service_port=service_port_on(loopback)
+    ) as running:
         yield running
 
 
@@ -98,7 +119,9 @@ def make_hub(tmp_path: Path) -> Iterator[Callable[..., LocalHub]]:
 
     def make(data_dir: Path | None = None, *, host: str | None = None, **options: Any) -> LocalHub:
         directory = data_dir or tmp_path / f"hub-{len(started)}"
-        running = LocalHub(directory, host=host or allocate_loopback(), **options).start()
+        address = host or allocate_loopback()
+        options.setdefault("service_port", service_port_on(address))
+        running = LocalHub(directory, host=address, **options).start()
         started.append(running)
         return running
 

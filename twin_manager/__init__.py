@@ -2,15 +2,18 @@
 
 from twin_manager import TwinManager
 
-with TwinManager.from_connection_string(connection_string) as fleet:
+with TwinManager.from_connection_string(connection_string) as fleet:  # or .from_hub_dir("hub")
     fleet.update_desired("thermostat-1", {"telemetryInterval": 30})
     print(fleet.group_by("properties.reported.firmware.currentFwVersion"))
 """
 
+from twin_manager.artifacts import Artifact, ArtifactStore
 from twin_manager.errors import (
+    ArtifactNotFound,
     Conflict,
     DeviceNotFound,
     DeviceNotOnline,
+    HubConfigurationError,
     HubError,
     HubUnavailable,
     InvalidQuery,
@@ -20,6 +23,7 @@ from twin_manager.errors import (
     TwinManagerError,
     Unauthorized,
 )
+from twin_manager.hubdirs import LocalHubInfo, read_hub_dir
 from twin_manager.manager import TwinManager
 from twin_manager.models import (
     Configuration,
@@ -35,17 +39,22 @@ from twin_manager.sentinels import NOT_GIVEN
 
 __all__ = [
     "NOT_GIVEN",
+    "Artifact",
+    "ArtifactNotFound",
+    "ArtifactStore",
     "Configuration",
     "Conflict",
     "Device",
     "DeviceJobResult",
     "DeviceNotFound",
     "DeviceNotOnline",
+    "HubConfigurationError",
     "HubError",
     "HubUnavailable",
     "InvalidQuery",
     "Job",
     "JobStatistics",
+    "LocalHubInfo",
     "MethodResult",
     "MethodTimeout",
     "PreconditionFailed",
@@ -55,4 +64,5 @@ __all__ = [
     "TwinManager",
     "TwinManagerError",
     "Unauthorized",
+    "read_hub_dir",
 ]

@@ -8,7 +8,6 @@ client (`connection.verify`), never by changing `REQUESTS_CA_BUNDLE` for the who
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Callable
@@ -46,26 +45,13 @@ _BY_STATUS: dict[int, type[errors.HubError]] = {
 }
 
 
-def _hub_message(response: requests.Response) -> str:
-    try:
-        body = response.json()
-        message = str(body.get("Message", ""))
-    except (ValueError, AttributeError):
-        return response.reason or ""
-    _, _, detail = message.partition(";")
-    try:
-        return str(json.loads(detail).get("message", detail))
-    except (ValueError, AttributeError):
-        return detail or message
-
-
 def translate(exc: Exception, what: str, device_id: str | None = None) -> errors.HubError:
     """Our error for an SDK failure (the caller raises it `from exc`)."""
     if isinstance(exc, HttpOperationError) and exc.response is not None:
         response = exc.response
         status = response.status_code
         code = response.headers.get("iothub-errorcode", "")
-        message = f"{what} failed with {status} {code}: {_hub_message(response)}".rstrip(": ")
+        message = f"{what} failed with {status} {code}: {errors.hub_message(response)}".rstrip(": ")
         kind = _BY_CODE.get(code) or _BY_STATUS.get(status)
         if status == 429:
             retry_after = float(response.headers.get("Retry-After", "1") or 1)

@@ -4,9 +4,11 @@ The tree::
 
     TwinManagerError                  anything twin_manager raises on purpose
     ├── InvalidQuery                  the query text is wrong (found locally, before any call)
+    ├── HubConfigurationError (path)  a hub directory, CA or settings file cannot be used
     └── HubError (status, error_code) the hub refused or failed a request
         ├── Unauthorized              the connection string's key or policy is wrong
         ├── DeviceNotFound            no such device (check the id, or create it first)
+        ├── ArtifactNotFound          no such artifact on the hub (upload it first)
         ├── DeviceNotOnline           the device is not connected (retry later, or schedule a job)
         ├── MethodTimeout             the device did not answer the direct method in time
         ├── Conflict                  it already exists
@@ -19,10 +21,15 @@ Messages never contain keys, tokens or connection strings.
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 __all__ = [
+    "ArtifactNotFound",
     "Conflict",
     "DeviceNotFound",
     "DeviceNotOnline",
+    "HubConfigurationError",
     "HubError",
     "HubUnavailable",
     "InvalidQuery",
@@ -31,7 +38,22 @@ __all__ = [
     "Throttled",
     "TwinManagerError",
     "Unauthorized",
+    "hub_message",
 ]
+
+
+def hub_message(response: Any) -> str:
+    """The human sentence in an IoT Hub error body (a `requests.Response`), or its reason."""
+    try:
+        body = response.json()
+        message = str(body.get("Message", ""))
+    except (ValueError, AttributeError):
+        return str(response.reason or "")
+    _, _, detail = message.partition(";")
+    try:
+        return str(json.loads(detail).get("message", detail))
+    except (ValueError, AttributeError):
+        return detail or message
 
 
 class TwinManagerError(Exception):
@@ -45,6 +67,21 @@ class InvalidQuery(TwinManagerError, ValueError):
         super().__init__(message)
         self.line = line
         self.column = column
+
+
+class HubConfigurationError(TwinManagerError, OSError):
+    """A local hub's directory, a CA certificate or a settings file cannot be used.
+
+    Attributes:
+        path: the file at fault.
+    """
+
+    def __init__(self, message: str, *, path: str) -> None:
+        super().__init__(message)
+        self.path = path
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 class HubError(TwinManagerError):
@@ -71,6 +108,10 @@ class Unauthorized(HubError):
 
 class DeviceNotFound(HubError):
     """No device with that id is registered."""
+
+
+class ArtifactNotFound(HubError):
+    """No artifact with that name is stored on the hub."""
 
 
 class DeviceNotOnline(HubError):

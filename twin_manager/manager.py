@@ -16,10 +16,11 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
 
-from twin_manager import errors, models
+from twin_manager import errors, hubdirs, models
 from twin_manager._sdk import Sdk
 from twin_manager.querying import checked_condition, checked_query
 from twin_manager.retrying import RetryPolicy
@@ -77,7 +78,9 @@ class TwinManager:
     ) -> None:
         self._sdk = Sdk(connection_string, ca_file)
         self._retry = retry or RetryPolicy()
-        self._device_host_name = device_host_name or self._sdk.host_name
+        # Devices name the hub without the service port (`HostName=10.0.0.5:8443` in a local
+        # hub's service connection string; Azure's host names carry none): they dial 8883.
+        self._device_host_name = device_host_name or _without_port(self._sdk.host_name)
         self._gateway_host_name = gateway_host_name
 
     @classmethod
@@ -86,6 +89,22 @@ class TwinManager:
     ) -> TwinManager:
         """A manager for the hub the connection string names (Azure IoT Hub or a local hub)."""
         return cls(connection_string, ca_file=ca_file, retry=retry)
+
+    @classmethod
+    def from_hub_dir(cls, data_dir: Path | str, *, retry: RetryPolicy | None = None) -> TwinManager:
+        """A manager for the local hub running in `data_dir` (`twinfleet hub serve --data-dir`).
+
+        Raises:
+            HubConfigurationError: no hub runs there, or its CA file is missing.
+        """
+        info = hubdirs.read_hub_dir(data_dir)
+        return cls(
+            info.service_connection_string,
+            ca_file=info.ca_file,
+            retry=retry,
+            device_host_name=info.device_host_name,
+            gateway_host_name=info.gateway_host_name,
+        )
 
     @classmethod
     def from_local_hub(cls, hub: HubLike, *, retry: RetryPolicy | None = None) -> TwinManager:
@@ -207,14 +226,18 @@ class TwinManager:
         )
 
     def device_connection_string(
-        self, device_id: str, *, gateway_host_name: str | None = None
+        self, device_id: str, *, gateway_host_name: str | None = None, key_type: str = "primary"
     ) -> str:
-        """The connection string a device uses (it holds the device's key: keep it secret)."""
+        """The connection string a device uses (it holds the device's key: keep it secret).
+
+        Args:
+            device_id: the device.
+            gateway_host_name: the address devices dial, where it differs from the HostName.
+            key_type: "primary" or "secondary": which of the identity's keys to use.
+        """
         device = self.get_device(device_id)
-        text = (
-            f"HostName={self._device_host_name};DeviceId={device_id};"
-            f"SharedAccessKey={device.primary_key}"
-        )
+        key = device.primary_key if key_type == "primary" else device.secondary_key
+        text = f"HostName={self._device_host_name};DeviceId={device_id};SharedAccessKey={key}"
         gateway = gateway_host_name or self._gateway_host_name
         return text + (f";GatewayHostName={gateway}" if gateway else "")
 
@@ -351,6 +374,19 @@ class TwinManager:
             token = headers.get("x-ms-continuation")
             if not token:
                 return
+
+    def query_page(
+        self, text: str, continuation: str | None = None, *, page_size: int = 100
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of a query (one request, one query of the hub's quota): its rows and the
+        continuation token of the next page, None after the last page.
+
+        Raises:
+            InvalidQuery: before any request, when the text is not a valid query.
+        """
+        checked_query(text)
+        body, headers = self._page(text, continuation, page_size)
+        return list(body), headers.get("x-ms-continuation") or None
 
     def _page(self, text: str, token: str | None, page_size: int) -> tuple[list[Any], Any]:
         def fetch(clients: Any) -> Any:
@@ -613,3 +649,8 @@ class TwinManager:
                     f" applied, short of {ratio:.0%}, after {timeout:g} s."
                 )
             time.sleep(poll)
+
+
+def _without_port(host: str) -> str:
+    name, _, port = host.rpartition(":")
+    return name if name and port.isdigit() else host

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 __all__ = [
     "Configuration",
@@ -65,9 +66,45 @@ class Twin(_Model):
     reported_version: int = 0
     desired_metadata: dict[str, Any] = Field(default_factory=dict)
     reported_metadata: dict[str, Any] = Field(default_factory=dict)
+    _raw: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """The twin as IoT Hub returns it (`properties.desired` with `$metadata` and `$version`),
+        so paths read from it work in queries as they are."""
+        if self._raw:
+            return copy.deepcopy(self._raw)
+        identity = self.model_dump(
+            mode="json",
+            by_alias=True,
+            exclude_none=True,
+            include={"device_id", "etag", "version", "status", "connection_state",
+                     "last_activity_time"},
+        )  # fmt: skip
+        return {
+            **identity,
+            "tags": copy.deepcopy(self.tags),
+            "properties": {
+                "desired": {
+                    **copy.deepcopy(self.desired),
+                    "$metadata": copy.deepcopy(self.desired_metadata),
+                    "$version": self.desired_version,
+                },
+                "reported": {
+                    **copy.deepcopy(self.reported),
+                    "$metadata": copy.deepcopy(self.reported_metadata),
+                    "$version": self.reported_version,
+                },
+            },
+        }
 
     @classmethod
     def from_raw(cls, raw: dict[str, Any]) -> Twin:
+        twin = cls._parse(raw)
+        twin._raw = raw  # owned from here on; to_json hands out copies
+        return twin
+
+    @classmethod
+    def _parse(cls, raw: dict[str, Any]) -> Twin:
         properties = raw.get("properties") or {}
         desired = properties.get("desired") or {}
         reported = properties.get("reported") or {}

@@ -1,11 +1,25 @@
-"""Local validation of queries with `queries/`, before anything goes over the network."""
+"""Local validation of queries with `queries/`, before anything goes over the network.
+
+A query that parses may still match nothing for a reason the user would want to hear about (an
+unquoted string, a misspelt root): those findings are logged as warnings on this module's logger,
+each with its caret, and the query still runs, as it would on IoT Hub.
+"""
 
 from __future__ import annotations
+
+import logging
 
 import queries
 from twin_manager import errors
 
 __all__ = ["checked_condition", "checked_query"]
+
+log = logging.getLogger(__name__)
+
+
+def _warn(findings: list[queries.QueryWarning]) -> None:
+    for finding in findings:
+        log.warning("%s", finding)
 
 
 def _invalid(exc: queries.QueryError) -> errors.InvalidQuery:
@@ -15,14 +29,18 @@ def _invalid(exc: queries.QueryError) -> errors.InvalidQuery:
 def checked_query(text: str) -> queries.Query:
     """Parse `text` in strict mode (what IoT Hub accepts), or raise InvalidQuery."""
     try:
-        return queries.parse(text, strict=True)
+        query = queries.parse(text, strict=True)
     except queries.QueryError as exc:
         raise _invalid(exc) from None
+    _warn(queries.check(text))
+    return query
 
 
 def checked_condition(text: str) -> queries.Condition:
     """Parse a bare condition in strict mode, or raise InvalidQuery."""
     try:
-        return queries.parse_condition(text, strict=True)
+        condition = queries.parse_condition(text, strict=True)
     except queries.QueryError as exc:
         raise _invalid(exc) from None
+    _warn(queries.check_condition(text))
+    return condition

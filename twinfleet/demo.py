@@ -12,6 +12,8 @@ a summary built from GROUP BY queries.
 from __future__ import annotations
 
 import hashlib
+import shlex
+import shutil
 import socket
 import tempfile
 import time
@@ -24,7 +26,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from device_agent import SimulatedFleet
-from local_hub import LocalHub
+from local_hub import LocalHub, ports
+from local_hub.server import HTTPS_PORT
 from patterns.campaigns import (
     AbortCriteria,
     Campaign,
@@ -35,6 +38,7 @@ from patterns.campaigns import (
     Retries,
     Rollout,
 )
+from queries import nodes
 from twin_manager import TwinManager
 
 __all__ = ["run_demo"]
@@ -99,27 +103,27 @@ def _register(fleet: TwinManager, count: int) -> list[dict[str, Any]]:
 
 
 def _summary(console: Console, fleet: TwinManager, campaigns: list[CampaignStatus]) -> None:
-    table = Table(title="Fleet by firmware (GROUP BY properties.reported.firmware)")
+    table = Table(title="Fleet by firmware version and update status (GROUP BY)")
     table.add_column("currentFwVersion")
     table.add_column("fwUpdateStatus")
     table.add_column("devices", justify="right")
-    rows = fleet.query(
-        "SELECT properties.reported.firmware.currentFwVersion AS version, COUNT() AS n "
-        "FROM devices WHERE IS_DEFINED(properties.reported.firmware) "
-        "GROUP BY properties.reported.firmware.currentFwVersion"
+    versions = fleet.group_by(
+        "properties.reported.firmware.currentFwVersion", "IS_DEFINED(properties.reported.firmware)"
     )
-    statuses = fleet.group_by(
-        "properties.reported.firmware.fwUpdateStatus", "IS_DEFINED(properties.reported.firmware)"
-    )
-    for row in rows:
-        table.add_row(str(row.get("version")), "", str(row["n"]))
-    for status, count in statuses.items():
-        table.add_row("", str(status), str(count))
+    for version in sorted(versions, key=str):
+        statuses = fleet.group_by(
+            "properties.reported.firmware.fwUpdateStatus",
+            f"properties.reported.firmware.currentFwVersion = {nodes.literal_sql(version)}",
+        )
+        for status in sorted(statuses, key=str):
+            table.add_row(str(version), str(status), str(statuses[status]))
     console.print(table)
     outcome = Table(title="Campaigns")
-    for column in ("campaign", "status", "succeeded", "failed", "cancelled"):
-        outcome.add_column(column, no_wrap=True)
-    outcome.add_column("top failure reason", no_wrap=True, overflow="ellipsis", max_width=34)
+    outcome.add_column("campaign", no_wrap=True)
+    outcome.add_column("status", no_wrap=True, min_width=9)
+    for column in ("ok", "failed", "cancelled"):
+        outcome.add_column(column, justify="right", no_wrap=True)
+    outcome.add_column("top failure reason", overflow="fold")
     for status in campaigns:
         reason = max(status.reasons, key=lambda r: status.reasons[r]) if status.reasons else ""
         outcome.add_row(
@@ -129,16 +133,41 @@ def _summary(console: Console, fleet: TwinManager, campaigns: list[CampaignStatu
     console.print(outcome)
 
 
-def run_demo(console: Console, *, devices: int = 50, keep: bool = False) -> int:
-    """Run the demo; returns the exit code (0 when the fleet converged as intended)."""
+def _hint(console: Console, hub: LocalHub) -> None:
+    """Commands to try while the hub runs, each on one unwrapped line so it pastes as it is."""
+    hub_dir = shlex.quote(str(hub.data_dir.resolve()))
+    query = shlex.quote("SELECT * FROM devices WHERE tags.ring = 'canary'")
+    console.print("\nThe hub keeps running. Try, in another terminal:", highlight=False)
+    for command in (
+        f"twinfleet query --hub-dir {hub_dir} {query}",
+        f"twinfleet campaign list --hub-dir {hub_dir}",
+    ):
+        console.print(f"  {command}", soft_wrap=True, highlight=False, markup=False)
+    console.print("Press Ctrl-C to stop.", highlight=False)
+
+
+def run_demo(
+    console: Console, *, devices: int = 50, keep: bool = False, host: str | None = None
+) -> int:
+    """Run the demo; returns the exit code (0 when the fleet converged as intended).
+
+    Args:
+        console: where progress and tables go.
+        devices: how many simulated devices.
+        keep: leave the hub (and its temporary directory) running until Ctrl-C.
+        host: the loopback address for the hub; by default the first free 127.84.N.1.
+    """
     started = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="twinfleet-demo-"))
-    host = _free_loopback()
-    hub = LocalHub(workdir / "hub", host=host, name="demo-hub").start()
+    host = host or _free_loopback()
+    # IoT Hub's own port when this process may take it (every language's SDK then connects).
+    service_port = HTTPS_PORT if ports.can_listen(host, HTTPS_PORT) else 0
+    hub = LocalHub(workdir / "hub", host=host, name="demo-hub", service_port=service_port).start()
     simulated = SimulatedFleet().start()
     try:
         fleet = TwinManager.from_local_hub(hub)
-        console.print(f"Local hub [bold]{hub.device_host_name}[/] on {host} (data in {workdir})")
+        console.print(f"Local hub [bold]{hub.device_host_name}[/] on {host}, service port "
+                      f"{hub.service_port} (data in {workdir})")  # fmt: skip
         registered = _register(fleet, devices)
         ca_text, ca_file = hub.ca_certificate, hub.ca_certificate_path
 
@@ -207,10 +236,7 @@ def run_demo(console: Console, *, devices: int = 50, keep: bool = False) -> int:
         console.print(f"Fleet {verdict}: {devices} devices in {elapsed:.1f} s.")
         console.print(f"Campaign 2 stopped itself: {last}")
         if keep:
-            console.print(
-                f"\nThe hub keeps running. Try:\n  twinfleet query --hub-dir {hub.data_dir} "
-                "\"SELECT * FROM devices WHERE tags.ring = 'canary'\"\nPress Ctrl-C to stop."
-            )
+            _hint(console, hub)
             try:
                 while True:
                     time.sleep(3600)
@@ -220,3 +246,4 @@ def run_demo(console: Console, *, devices: int = 50, keep: bool = False) -> int:
     finally:
         simulated.stop()
         hub.close()
+        shutil.rmtree(workdir, ignore_errors=True)

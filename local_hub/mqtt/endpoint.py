@@ -35,9 +35,9 @@ from collections import Counter, OrderedDict
 from typing import Any
 
 import jsonlimits
-from local_hub import errors, events, registry, tokens
+from local_hub import errors, events, quotas, registry, tokens
 from local_hub.limits import DEFAULT_CONNECTION_LIMITS, ConnectionLimits
-from local_hub.mqtt import codec, topics
+from local_hub.mqtt import codec, throttling, topics
 from local_hub.mqtt.connection import Connection
 from local_hub.refusals import RefusalLog
 
@@ -61,14 +61,19 @@ class DeviceEndpoint:
         ssl_context: ssl.SSLContext,
         *,
         host_name: str,
+        address: str | None = None,
         clock: Any = time.time,
         limits: ConnectionLimits = DEFAULT_CONNECTION_LIMITS,
+        quotas: quotas.Quotas | None = None,
     ) -> None:
+        self._quotas = quotas
         self._registry = hub_registry
         self._limits = limits
         self._unauthenticated: Counter[str] = Counter()
         self._ssl = ssl_context
-        self._host_name = host_name
+        # A device names the hub by its host name, or (having only the service connection
+        # string's HostName to go by, as on Azure) by the address it listens on.
+        self._host_names = (host_name, address) if address else (host_name,)
         self._clock = clock
         self._server: asyncio.Server | None = None
         self._connections: dict[str, Connection] = {}
@@ -245,6 +250,11 @@ class DeviceEndpoint:
             log.warning("closing a device connection after a malformed packet: %s", exc)
         except (TimeoutError, ConnectionError, ssl.SSLError, OSError) as exc:
             log.info("device connection ended: %s", type(exc).__name__)
+        except asyncio.CancelledError:
+            # The endpoint is closing. asyncio's stream callback reads `task.exception()` of a
+            # finished handler, which raises for a cancelled one and logs a traceback per device
+            # (CPython 3.11), so the handler ends normally: the task was ours to stop.
+            log.debug("device connection closed as the hub stops")
         finally:
             writer.close()
             if connection is not None:
@@ -268,6 +278,11 @@ class DeviceEndpoint:
                 await writer.drain()
             return None
         device_id = device.device_id
+        if self._quotas is not None and not await throttling.admit_connect(self._quotas, device_id):
+            writer.write(codec.encode(codec.ConnAck(False, throttling.SERVER_UNAVAILABLE)))
+            with contextlib.suppress(ConnectionError, OSError):
+                await writer.drain()
+            return None
         if packet.clean_session:
             self._registry.save_subscriptions(device_id, {})
         session_present = bool(device.subscriptions) and not packet.clean_session
@@ -290,8 +305,9 @@ class DeviceEndpoint:
         device = self._registry.get_device(device_id) if device_id else None
         if not device_id or "/" in device_id:
             return _BAD_CLIENT_ID, None
-        expected_user = f"{self._host_name}/{device_id}/"
-        if device is None or not (packet.username or "").startswith(expected_user):
+        username = packet.username or ""
+        host = next((h for h in self._host_names if username.startswith(f"{h}/{device_id}/")), None)
+        if device is None or host is None:
             log.info("refused device %r: unknown device or wrong hub name", device_id)
             return _NOT_AUTHORIZED, None
         if not device.enabled:
@@ -300,7 +316,7 @@ class DeviceEndpoint:
         try:
             tokens.verify_sas_token(
                 (packet.password or b"").decode("utf-8", "replace"),
-                resource=f"{self._host_name}/devices/{device_id}",
+                resource=f"{host}/devices/{device_id}",
                 keys=device.keys,
                 now=self._clock(),
             )
@@ -318,7 +334,10 @@ class DeviceEndpoint:
                 return
             self._registry.record_activity(connection.device_id)
             if isinstance(packet, codec.Publish):
-                self._on_publish(connection, packet)
+                if self._quotas is None or await throttling.admit_publish(
+                    self._quotas, connection, packet
+                ):
+                    self._on_publish(connection, packet)
             elif isinstance(packet, codec.Subscribe):
                 self._on_subscribe(connection, packet)
             elif isinstance(packet, codec.Unsubscribe):

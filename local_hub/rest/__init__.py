@@ -1,7 +1,7 @@
 """The service endpoint: IoT Hub's REST API over HTTPS, as `azure-iot-hub` calls it."""
 
 from local_hub.rest.app import make_app
-from local_hub.rest.artifacts import sign_artifact
+from local_hub.rest.artifacts import sign_artifact, signed_url
 from local_hub.rest.context import Faults, ServiceContext
 
-__all__ = ["Faults", "ServiceContext", "make_app", "sign_artifact"]
+__all__ = ["Faults", "ServiceContext", "make_app", "sign_artifact", "signed_url"]

@@ -17,7 +17,7 @@ from aiohttp import web
 
 from local_hub import errors, tokens
 from local_hub.clock import iso
-from local_hub.rest import artifacts, configurations, devices, jobs, querying, twins
+from local_hub.rest import artifacts, configurations, devices, jobs, querying, throttling, twins
 from local_hub.rest.connections import SERVER_NAME
 from local_hub.rest.context import CONTEXT, ServiceContext
 
@@ -101,7 +101,8 @@ async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     tokens.verify_sas_token(
         header, resource=ctx.host_name, keys=ctx.owner_keys, now=ctx.clock(), key_name=OWNER_POLICY
     )
-    if not request.path.startswith("/artifacts/") and "api-version" not in request.query:
+    artifact = request.path == "/artifacts" or request.path.startswith("/artifacts/")
+    if not artifact and "api-version" not in request.query:
         raise errors.BadRequest("The request has no api-version query parameter.")
     return await handler(request)
 
@@ -112,9 +113,10 @@ async def _server_header(request: web.Request, response: web.StreamResponse) -> 
 
 def make_app(context: ServiceContext) -> web.Application:
     """The aiohttp application serving `context`'s hub."""
-    app = web.Application(middlewares=[_errors, _auth], client_max_size=1024 * 1024)
+    middlewares = [_errors, _auth, throttling.middleware]
+    app = web.Application(middlewares=middlewares, client_max_size=1024 * 1024)
     app.on_response_prepare.append(_server_header)
     app[CONTEXT] = context
-    for module in (devices, twins, querying, jobs, configurations, artifacts):
+    for module in (devices, twins, querying, jobs, configurations, artifacts, throttling):
         app.add_routes(module.routes)
     return app

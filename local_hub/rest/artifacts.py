@@ -4,10 +4,19 @@ The owner uploads with `PUT /artifacts/<name>` (streamed to disk and hashed as i
 download with a time-limited signed URL (`?se=<expiry>&sig=<signature>`), the same idea as a Blob
 SAS URL, so no device ever holds the owner key. Downloads honour HTTP Range, so an interrupted
 firmware download resumes where it stopped.
+
+With the owner key (any process, not only the hub's own):
+
+- `PUT /artifacts/<name>[?ttl=<seconds>]`: upload; answers `name`, `size`, `sha256`, `path` and a
+  signed download `url` valid `ttl` seconds (a day by default) with its `expiresAt`;
+- `GET /artifacts`: every artifact's `name`, `size`, `sha256` and `modified` time;
+- `POST /artifacts/<name>/url[?ttl=<seconds>]`: a fresh signed download URL for a stored artifact;
+- `DELETE /artifacts/<name>`: remove it (URLs signed for it then answer 404).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -15,19 +24,31 @@ import os
 import re
 import urllib.parse
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
 from local_hub import errors
-from local_hub.rest.context import json_response, of
+from local_hub.rest.context import json_response, of, whole_number
 
-__all__ = ["ARTIFACT_NAME", "routes", "sign_artifact", "verify_artifact_signature"]
+__all__ = [
+    "ARTIFACT_NAME",
+    "DEFAULT_TTL",
+    "MAX_TTL",
+    "routes",
+    "sign_artifact",
+    "signed_url",
+    "verify_artifact_signature",
+]
 
 routes = web.RouteTableDef()
 
 ARTIFACT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 _CHUNK = 256 * 1024
+DEFAULT_TTL = 24 * 3600
+MAX_TTL = 366 * 24 * 3600
 
 
 def sign_artifact(key: bytes, name: str, expiry: int) -> str:
@@ -50,6 +71,57 @@ def verify_artifact_signature(
     raise errors.Unauthorized("The download URL's signature is not valid.")
 
 
+def signed_url(host_name: str, key: bytes, name: str, expiry: int) -> str:
+    """The device-usable download URL of `name` on the hub at `host_name`, valid until `expiry`."""
+    quoted = urllib.parse.quote(name)
+    return (
+        f"https://{host_name}/artifacts/{quoted}?se={expiry}&sig={sign_artifact(key, name, expiry)}"
+    )
+
+
+def _iso(moment: float) -> str:
+    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _ttl(request: web.Request) -> int:
+    text = request.query.get("ttl")
+    if text is None:
+        return DEFAULT_TTL
+    ttl = whole_number(text, 1, MAX_TTL)
+    if ttl is None:
+        raise errors.BadRequest(
+            f"ttl {text[:40]!r} is not a whole number of seconds from 1 to {MAX_TTL}."
+        )
+    return ttl
+
+
+def _signed(request: web.Request, name: str) -> dict[str, Any]:
+    ctx = of(request)
+    expiry = int(ctx.clock()) + _ttl(request)
+    return {
+        "url": signed_url(ctx.host_name, ctx.owner_keys[0], name, expiry),
+        "expiresAt": _iso(expiry),
+    }
+
+
+def _hash_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as source:
+        while chunk := source.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _facts(path: Path) -> dict[str, Any]:
+    stat = path.stat()
+    return {
+        "name": path.name,
+        "size": stat.st_size,
+        "sha256": _hash_file(path),
+        "modified": _iso(stat.st_mtime),
+    }
+
+
 def _path(root: Path, name: str) -> Path:
     if not ARTIFACT_NAME.match(name) or name.startswith(".") or ".." in name:
         raise errors.BadRequest(
@@ -63,6 +135,7 @@ async def upload(request: web.Request) -> web.Response:
     ctx = of(request)
     name = request.match_info["name"]
     target = _path(ctx.artifacts_dir, name)
+    signed = _signed(request, name)  # a bad ttl is refused before anything is stored
     ctx.artifacts_dir.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{name}.{uuid.uuid4().hex}.upload")  # concurrent uploads
     digest = hashlib.sha256()
@@ -79,10 +152,49 @@ async def upload(request: web.Request) -> web.Response:
     finally:
         partial.unlink(missing_ok=True)
     quoted = urllib.parse.quote(name)
-    return json_response(
-        {"name": name, "size": size, "sha256": digest.hexdigest(), "path": f"/artifacts/{quoted}"},
-        status=201,
-    )
+    facts = {
+        "name": name,
+        "size": size,
+        "sha256": digest.hexdigest(),
+        "path": f"/artifacts/{quoted}",
+    }
+    return json_response({**facts, **signed}, status=201)
+
+
+@routes.get("/artifacts")
+async def list_artifacts(request: web.Request) -> web.Response:
+    root = of(request).artifacts_dir
+
+    def scan() -> list[dict[str, Any]]:
+        if not root.is_dir():
+            return []
+        found = [p for p in sorted(root.iterdir()) if p.is_file() and ARTIFACT_NAME.match(p.name)]
+        return [_facts(p) for p in found]
+
+    return json_response(await asyncio.to_thread(scan))
+
+
+@routes.post("/artifacts/{name}/url")
+async def sign(request: web.Request) -> web.Response:
+    ctx = of(request)
+    name = request.match_info["name"]
+    target = _path(ctx.artifacts_dir, name)
+    if not target.is_file():
+        raise errors.NotFound(f"No artifact named {name!r}; upload it first.")
+    facts = await asyncio.to_thread(_facts, target)
+    return json_response({**facts, **_signed(request, name)})
+
+
+@routes.delete("/artifacts/{name}")
+async def delete(request: web.Request) -> web.Response:
+    ctx = of(request)
+    name = request.match_info["name"]
+    target = _path(ctx.artifacts_dir, name)
+    try:
+        target.unlink()
+    except FileNotFoundError:
+        raise errors.NotFound(f"No artifact named {name!r}.") from None
+    return web.Response(status=204)
 
 
 @routes.get("/artifacts/{name}")

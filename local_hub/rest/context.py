@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 import jsonlimits
-from local_hub import configurations, errors, jobs, registry
+from local_hub import configurations, errors, jobs, quotas, registry
 from local_hub.clock import Clock
 from local_hub.mqtt import DeviceEndpoint
 from local_hub.refusals import RefusalLog
@@ -68,6 +68,7 @@ class ServiceContext:
     faults: Faults = field(default_factory=Faults)
     refusals: RefusalLog = field(default_factory=lambda: RefusalLog(log))
     body_timeout: float = 30.0
+    quotas: quotas.Quotas | None = None
 
 
 CONTEXT = web.AppKey("twinfleet-context", ServiceContext)

@@ -1,10 +1,11 @@
-"""Device identities and registry statistics: `/devices/{id}`, `/devices`, `/statistics/*`."""
+"""Device identities and registry statistics: `/devices/{id}`, `/devices` (list; POST: bulk
+operations), `/statistics/*`."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from local_hub import errors
+from local_hub import bulk_operations, errors
 from local_hub.rest.context import json_body, json_response, of, whole_number
 
 __all__ = ["routes"]
@@ -40,7 +41,22 @@ async def delete_device(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+@routes.post("/devices")
+async def bulk_registry(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    status, result = bulk_operations.apply(of(request).registry, body)
+    headers = {}
+    if status != 200:
+        errors_found = result["errors"]
+        whole = len(errors_found) == 1 and "operation" not in errors_found[0]
+        headers["iothub-errorcode"] = (
+            errors_found[0]["errorCode"] if whole else "BulkRegistryOperationFailure"
+        )
+    return json_response(result, status=status, headers=headers)
+
+
 @routes.get("/devices")
+@routes.get("/devices/")  # the Node.js SDK's Registry.list()
 async def list_devices(request: web.Request) -> web.Response:
     top_text = request.query.get("top")
     top = None

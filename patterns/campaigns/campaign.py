@@ -122,26 +122,42 @@ class Campaign:
 
     # -- control ---------------------------------------------------------------------------
 
-    def _set_status(self, status: str, why: str) -> None:
+    def _set_status(
+        self, status: str, why: str, when: Callable[[str], bool] = lambda now: now not in FINAL
+    ) -> bool:
+        """Set the status if `when(current status)` holds on the stored record (which another
+        process may have changed since this one read it); True when it was set."""
         now = self.clock()
-        self.record.state["status"] = status
-        self.record.log(now, f"{status}: {why}")
-        self.record.save(self.fleet)
-        log.info("campaign %s %s: %s", self.id, status, why)
+        applied = False
+
+        def change(state: dict[str, Any]) -> None:
+            nonlocal applied
+            applied = when(str(state.get("status", "created")))
+            if applied:
+                state["status"] = status
+                state.setdefault("log", []).append(f"{records.iso(now)} {status}: {why}")
+
+        self.record.update(self.fleet, change)
+        if applied:
+            log.info("campaign %s %s: %s", self.id, status, why)
+        return applied
 
     def pause(self, why: str = "paused by the operator") -> None:
-        if self.record.status not in FINAL:
-            self._set_status("paused", why)
+        self._set_status("paused", why)
 
     def resume(self) -> None:
-        if self.record.status == "paused":
-            self._set_status("running", "resumed by the operator")
+        self._set_status("running", "resumed by the operator", lambda now: now == "paused")
 
     def cancel(self) -> None:
         """Stop admitting; queued devices are cancelled, in-flight ones finish on their own."""
-        if self.record.status not in FINAL:
+        if self._set_status("cancelled", "cancelled by the operator"):
             self._cancel_queued("cancelled")
-            self._set_status("cancelled", "cancelled by the operator")
+
+    def abort(self, why: str = "aborted by the operator") -> None:
+        """Stop now: queued devices are cancelled and, when the spec asks for it, updated
+        devices are rolled back (as when the abort criteria trip)."""
+        if self.record.status not in FINAL:
+            self._abort(why)
 
     def forget(self) -> int:
         """Remove a finished campaign: its record and every device's tag for it (tags are
@@ -195,9 +211,10 @@ class Campaign:
         if self.spec.start_at is not None and now < self.spec.start_at:
             return self.status()
         if status == "created":
-            self.record.state["startedAt"] = now
+            self.record.update(self.fleet, lambda state: state.setdefault("startedAt", now))
             self._enqueue(now)
-            self._set_status("running", "started")
+            if not self._set_status("running", "started", lambda now: now == "created"):
+                return self.status()  # paused or cancelled before it started
         elif self.spec.mode == "continuous":
             self._enqueue(now)
         self._evaluate(now)
@@ -209,8 +226,8 @@ class Campaign:
         if open_now and (self.spec.end_at is None or now < self.spec.end_at):
             self._admit(current, now)
         elif not open_now:
-            self.record.state["lastTick"] = now  # no tokens pile up while the window is shut
-            self.record.save(self.fleet)
+            # no tokens pile up while the window is shut
+            self.record.update(self.fleet, lambda state: state.update(lastTick=now))
         current = self.status()
         in_flight = sum(current.counts.get(s, 0) for s in _IN_FLIGHT)
         ended = self.spec.end_at is not None and now >= self.spec.end_at
@@ -299,9 +316,8 @@ class Campaign:
         for twin in self.fleet.query_twins(condition, page_size=1000):
             again += self._write(twin.device_id, twin.etag,
                                  {"state": "queued", "attempt": 0, "notBefore": None})  # fmt: skip
-        self.record.state["status"] = "running"
         self.record.log(now, f"re-run: {again} devices queued again")
-        self.record.save(self.fleet)
+        self.record.update(self.fleet, lambda state: state.update(status="running"))
 
     def _fail_or_retry(self, device_id: str, etag: str | None, attempt: int, reason: str,
                        now: float) -> None:  # fmt: skip
@@ -394,7 +410,6 @@ class Campaign:
         tokens = float(state.get("tokens", 1.0))
         if last is not None:
             tokens = min(tokens + rate * (now - float(last)) / 60, max(1.0, rate))
-        state["lastTick"] = now
         allowed = int(tokens)
         admitted = 0
         if allowed:
@@ -411,7 +426,8 @@ class Campaign:
                 if self._start_step(twin.device_id, twin.etag, int(mine.get("step") or 0),
                                     attempt, now):  # fmt: skip
                     admitted += 1
-        state["tokens"] = tokens - admitted
         if admitted:
             self.record.log(now, f"admitted {admitted} from group {group} at {rate:g}/min")
-        self.record.save(self.fleet)
+        self.record.update(
+            self.fleet, lambda state: state.update(tokens=tokens - admitted, lastTick=now)
+        )

@@ -6,20 +6,28 @@ execution log. Each targeted device carries its own progress in the tag `twinfle
 (`state`, `attempt`, `group`, `admittedAt`, `reason`). Any process with the connection string can
 load, watch, pause or run the campaign, and counts come from GROUP BY queries over those tags.
 Writes to a device's tag use its twin etag, so two controllers never admit a device twice.
+
+The record is written with its etag too: an operator pausing or cancelling from one process while
+`campaign run` ticks in another must neither fail nor be overwritten. So every change to the
+record is a function (`update`): when another writer got there first, the record is read again
+and the change applied to the fresh state (with this writer's log lines not yet stored), then
+written again. A change looks at the state it is given, never at what it read before.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from patterns.campaigns import specs
-from twin_manager import DeviceNotFound, TwinManager
+from twin_manager import DeviceNotFound, PreconditionFailed, TwinManager
 
 __all__ = ["LOG_LIMIT", "RECORD_TAG", "CampaignRecord", "iso", "record_device_id"]
 
 RECORD_TAG = "twinfleetCampaign"
 LOG_LIMIT = 25
+_CONFLICT_RETRIES = 20
 
 
 def record_device_id(campaign_id: str) -> str:
@@ -37,6 +45,7 @@ class CampaignRecord:
         self.spec = spec
         self.state = state
         self.etag = etag
+        self._unsaved_log: list[str] = []
 
     @property
     def status(self) -> str:
@@ -65,14 +74,37 @@ class CampaignRecord:
         spec = specs.CampaignSpec.model_validate(data.pop("spec"))
         return cls(spec, data, twin.etag)
 
+    def update(self, fleet: TwinManager, change: Callable[[dict[str, Any]], None]) -> None:
+        """Apply `change` to the state and write it (with the log lines not yet stored); when
+        another writer changed the record meanwhile, read it again and apply `change` again.
+
+        Raises:
+            PreconditionFailed: other writers kept winning, many times in a row.
+        """
+        for attempt in range(_CONFLICT_RETRIES):
+            change(self.state)
+            self.state["log"] = list(self.state.get("log", []))[-LOG_LIMIT:]
+            try:
+                twin = fleet.update_tags(
+                    record_device_id(self.spec.id), {RECORD_TAG: self.state},
+                    if_match=self.etag or "*",
+                )  # fmt: skip
+            except PreconditionFailed:
+                if attempt + 1 == _CONFLICT_RETRIES:
+                    raise
+                fresh = CampaignRecord.load(fleet, self.spec.id)
+                self.state, self.etag = fresh.state, fresh.etag
+                self.state["log"] = [*self.state.get("log", []), *self._unsaved_log]
+                continue
+            self.etag = twin.etag
+            self._unsaved_log = []
+            return
+
     def save(self, fleet: TwinManager) -> None:
-        """Write status, limiter and log back (PreconditionFailed if another writer won)."""
-        self.state["log"] = list(self.state.get("log", []))[-LOG_LIMIT:]
-        body = {RECORD_TAG: {**self.state, "log": self.state["log"]}}
-        twin = fleet.update_tags(record_device_id(self.spec.id), body, if_match=self.etag or "*")
-        self.etag = twin.etag
+        """Write the log lines not yet stored (see `update`)."""
+        self.update(fleet, lambda state: None)
 
     def log(self, now: float, message: str) -> None:
-        entries = list(self.state.get("log", []))
-        entries.append(f"{iso(now)} {message}")
-        self.state["log"] = entries[-LOG_LIMIT:]
+        line = f"{iso(now)} {message}"
+        self._unsaved_log.append(line)
+        self.state["log"] = [*self.state.get("log", []), line][-LOG_LIMIT:]

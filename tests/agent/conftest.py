@@ -4,6 +4,7 @@ endpoint over HTTPS; the device's hardware is a SimulatedPlatform (A/B slots as 
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -106,3 +107,53 @@ def _eventually(check: Callable[[], Any], timeout: float = 30, what: str = "cond
 def eventually() -> Callable[..., Any]:
     """Poll a check until it returns something true (and return that), or fail."""
     return _eventually
+
+
+def _toml(value: Any) -> str:
+    """A TOML value for a string, number, bool or list of strings (JSON's escapes are TOML's)."""
+    return json.dumps(value)
+
+
+@pytest.fixture
+def agent_settings(hub: LocalHub, fleet: TwinManager, tmp_path: Path) -> Callable[..., Path]:
+    """Register a device and write a `twinfleet-agent` settings file for it; returns its path.
+
+    `write(device_id, platform=None, handlers=(), log_level="info")`: the device key goes to a
+    key file (0600) beside the settings, the hub's CA is trusted, the state folder is
+    `tmp_path/<device_id>/state`; `platform` is a dict for the [platform] table (simulated when
+    not given).
+    """
+
+    def write(
+        device_id: str, *, platform: dict[str, Any] | None = None,
+        handlers: tuple[str, ...] = (), log_level: str = "info",
+    ) -> Path:  # fmt: skip
+        fleet.create_device(device_id)
+        fields = dict(
+            part.split("=", 1) for part in fleet.device_connection_string(device_id).split(";")
+        )
+        folder = tmp_path / device_id
+        folder.mkdir(parents=True, exist_ok=True)
+        key_file = folder / "device.key"
+        key_file.write_text(fields["SharedAccessKey"] + "\n")
+        key_file.chmod(0o600)
+        table = platform or {"kind": "simulated"}
+        lines = [
+            f"state_dir = {_toml(str(folder / 'state'))}",
+            f"log_level = {_toml(log_level)}",
+            f"handlers = {_toml(list(handlers))}",
+            "[connection]",
+            'key_file = "device.key"',
+            f"device_id = {_toml(device_id)}",
+            f"hub_host = {_toml(fields['HostName'])}",
+            f"gateway_host = {_toml(fields['GatewayHostName'])}",
+            f"ca_file = {_toml(hub.ca_certificate_path)}",
+            "keep_alive = 10",
+            "[platform]",
+            *(f"{key} = {_toml(value)}" for key, value in table.items()),
+        ]
+        path = folder / "agent.toml"
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+    return write

@@ -126,3 +126,18 @@ def test_agent_killed_with_sigkill_during_an_update_converges(
         )  # fmt: skip
     finally:
         _stop(process)
+
+
+def test_agent_run_is_the_agent_command_with_its_settings_file(tmp_path: Path) -> None:
+    settings = tmp_path / "agent.toml"
+    settings.write_text('state_dir = "s"\n[connection]\nconnection_string = "HostName=h"\n')
+    result = subprocess.run(
+        [sys.executable, "-m", "twinfleet", "agent", "run", "--config", str(settings)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"twinfleet-agent: error: {settings}: connection: connection_string lacks DeviceId, "
+        "SharedAccessKey; use the device's connection string (`twinfleet device "
+        "connection-string show` or `az iot hub device-identity connection-string show`)\n"
+    )

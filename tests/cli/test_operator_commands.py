@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
+
+from azure.iot.device import IoTHubDeviceClient
 
 from local_hub import LocalHub
 
@@ -21,7 +24,11 @@ def test_devices_twins_queries_and_methods(hub: LocalHub) -> None:
     assert _twinfleet(hub, "twin", "set-desired", "cli-1", '{"mode": "eco"}').returncode == 0
     assert _twinfleet(hub, "twin", "set-tags", "cli-1", '{"ring": "canary"}').returncode == 0
     twin = json.loads(_twinfleet(hub, "twin", "show", "cli-1").stdout)
-    assert (twin["desired"], twin["tags"]) == ({"mode": "eco"}, {"ring": "canary"})
+    assert twin["deviceId"] == "cli-1"
+    assert twin["tags"] == {"ring": "canary"}
+    assert twin["properties"]["desired"]["mode"] == "eco"  # as IoT Hub shows a twin
+    assert twin["properties"]["desired"]["$version"] == 2
+    assert "mode" in twin["properties"]["desired"]["$metadata"]
     rows = _twinfleet(hub, "query", "SELECT * FROM devices WHERE tags.ring = 'canary'", "--json")
     assert [json.loads(line)["deviceId"] for line in rows.stdout.splitlines()] == ["cli-1"]
     assert "cli-1" in _twinfleet(hub, "device", "list").stdout
@@ -29,7 +36,17 @@ def test_devices_twins_queries_and_methods(hub: LocalHub) -> None:
     bad = _twinfleet(hub, "query", "SELECT * FROM devices WHERE tags.ring = ")
     assert bad.returncode == 1
     assert bad.stderr.startswith("error: Expected an expression")
-    assert "Traceback" not in bad.stderr
+    assert bad.stderr.splitlines()[1:] == [
+        "  SELECT * FROM devices WHERE tags.ring = ",
+        "  " + " " * 40 + "^",  # at the end of the query, where the value is missing
+    ]
+    unquoted = _twinfleet(hub, "query", "SELECT * FROM devices WHERE tags.ring = canary")
+    assert unquoted.returncode == 0
+    assert "write the string as 'canary'" in unquoted.stderr
+    assert unquoted.stderr.splitlines()[-3:-1] == [
+        "  SELECT * FROM devices WHERE tags.ring = canary",
+        "                                          ^",
+    ]
     offline = _twinfleet(hub, "invoke", "cli-1", "reboot", "--payload", '{"delay": 0}')
     assert offline.returncode == 1
     assert "DeviceNotOnline" in offline.stderr
@@ -76,3 +93,58 @@ def test_job_commands(hub: LocalHub) -> None:
     job_id = done.stdout.split()[1]
     assert "j-1" in _twinfleet(hub, "job", "show", job_id).stdout
     assert job_id in _twinfleet(hub, "job", "list").stdout
+    shown = json.loads(_twinfleet(hub, "job", "show", job_id, "--json").stdout)
+    assert (shown["jobId"], shown["status"]) == (job_id, "completed")
+    assert [r["deviceId"] for r in shown["deviceResults"]] == ["j-1"]
+    assert [j["jobId"] for j in json.loads(_twinfleet(hub, "job", "list", "--json").stdout)] == [
+        job_id
+    ]
+
+    nobody = _twinfleet(hub, "job", "invoke", "tags.wave = 2", "reboot")
+    assert nobody.returncode == 1
+    assert "matches no device" in nobody.stderr
+    assert "--allow-empty" in nobody.stderr
+    assert len(json.loads(_twinfleet(hub, "job", "list", "--json").stdout)) == 1  # none made
+    allowed = _twinfleet(hub, "job", "invoke", "tags.wave = 2", "reboot", "--allow-empty")
+    assert allowed.returncode == 0, allowed.stderr
+
+
+def test_identities_print_as_json_in_azure_shapes(hub: LocalHub, tmp_path: Path) -> None:
+    assert _twinfleet(hub, "device", "create", "id-1").returncode == 0
+    listed = json.loads(_twinfleet(hub, "device", "list", "--json").stdout)
+    assert [(d["deviceId"], d["status"]) for d in listed] == [("id-1", "enabled")]
+    shown = json.loads(_twinfleet(hub, "device", "show", "id-1").stdout)
+    assert shown["deviceId"] == "id-1"
+    assert "primary_key" not in shown
+    assert "SharedAccessKey" not in json.dumps(listed) + json.dumps(shown)
+    primary = _twinfleet(hub, "device", "connection-string", "show", "id-1").stdout.strip()
+    secondary = _twinfleet(
+        hub, "device", "connection-string", "show", "id-1", "--key-type", "secondary"
+    ).stdout.strip()
+    assert primary != secondary
+    for text in (primary, secondary):  # each connects the device through the SDK
+        client = IoTHubDeviceClient.create_from_connection_string(
+            text, server_verification_cert=Path(hub.ca_certificate_path).read_text()
+        )
+        try:
+            client.connect()
+            client.patch_twin_reported_properties({"seen": True})
+        finally:
+            client.shutdown()
+    # from any working directory: hub.json's paths are absolute
+    elsewhere = subprocess.run(
+        [sys.executable, "-m", "twinfleet", "device", "list", "--json", "--hub-dir",
+         str(hub.data_dir.resolve())],
+        capture_output=True, text=True, timeout=60, check=False, cwd=tmp_path,
+    )  # fmt: skip
+    assert elsewhere.returncode == 0, elsewhere.stderr
+
+
+def test_a_hub_dir_without_a_hub_is_named(tmp_path: Path) -> None:
+    missing = subprocess.run(
+        [sys.executable, "-m", "twinfleet", "device", "list", "--hub-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert missing.returncode == 1
+    assert missing.stderr.startswith(f"error: No hub is running in {tmp_path}")
+    assert "twinfleet hub serve" in missing.stderr

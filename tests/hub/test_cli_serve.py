@@ -3,21 +3,38 @@ error when the address is taken."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import signal
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-from local_hub import LocalHub
+import pytest
+from azure.iot.device import IoTHubDeviceClient
+
+from local_hub import LocalHub, ports
+from twin_manager import TwinManager
 
 
 def test_serve_logs_each_endpoint_and_stops_on_sigint(hub_process: Any) -> None:
     info = hub_process.start()
     process = hub_process.process
+    fleet = TwinManager.from_hub_dir(hub_process.data_dir)
+    fleet.create_device("on-at-stop")
+    device = IoTHubDeviceClient.create_from_connection_string(
+        fleet.device_connection_string("on-at-stop"),
+        server_verification_cert=Path(info["caCertificatePath"]).read_text(),
+        connection_retry=False,
+    )
+    device.connect()  # a device still connected when the hub stops
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=15) == 0
+    device.shutdown()
     log = process.stderr.read().decode()
+    assert "Traceback" not in log
+    assert "CancelledError" not in log
     process.stderr.close()
     host, port = info["serviceEndpoint"]["host"], info["serviceEndpoint"]["port"]
     assert f"device endpoint (MQTT over TLS) listening on {host}:8883" in log
@@ -36,3 +53,27 @@ def test_serve_on_a_taken_address_fails_in_one_line(hub: LocalHub, tmp_path: Pat
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith("error: cannot start the hub:")
     assert "Traceback" not in result.stderr
+
+
+def test_serve_on_443_without_privilege_says_how_to_allow_it(tmp_path: Path, loopback: str) -> None:
+    if ports.unprivileged_port_start() <= 443:
+        pytest.skip("this machine lets anyone listen on port 443")
+    command = [sys.executable, "-m", "twinfleet", "hub", "serve", "--data-dir",
+               str(tmp_path / "hub"), "--host", loopback, "--service-port", "443"]  # fmt: skip
+    if os.geteuid() == 0:  # as root, drop the one capability that allows it
+        if shutil.which("setpriv") is None:
+            pytest.skip("setpriv (util-linux) is needed to drop CAP_NET_BIND_SERVICE")
+        drop = "-net_bind_service"
+        command = ["setpriv", f"--bounding-set={drop}", f"--inh-caps={drop}", *command]
+    elif ports.can_listen(loopback, 443):
+        pytest.skip("this interpreter holds CAP_NET_BIND_SERVICE")
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(
+        f"error: cannot start the hub: permission denied to listen on {loopback}:443"
+    )
+    assert f"setcap cap_net_bind_service=+ep {os.path.realpath(sys.executable)}" in last
+    assert "sysctl net.ipv4.ip_unprivileged_port_start=443" in last
+    assert not (tmp_path / "hub" / "hub.json").exists()

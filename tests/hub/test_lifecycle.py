@@ -17,7 +17,7 @@ from azure.iot.hub import IoTHubRegistryManager
 from azure.iot.hub.models import Twin, TwinProperties
 
 import local_hub
-from local_hub import LocalHub
+from local_hub import LocalHub, ports
 
 
 def _manager(hub: LocalHub) -> Any:
@@ -30,14 +30,22 @@ def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-def test_hub_json_says_how_to_reach_the_hub(make_hub: Any, tmp_path: Path) -> None:
-    hub = make_hub(tmp_path / "named", name="lab")
+@pytest.mark.parametrize("service_port", [443, 0], ids=["https-port", "custom-port"])
+def test_hub_json_says_how_to_reach_the_hub(
+    make_hub: Any, tmp_path: Path, loopback: str, service_port: int
+) -> None:
+    if service_port == 443 and not ports.can_listen(loopback, 443):
+        pytest.skip("this process may not listen on port 443")
+    hub = make_hub(tmp_path / "named", host=loopback, name="lab", service_port=service_port)
     info_path = hub.data_dir / "hub.json"
     info = json.loads(info_path.read_text())
     assert info == hub.info
     assert info["serviceConnectionString"] == hub.service_connection_string
+    # IoT Hub's port goes without saying, as every SDK but Python's needs; any other is spelt out.
+    host_name = hub.host if service_port == 443 else f"{hub.host}:{hub.service_port}"
+    assert hub.service_port != 0
     assert hub.service_connection_string.startswith(
-        f"HostName={hub.host}:{hub.service_port};SharedAccessKeyName=iothubowner;SharedAccessKey="
+        f"HostName={host_name};SharedAccessKeyName=iothubowner;SharedAccessKey="
     )
     assert (info["deviceHostName"], info["gatewayHostName"]) == ("lab.local", hub.host)
     assert info["serviceEndpoint"] == {"host": hub.host, "port": hub.service_port}

@@ -119,3 +119,80 @@ def test_any_altered_signature_fails(flip: int) -> None:
     )
     with pytest.raises(errors.Unauthorized, match="signature"):
         tokens.verify_sas_token(forged, resource="hub/devices/d", keys=[KEY], now=NOW)
+
+
+@pytest.mark.parametrize(
+    ("granted", "wanted", "covers"),
+    [
+        # On IoT Hub's port 443 the hub's HostName is the bare address; every spelling counts.
+        ("127.0.0.9", "127.0.0.9", True),
+        ("127.0.0.9:443", "127.0.0.9", True),
+        ("127.0.0.9", "127.0.0.9:443", True),
+        ("MyHub.Local:443/devices/dev1", "myhub.local/devices/dev1", True),
+        # Any other port is part of the hub's identity.
+        ("127.0.0.9", "127.0.0.9:8443", False),
+        ("127.0.0.9:443", "127.0.0.9:8443", False),
+        ("127.0.0.9:8443", "127.0.0.9", False),
+        ("127.0.0.9:4430", "127.0.0.9", False),
+        ("127.0.0.9:44", "127.0.0.9", False),
+        ("127.0.0.9:8443", "127.0.0.9:8443", True),
+        # The port belongs to the host only: a device id ending in ':443' is its own.
+        ("hub/devices/dev:443", "hub/devices/dev", False),
+    ],
+)
+def test_the_https_port_is_optional_in_the_host(granted: str, wanted: str, covers: bool) -> None:
+    assert tokens.covers(granted, wanted) is covers
+
+
+_HOSTS = st.one_of(
+    st.from_regex(r"[a-z][a-z0-9-]{0,20}(\.[a-z][a-z0-9-]{0,10}){0,3}", fullmatch=True),
+    st.tuples(*[st.integers(0, 255)] * 4).map(lambda octets: ".".join(map(str, octets))),
+)
+
+
+def _encodings(resource: str) -> list[str]:
+    """`sr` as each SDK spells it: raw (Node.js's service SDK), `quote(safe="")` (Python's
+    device SDK), `quote_plus` (Python's service SDK)."""
+    return [resource, urllib.parse.quote(resource, safe=""), urllib.parse.quote_plus(resource)]
+
+
+def _sas(resource_raw: str, key: bytes, expiry: int) -> str:
+    signature = urllib.parse.quote(tokens.sign(key, resource_raw, expiry), safe="")
+    return f"SharedAccessSignature sr={resource_raw}&sig={signature}&se={expiry}&skn=iothubowner"
+
+
+@given(
+    host=_HOSTS,
+    with_port=st.booleans(),
+    upper=st.lists(st.booleans(), min_size=1, max_size=80),
+    encoding=st.integers(0, 2),
+)
+def test_a_hub_on_port_443_accepts_its_host_however_spelt(
+    host: str, with_port: bool, upper: list[bool], encoding: int
+) -> None:
+    spelt = "".join(c.upper() if upper[i % len(upper)] else c for i, c in enumerate(host))
+    resource_raw = _encodings(spelt + (":443" if with_port else ""))[encoding]
+    token = _sas(resource_raw, KEY, NOW + 60)
+    parsed = tokens.verify_sas_token(
+        token, resource=host, keys=[KEY], now=NOW, key_name="iothubowner"
+    )
+    assert parsed.resource_raw == resource_raw
+
+
+@given(
+    host=_HOSTS,
+    port=st.integers(1, 65535).filter(lambda p: p != 443),
+    token_port=st.one_of(st.none(), st.integers(1, 65535)),
+    encoding=st.integers(0, 2),
+)
+def test_a_hub_on_another_port_needs_that_port(
+    host: str, port: int, token_port: int | None, encoding: int
+) -> None:
+    granted = host if token_port is None else f"{host}:{token_port}"
+    token = _sas(_encodings(granted)[encoding], KEY, NOW + 60)
+    wanted = f"{host}:{port}"
+    if token_port == port:
+        tokens.verify_sas_token(token, resource=wanted, keys=[KEY], now=NOW)
+    else:
+        with pytest.raises(errors.Unauthorized, match="does not cover"):
+            tokens.verify_sas_token(token, resource=wanted, keys=[KEY], now=NOW)

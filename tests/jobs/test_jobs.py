@@ -65,7 +65,9 @@ def test_method_job_with_an_offline_device(hub: LocalHub, fleet: TwinManager) ->
         done = fleet.wait_for_job(job.job_id, timeout=20, poll=0.2)
     finally:
         client.shutdown()
-    assert done.status == "failed"  # the offline device never came within the job's time
+    # As on IoT Hub: the device that never came fails alone; the job itself ran, so completed.
+    assert done.status == "completed"
+    assert (done.statistics.failed_count, done.statistics.succeeded_count) == (1, 1)
     results = {r.device_id: r for r in fleet.job_results(job.job_id)}
     assert results[online].status == "completed"
     assert results[online].method_result == twin_manager.MethodResult(

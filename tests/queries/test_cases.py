@@ -77,8 +77,12 @@ def test_public_surface() -> None:
         "Query",
         "QueryError",
         "QuerySyntaxError",
+        "QueryWarning",
+        "Scheme",
         "UNDEFINED",
         "UnsupportedQuery",
+        "check",
+        "check_condition",
         "parse",
         "parse_condition",
     ]

@@ -191,3 +191,21 @@ def test_concurrent_use_from_threads(fleet: TwinManager) -> None:
         versions = list(pool.map(bump, range(40)))
     assert sorted(versions) == list(range(2, 42))
     assert len(fleet.get_twin("c-1").desired) == 40
+
+
+def test_a_device_connection_string_from_the_service_one_connects(hub: LocalHub) -> None:
+    fleet = TwinManager.from_connection_string(
+        hub.service_connection_string, ca_file=hub.ca_certificate_path
+    )
+    fleet.create_device("from-service-cs")
+    text = fleet.device_connection_string("from-service-cs")
+    assert text.startswith(f"HostName={hub.host};DeviceId=from-service-cs;")
+    client = IoTHubDeviceClient.create_from_connection_string(
+        text, server_verification_cert=hub.ca_certificate, connection_retry=False
+    )
+    try:
+        client.connect()
+        client.patch_twin_reported_properties({"connected": "by address"})
+    finally:
+        client.shutdown()
+    assert fleet.get_twin("from-service-cs").reported["connected"] == "by address"

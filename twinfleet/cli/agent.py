@@ -1,53 +1,59 @@
-"""`twinfleet agent run`: the device agent in the foreground."""
+"""`twinfleet agent run`: a thin alias of `twinfleet-agent` (`device_agent.cli`), so the back-end
+CLI and the device command run the same entry point with the same settings."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import os
-import sys
 from pathlib import Path
 
 import typer
 
-from device_agent import DeviceAgent, SimulatedPlatform
+from device_agent import cli as device_cli
 
 __all__ = ["app"]
 
 app = typer.Typer(help="Run the device agent.", no_args_is_help=True)
-log = logging.getLogger(__name__)
 
 
 @app.command()
 def run(
-    connection_string: str = typer.Option(
-        ...,
+    config: Path | None = typer.Option(
+        None, "--config", help="The agent's TOML settings file (see `twinfleet-agent --help`)."
+    ),
+    connection_string: str | None = typer.Option(
+        None,
         "--connection-string",
         envvar="TWINFLEET_DEVICE_CONNECTION_STRING",
-        help="The device's connection string.",
+        help="The device's connection string (overrides the file's connection).",
         show_default=False,
     ),
     ca_cert: Path | None = typer.Option(None, "--ca-cert", help="CA file to trust for the hub."),
-    state_dir: Path = typer.Option(..., "--state-dir", help="Where the agent keeps its state."),
-    simulated: bool = typer.Option(False, "--simulated", help="Run on a simulated A/B device."),
-    initial_version: str = typer.Option("1.0.0", help="Simulated: the factory firmware version."),
+    state_dir: Path | None = typer.Option(
+        None, "--state-dir", help="Where the agent keeps its state (overrides the file)."
+    ),
+    simulated: bool = typer.Option(
+        False, "--simulated", help="Run on a simulated A/B device (the platform choice)."
+    ),
+    initial_version: str | None = typer.Option(
+        None, help="Simulated: the factory firmware version (default 1.0.0)."
+    ),
+    log_level: str | None = typer.Option(None, "--log-level", help="debug, info, warning, error."),
 ) -> None:
-    """Connect, reconcile toward the desired twin and report, until stopped (Ctrl-C)."""
-    if not simulated:
-        typer.echo("error: only --simulated is available from the command line; embed "
-                   "DeviceAgent with a CommandPlatform for real hardware", err=True)  # fmt: skip
-        raise typer.Exit(2)
-    platform = SimulatedPlatform(state_dir / "platform", initial_version=initial_version)
-    platform.boot()
-    ca_text = ca_cert.read_text() if ca_cert else None
-    agent = DeviceAgent(
-        connection_string, platform, state_dir / "agent", ca_cert=ca_text,
-        image_ca_file=str(ca_cert) if ca_cert else None,
-    )  # fmt: skip
-    try:
-        outcome = asyncio.run(agent.run())
-    except KeyboardInterrupt:
-        return
-    if outcome == "reboot":
-        typer.echo("simulated reboot: restarting the agent", err=True)
-        os.execv(sys.executable, [sys.executable, "-m", "twinfleet", *sys.argv[1:]])
+    """Connect, reconcile toward the desired twin and report, until stopped (Ctrl-C).
+
+    Give a settings file (--config), or say everything with options: --connection-string,
+    --state-dir and --simulated (a real device's platform commands need the file).
+    """
+    arguments: list[str] = []
+    if connection_string is not None:
+        # Through the environment, not argv: the key stays out of `ps` and survives a re-exec.
+        os.environ["TWINFLEET_DEVICE_CONNECTION_STRING"] = connection_string
+    for flag, value in (
+        ("--config", config), ("--ca-cert", ca_cert), ("--state-dir", state_dir),
+        ("--initial-version", initial_version), ("--log-level", log_level),
+    ):  # fmt: skip
+        if value is not None:
+            arguments += [flag, str(value)]
+    if simulated:
+        arguments.append("--simulated")
+    raise typer.Exit(device_cli.main(arguments))

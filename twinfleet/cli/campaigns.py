@@ -27,7 +27,14 @@ from patterns.campaigns import (
     records,
     specs,
 )
-from twinfleet.cli.connecting import ConnectionOption, HubDirOption, connect
+from twinfleet.cli import exit_codes
+from twinfleet.cli.connecting import (
+    ConnectionOption,
+    HubDirOption,
+    connect,
+    connect_artifacts,
+)
+from twinfleet.cli.durations import parse_duration
 
 __all__ = ["app"]
 
@@ -43,6 +50,13 @@ RateOption = typer.Option(60.0, "--rate", help="Devices admitted per minute.")
 RampOption = typer.Option(1.0, "--ramp-factor", help="Multiply the rate after every 10 successes.")
 AbortOption = typer.Option(None, "--abort-percent", help="Abort above this failure percentage.")
 RetriesOption = typer.Option(1, "--attempts", help="Attempts per device (1: no retry).")
+BackoffOption = typer.Option(
+    30.0, "--backoff", min=0, help="Seconds before the first retry; doubles for each next one."
+)
+MinFinishedOption = typer.Option(
+    5, "--min-finished", min=1,
+    help="Finished devices needed before --abort-percent is judged.",
+)  # fmt: skip
 TimeoutOption = typer.Option(600.0, "--timeout", help="Seconds a device may stay in progress.")
 ContinuousOption = typer.Option(False, "--continuous", help="Also admit devices that match later.")
 
@@ -60,6 +74,9 @@ def _create(
     continuous: bool,
     hub_dir: Path | None,
     connection_string: str | None,
+    *,
+    backoff: float = 30.0,
+    min_finished: int = 5,
 ) -> None:
     spec = CampaignSpec(
         id=campaign_id,
@@ -68,8 +85,12 @@ def _create(
         mode="continuous" if continuous else "snapshot",
         rollout=Rollout(per_minute=rate, ramp_factor=ramp),
         groups=(Group(name="canary", condition=canary),) if canary else (),
-        abort=AbortCriteria(failure_percent=abort_percent) if abort_percent else None,
-        retries=Retries(max_attempts=attempts),
+        abort=(
+            AbortCriteria(failure_percent=abort_percent, min_finished=min_finished)
+            if abort_percent
+            else None
+        ),
+        retries=Retries(max_attempts=attempts, backoff_seconds=backoff),
         timeout_seconds=timeout,
     )
     Campaign.create(connect(hub_dir, connection_string), spec)
@@ -82,8 +103,24 @@ def _create(
 def create_firmware(
     campaign_id: str,
     version: str = typer.Option(...),
-    url: str = typer.Option(...),
-    sha256: str = typer.Option(..., help="SHA-256 of the image, hex."),
+    image: Path | None = typer.Option(
+        None,
+        "--image",
+        exists=True,
+        dir_okay=False,
+        readable=True,
+        help="Upload this image to the hub and fill in its URL, size and SHA-256.",
+    ),
+    image_ttl: int = typer.Option(
+        "30d",
+        "--image-ttl",
+        parser=parse_duration,
+        help="How long the uploaded image's download URL works (devices retrying need it).",
+    ),
+    url: str | None = typer.Option(
+        None, help="Where devices download the image (not with --image)."
+    ),
+    sha256: str | None = typer.Option(None, help="SHA-256 of the image, hex (with --url)."),
     signature: str | None = typer.Option(
         None, help="The image's signature, from 'twinfleet firmware sign' (base64)."
     ),
@@ -96,15 +133,27 @@ def create_firmware(
     ramp: float = RampOption,
     abort_percent: float | None = AbortOption,
     attempts: int = RetriesOption,
+    backoff: float = BackoffOption,
+    min_finished: int = MinFinishedOption,
     timeout: float = TimeoutOption,
     continuous: bool = ContinuousOption,
     hub_dir: Path | None = HubDirOption,
     connection_string: str | None = ConnectionOption,
 ) -> None:
-    """A firmware update campaign."""
+    """A firmware update campaign: give --image FILE, or --url and --sha256 of a hosted image."""
+    size: int | None = None
+    if image is not None:
+        if url is not None or sha256 is not None:
+            raise typer.BadParameter("give --image, or --url and --sha256, not both")
+        uploaded = connect_artifacts(hub_dir, connection_string).upload(image, ttl=image_ttl)
+        url, sha256, size = uploaded.url, uploaded.sha256, uploaded.size
+        typer.echo(f"uploaded {image.name} ({size} bytes, sha256 {sha256})")
+    if url is None or sha256 is None:
+        raise typer.BadParameter("give --image FILE, or both --url and --sha256")
     pattern = FirmwareUpdate(
-        version=version, url=url, sha256=sha256, signature=signature, security_floor=security_floor
-    )
+        version=version, url=url, sha256=sha256, size=size, signature=signature,
+        security_floor=security_floor,
+    )  # fmt: skip
     _create(
         pattern,
         campaign_id,
@@ -118,6 +167,8 @@ def create_firmware(
         continuous,
         hub_dir,
         connection_string,
+        backoff=backoff,
+        min_finished=min_finished,
     )
 
 
@@ -134,6 +185,8 @@ def create_config(
     ramp: float = RampOption,
     abort_percent: float | None = AbortOption,
     attempts: int = RetriesOption,
+    backoff: float = BackoffOption,
+    min_finished: int = MinFinishedOption,
     timeout: float = TimeoutOption,
     continuous: bool = ContinuousOption,
     hub_dir: Path | None = HubDirOption,
@@ -154,6 +207,8 @@ def create_config(
         continuous,
         hub_dir,
         connection_string,
+        backoff=backoff,
+        min_finished=min_finished,
     )
 
 
@@ -165,6 +220,7 @@ def create_reboot(
     canary: str | None = CanaryOption,
     rate: float = RateOption,
     abort_percent: float | None = AbortOption,
+    min_finished: int = MinFinishedOption,
     hub_dir: Path | None = HubDirOption,
     connection_string: str | None = ConnectionOption,
 ) -> None:
@@ -182,6 +238,7 @@ def create_reboot(
         False,
         hub_dir,
         connection_string,
+        min_finished=min_finished,
     )
 
 
@@ -192,6 +249,7 @@ def create_factory_reset(
     canary: str | None = CanaryOption,
     rate: float = RateOption,
     abort_percent: float | None = AbortOption,
+    min_finished: int = MinFinishedOption,
     hub_dir: Path | None = HubDirOption,
     connection_string: str | None = ConnectionOption,
 ) -> None:
@@ -209,6 +267,7 @@ def create_factory_reset(
         False,
         hub_dir,
         connection_string,
+        min_finished=min_finished,
     )
 
 
@@ -264,7 +323,11 @@ def run(
     hub_dir: Path | None = HubDirOption,
     connection_string: str | None = ConnectionOption,
 ) -> None:
-    """Drive the campaign until it completes, aborts or is cancelled (any process may)."""
+    """Drive the campaign until it completes, aborts or is cancelled (any process may).
+
+    Exits 0 when every device succeeded, 3 when the campaign aborted, 4 when it completed with
+    failed or timed-out devices, 5 when it was cancelled (1: an error, 2: a usage error).
+    """
     campaign = Campaign.load(connect(hub_dir, connection_string), campaign_id)
     with Progress(TextColumn("{task.description:>10}"), BarColumn(), MofNCompleteColumn()) as bars:
         tasks: dict[str, Any] = {}
@@ -278,6 +341,11 @@ def run(
 
         final = campaign.run(poll=poll, on_tick=show)
     _print_status(final)
+    code = exit_codes.campaign_exit_code(final.status, final.failed)
+    if code:
+        typer.echo(f"campaign {campaign_id} {final.status} with {final.failed} devices failed "
+                   f"(exit code {int(code)})", err=True)  # fmt: skip
+        raise typer.Exit(int(code))
 
 
 def _steering_command(action: str, help_text: str) -> None:

@@ -3,15 +3,14 @@ string (`--connection-string`, or `TWINFLEET_CONNECTION_STRING`)."""
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import typer
 
-from twin_manager import TwinManager
+from twin_manager import ArtifactStore, TwinManager, read_hub_dir
 
-__all__ = ["ConnectionOption", "HubDirOption", "connect"]
+__all__ = ["ConnectionOption", "HubDirOption", "connect", "connect_artifacts"]
 
 HubDirOption = typer.Option(None, "--hub-dir", help="A running local hub's data directory.")
 ConnectionOption = typer.Option(
@@ -20,23 +19,25 @@ ConnectionOption = typer.Option(
 )  # fmt: skip
 
 
-def connect(hub_dir: Path | None, connection_string: str | None) -> TwinManager:
-    """A TwinManager for the hub the options name; exits with a clear message when none is."""
-    if hub_dir is not None:
-        info_path = hub_dir / "hub.json"
-        if not info_path.exists():
-            typer.echo(
-                f"error: no running hub in {hub_dir} (start `twinfleet hub serve`)", err=True
-            )
-            raise typer.Exit(2)
-        info = json.loads(info_path.read_text())
-        return TwinManager(
-            info["serviceConnectionString"], ca_file=info["caCertificatePath"],
-            device_host_name=info["deviceHostName"], gateway_host_name=info["gatewayHostName"],
-        )  # fmt: skip
+def _connection_string(connection_string: str | None) -> str:
     text = connection_string or os.environ.get("TWINFLEET_CONNECTION_STRING")
     if not text:
         typer.echo("error: name a hub with --hub-dir, --connection-string or "
                    "TWINFLEET_CONNECTION_STRING", err=True)  # fmt: skip
         raise typer.Exit(2)
-    return TwinManager.from_connection_string(text)
+    return text
+
+
+def connect_artifacts(hub_dir: Path | None, connection_string: str | None) -> ArtifactStore:
+    """The artifact store of the hub the options name (a local hub: Azure has none)."""
+    if hub_dir is not None:
+        info = read_hub_dir(hub_dir)
+        return ArtifactStore(info.service_connection_string, ca_file=info.ca_file)
+    return ArtifactStore(_connection_string(connection_string))
+
+
+def connect(hub_dir: Path | None, connection_string: str | None) -> TwinManager:
+    """A TwinManager for the hub the options name; exits with a clear message when none is."""
+    if hub_dir is not None:
+        return TwinManager.from_hub_dir(hub_dir)
+    return TwinManager.from_connection_string(_connection_string(connection_string))

@@ -15,9 +15,12 @@ __all__ = ["demo"]
 def demo(
     devices: int = typer.Option(50, "--devices", min=4, help="How many simulated devices."),
     keep: bool = typer.Option(False, "--keep", help="Leave the hub running afterwards."),
+    host: str | None = typer.Option(
+        None, "--host", help="Loopback address for the hub (default: the first free 127.84.N.1)."
+    ),
 ) -> None:
     """Run a safe firmware rollout over a simulated fleet on an embedded hub."""
     logging.getLogger("azure").setLevel(logging.CRITICAL)
     logging.getLogger("paho").setLevel(logging.CRITICAL)
     logging.getLogger("device_agent").setLevel(logging.ERROR)  # the devices' own logs
-    raise typer.Exit(run_demo(Console(), devices=devices, keep=keep))
+    raise typer.Exit(run_demo(Console(), devices=devices, keep=keep, host=host))

@@ -10,12 +10,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from twin_manager import Device
 from twinfleet.cli.connecting import ConnectionOption, HubDirOption, connect
 
 __all__ = ["device_app", "twin_app"]
 
 device_app = typer.Typer(help="Device identities.", no_args_is_help=True)
 twin_app = typer.Typer(help="Device twins.", no_args_is_help=True)
+connection_string_app = typer.Typer(help="Device connection strings.", no_args_is_help=True)
+device_app.add_typer(connection_string_app, name="connection-string")
 
 
 def _json(text: str, what: str) -> Any:
@@ -41,11 +44,17 @@ def create(
 
 @device_app.command("list")
 def list_devices(
-    hub_dir: Path | None = HubDirOption, connection_string: str | None = ConnectionOption
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON array of identities."),
+    hub_dir: Path | None = HubDirOption,
+    connection_string: str | None = ConnectionOption,
 ) -> None:
-    """List device identities."""
-    table = Table("device", "status", "connection", "last activity")
-    for device in connect(hub_dir, connection_string).list_devices():
+    """List device identities (keys hidden)."""
+    devices = connect(hub_dir, connection_string).list_devices()
+    if as_json:
+        typer.echo(json.dumps([_identity(device) for device in devices], indent=2))
+        return
+    table = Table("deviceId", "status", "connectionState", "lastActivityTime")
+    for device in devices:
         table.add_row(
             device.device_id,
             device.status,
@@ -61,13 +70,30 @@ def show_device(
     hub_dir: Path | None = HubDirOption,
     connection_string: str | None = ConnectionOption,
 ) -> None:
-    """Show one identity (keys hidden)."""
+    """Show one identity as JSON (keys hidden: see `device connection-string show`)."""
     device = connect(hub_dir, connection_string).get_device(device_id)
-    typer.echo(
-        json.dumps(
-            device.model_dump(mode="json", exclude={"primary_key", "secondary_key"}), indent=2
-        )
-    )
+    typer.echo(json.dumps(_identity(device), indent=2))
+
+
+def _identity(device: Device) -> dict[str, Any]:
+    return device.model_dump(mode="json", by_alias=True, exclude={"primary_key", "secondary_key"})
+
+
+@connection_string_app.command("show")
+def show_connection_string(
+    device_id: str,
+    key_type: str = typer.Option(
+        "primary", "--key-type", help="Which of the device's keys: primary or secondary."
+    ),
+    hub_dir: Path | None = HubDirOption,
+    connection_string: str | None = ConnectionOption,
+) -> None:
+    """Print a device's connection string (it holds the device's key: keep it secret)."""
+    if key_type not in ("primary", "secondary"):
+        typer.echo(f"error: --key-type is primary or secondary, not {key_type!r}", err=True)
+        raise typer.Exit(2)
+    fleet = connect(hub_dir, connection_string)
+    typer.echo(fleet.device_connection_string(device_id, key_type=key_type))
 
 
 @device_app.command("delete")
@@ -87,9 +113,9 @@ def show_twin(
     hub_dir: Path | None = HubDirOption,
     connection_string: str | None = ConnectionOption,
 ) -> None:
-    """Print a twin as JSON."""
+    """Print a twin as JSON, exactly as IoT Hub returns it."""
     twin = connect(hub_dir, connection_string).get_twin(device_id)
-    typer.echo(json.dumps(twin.model_dump(mode="json", by_alias=True), indent=2))
+    typer.echo(json.dumps(twin.to_json(), indent=2))
 
 
 @twin_app.command("set-desired")

@@ -8,10 +8,12 @@ from pydantic import ValidationError
 
 import local_hub
 from queries import QueryError
-from twin_manager import TwinManagerError
+from twin_manager import InvalidQuery, TwinManagerError
 from twinfleet.cli import (
     agent,
+    artifacts,
     campaigns,
+    dashboard,
     demo,
     devices,
     firmware,
@@ -50,6 +52,7 @@ def _main(
 
 
 app.command("demo")(demo.demo)
+app.command("dashboard")(dashboard.dashboard)
 app.command("query-demo")(query_demo.query_demo)
 app.add_typer(hub.app, name="hub")
 app.add_typer(agent.app, name="agent")
@@ -58,6 +61,7 @@ app.add_typer(firmware.app, name="firmware")
 app.add_typer(devices.device_app, name="device")
 app.add_typer(devices.twin_app, name="twin")
 app.add_typer(campaigns.app, name="campaign")
+app.add_typer(artifacts.app, name="artifact")
 app.add_typer(jobs.app, name="job")
 app.command("query")(querying.query)
 app.command("invoke")(querying.invoke)
@@ -72,7 +76,7 @@ def run() -> None:
         if _debug or "--debug" in sys.argv:
             raise
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if isinstance(exc, QueryError):
-            message = str(exc)
+        if isinstance(exc, QueryError | InvalidQuery):
+            message = str(exc)  # the query's line and a caret under the fault follow
         typer.echo(f"error: {message}", err=True)
         sys.exit(1)

@@ -1,0 +1,71 @@
+"""Device secrets on disk: a key file must be readable by its owner only.
+
+A device key in a file that other local users can read is a key they can use to impersonate the
+device, so the agent refuses to start rather than warn. The key itself never appears in a message.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import stat
+from pathlib import Path
+
+from device_agent import errors
+
+__all__ = ["check_private", "read_key"]
+
+
+def check_private(path: Path, field: str, what: str) -> None:
+    """Refuse `path` if group or others may read or write it.
+
+    Raises:
+        InvalidSettings: the file is missing, not a regular file, or not private.
+    """
+    try:
+        status = path.stat()
+    except FileNotFoundError:
+        raise errors.InvalidSettings(
+            f"{field}: {what} {path} does not exist; create it or fix the path", field=field
+        ) from None
+    except OSError as exc:
+        raise errors.InvalidSettings(
+            f"{field}: cannot read {what} {path} ({exc.strerror})", field=field
+        ) from None
+    if not stat.S_ISREG(status.st_mode):
+        raise errors.InvalidSettings(f"{field}: {what} {path} is not a regular file", field=field)
+    mode = stat.S_IMODE(status.st_mode)
+    if mode & 0o077:
+        raise errors.InvalidSettings(
+            f"{field}: {what} {path} can be read by group or others (mode {mode:04o}); "
+            f"run `chmod 600 {path}`",
+            field=field,
+        )
+
+
+def read_key(path: Path, field: str) -> str:
+    """The base64 device key held in `path` (owner-only), stripped of surrounding whitespace.
+
+    Raises:
+        InvalidSettings: the file is not private, cannot be read, or holds no base64 key.
+    """
+    check_private(path, field, "the key file")
+    try:
+        with open(path, "rb", opener=lambda p, flags: os.open(p, flags | os.O_NOFOLLOW)) as file:
+            raw = file.read(4096)
+    except OSError as exc:
+        raise errors.InvalidSettings(
+            f"{field}: cannot read the key file {path} ({exc.strerror})", field=field
+        ) from None
+    try:
+        key = raw.decode("ascii").strip()
+        if not key or len(base64.b64decode(key, validate=True)) < 16:
+            raise ValueError
+    except (UnicodeDecodeError, binascii.Error, ValueError):
+        raise errors.InvalidSettings(
+            f"{field}: the key file {path} must hold the device's base64 symmetric key (the "
+            "primary key from the hub) and nothing else",
+            field=field,
+        ) from None
+    return key

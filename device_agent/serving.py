@@ -1,0 +1,144 @@
+"""One boot of the agent as a service: platform, agent and handlers from the settings, run until
+a stop signal or a reboot, with systemd told where it stands.
+
+`serve` returns what the caller (the `twinfleet-agent` command) does next:
+
+- "stopped": SIGTERM or SIGINT arrived (systemd stopping the unit, Ctrl-C); exit 0.
+- "reboot": a simulated device asked to reboot; the command boots it again in a fresh process.
+- "reboot-timeout": a real device's reboot command returned but the device did not go down within
+  `platform.reboot_timeout`; the command exits non-zero and systemd restarts it.
+
+On a real device the reboot command's success does not end the process: the agent keeps pinging
+the watchdog and waits for the shutdown's SIGTERM, so that systemd does not restart it into a
+half-rebooted device (where it would read the old version as a failed trial boot).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from typing import Any
+
+from device_agent import errors, loading, notifying, settings
+from device_agent.agent import DeviceAgent
+from device_agent.platforms import CommandPlatform, Platform, SimulatedPlatform
+
+__all__ = ["make_platform", "serve"]
+
+log = logging.getLogger(__name__)
+
+
+def make_platform(config: settings.AgentSettings) -> Platform:
+    """The platform the settings name (a simulated one is not booted yet)."""
+    chosen = config.platform
+    if isinstance(chosen, settings.SimulatedPlatformSettings):
+        root = chosen.root or config.state_dir / "platform"
+        return SimulatedPlatform(root, initial_version=chosen.initial_version)
+    return CommandPlatform(
+        version=chosen.version, install=chosen.install, reboot=chosen.reboot,
+        confirm=chosen.confirm_boot, rollback=chosen.rollback,
+        factory_reset=chosen.factory_reset, timeout=chosen.timeout,
+    )  # fmt: skip
+
+
+def _prepare_state_dir(config: settings.AgentSettings) -> None:
+    try:
+        (config.state_dir / "agent").mkdir(parents=True, exist_ok=True)
+        probe = config.state_dir / "agent" / ".writable"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise errors.InvalidSettings(
+            f"state_dir: cannot write in {config.state_dir} ({exc.strerror}); create it for the "
+            "agent's user or choose another folder",
+            field="state_dir",
+        ) from None
+
+
+async def _watchdog(notifier: notifying.Notifier, interval: float) -> None:
+    # Pinged from the event loop, so a wedged loop stops the pings and systemd restarts us.
+    while True:
+        notifier.notify(WATCHDOG="1")
+        await asyncio.sleep(interval / 2)
+
+
+async def serve(config: settings.AgentSettings, notifier: notifying.Notifier) -> str:
+    """Run the agent these settings describe until stopped or rebooted (see the module doc).
+
+    Raises:
+        InvalidSettings: the state folder is unusable or a handler cannot be loaded.
+    """
+    _prepare_state_dir(config)
+    platform = make_platform(config)
+    ca_file = config.connection.ca_file
+    image_ca = config.image_ca_file()
+    agent = DeviceAgent(
+        config.device_connection_string(), platform, config.state_dir / "agent",
+        ca_cert=ca_file.read_text() if ca_file else None,
+        image_ca_file=str(image_ca) if image_ca else None,
+        max_image_size=config.max_image_size, keep_alive=config.connection.keep_alive,
+    )  # fmt: skip
+    loading.install_handlers(agent, config.handlers)
+    if isinstance(platform, SimulatedPlatform):
+        platform.boot()  # power-on: the simulated bootloader picks the slot
+    version = await asyncio.to_thread(platform.current_version)
+    device_id = config.device_id()
+    log.info("starting: device %s, firmware %s, platform %s", device_id, version,
+             config.platform.kind)  # fmt: skip
+
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+
+    def stop(signum: int) -> None:
+        log.info("received %s: stopping", signal.Signals(signum).name)
+        notifier.notify(STOPPING="1", STATUS="stopping")
+        stopping.set()
+        agent.stop()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop, signum)
+    helpers: list[asyncio.Task[Any]] = []
+    if notifier.watchdog_interval is not None:
+        helpers.append(asyncio.create_task(_watchdog(notifier, notifier.watchdog_interval)))
+    notifier.notify(READY="1", STATUS=f"connecting as {device_id}")
+    running = asyncio.create_task(agent.run(), name="agent")
+
+    async def announce() -> None:
+        await agent.connected.wait()
+        log.info("connected to the hub as %s", device_id)
+        notifier.notify(STATUS=f"connected as {device_id}, firmware {version}")
+
+    async def abandon_connecting() -> None:
+        # stop() ends a connected agent; one still retrying its first connection is cancelled.
+        await stopping.wait()
+        if not agent.connected.is_set():
+            running.cancel()
+
+    helpers += [asyncio.create_task(announce()), asyncio.create_task(abandon_connecting())]
+    try:
+        try:
+            outcome = await running
+        except asyncio.CancelledError:
+            if not stopping.is_set():
+                raise
+            outcome = "stopped"
+        if outcome == "reboot" and isinstance(config.platform, settings.CommandPlatformSettings):
+            timeout = config.platform.reboot_timeout
+            log.info("reboot requested: waiting up to %.0f s for the device to go down", timeout)
+            notifier.notify(STATUS="waiting for the device to reboot")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), timeout)
+            if not stopping.is_set():
+                log.error("the reboot command returned but the device did not reboot within "
+                          "%.0f s; check platform.reboot", timeout)  # fmt: skip
+                return "reboot-timeout"
+            return "stopped"
+        return "stopped" if stopping.is_set() else outcome
+    finally:
+        for task in helpers:
+            task.cancel()
+        await asyncio.gather(*helpers, return_exceptions=True)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)

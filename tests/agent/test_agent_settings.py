@@ -1,0 +1,244 @@
+"""The agent's settings file: what a good file gives, and how a bad one is refused (one line
+naming the file, the setting and the fix, exit status 2, no traceback, no secret). Real files in
+a temporary folder; the command's `main` runs in-process, and once as a real process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from device_agent import cli, errors, loading, notifying, settings
+
+KEY = "c2VjcmV0LWRldmljZS1rZXktZm9yLXRlc3RzLW9ubHk="
+CONNECTION = f"HostName=hub.example;DeviceId=dev-1;SharedAccessKey={KEY}"
+SIMULATED = '[platform]\nkind = "simulated"\n'
+COMMANDS = """[platform]
+kind = "command"
+version = "cat /etc/fw-version"
+install = "rauc install {image}"
+reboot = "systemctl reboot"
+confirm_boot = "rauc status mark-good"
+rollback = "rauc status mark-bad booted"
+factory_reset = "/usr/lib/acme/reset"
+"""
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    key = tmp_path / "device.key"
+    key.write_text(KEY + "\n")
+    key.chmod(0o600)
+    (tmp_path / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    return tmp_path
+
+
+def _write(folder: Path, text: str, mode: int = 0o644) -> Path:
+    path = folder / "agent.toml"
+    path.write_text(text)
+    path.chmod(mode)
+    return path
+
+
+KEY_FILE = """state_dir = "state"
+[connection]
+key_file = "device.key"
+device_id = "dev-1"
+hub_host = "hub.example"
+gateway_host = "127.0.0.5"
+ca_file = "ca.pem"
+"""
+
+
+def test_a_key_file_and_commands_make_the_connection_and_the_platform(folder: Path) -> None:
+    text = 'handlers = ["acme.leds:install"]\n' + KEY_FILE + COMMANDS
+    loaded = settings.load(_write(folder, text))
+    assert loaded.state_dir == folder / "state"  # relative to the file's folder
+    assert loaded.connection.ca_file == folder / "ca.pem"
+    assert loaded.image_ca_file() == folder / "ca.pem"
+    assert loaded.device_connection_string() == (
+        f"HostName=hub.example;DeviceId=dev-1;SharedAccessKey={KEY};GatewayHostName=127.0.0.5"
+    )
+    assert loaded.device_id() == "dev-1"
+    assert isinstance(loaded.platform, settings.CommandPlatformSettings)
+    assert loaded.platform.install == "rauc install {image}"
+    assert loaded.handlers == ["acme.leds:install"]
+    assert KEY not in repr(loaded)
+
+
+def test_command_line_options_override_the_file(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(folder)
+    path = _write(folder, KEY_FILE + COMMANDS)
+    overrides = {"connection_string": CONNECTION, "simulated": True, "initial_version": "3.0",
+                 "state_dir": Path("elsewhere")}  # fmt: skip
+    loaded = settings.load(path, overrides)
+    assert loaded.device_connection_string() == CONNECTION
+    assert loaded.connection.ca_file == folder / "ca.pem"  # kept from the file
+    assert loaded.platform == settings.SimulatedPlatformSettings(
+        kind="simulated", initial_version="3.0"
+    )
+    assert loaded.state_dir == folder / "elsewhere"
+    alone = settings.load(None, {"connection_string": CONNECTION, "simulated": True,
+                                 "state_dir": Path("s")})  # fmt: skip
+    assert alone.platform.kind == "simulated"
+    assert repr(KEY) not in repr(alone)
+
+
+BAD_FILES = [
+    pytest.param(
+        "colour = 3\n" + KEY_FILE + SIMULATED,
+        "colour: unknown setting; check its spelling or remove it", id="unknown",
+    ),
+    pytest.param(KEY_FILE + 'gateway_hots = "h"\n' + SIMULATED,
+                 "connection.gateway_hots: unknown setting; did you mean 'gateway_host'?",
+                 id="misspelt"),
+    pytest.param(KEY_FILE + 'log_level = "info"\n' + SIMULATED,
+                 "connection.log_level: unknown in this table; it is a top-level setting: move it "
+                 "above the first [table]", id="top-level-in-a-table"),
+    pytest.param(KEY_FILE, 'platform: missing; add a [platform] table with kind = "command"',
+                 id="no-platform"),
+    pytest.param(KEY_FILE + '[platform]\nkind = "rauc"\n',
+                 'platform.kind: must be "command" (runs your commands) or "simulated"',
+                 id="bad-kind"),
+    pytest.param(KEY_FILE + COMMANDS.replace(" {image}", ""),
+                 "platform.install: the install command must use {image}", id="no-image"),
+    pytest.param(KEY_FILE + COMMANDS.replace("{image}", "{img}"),
+                 "platform.install: unknown placeholder {img} (available: {image}, {version})",
+                 id="bad-placeholder"),
+    pytest.param(KEY_FILE + COMMANDS.replace('reboot = "systemctl reboot"', ""),
+                 "platform.reboot: missing; add reboot", id="missing-command"),
+    pytest.param('handlers = ["acme.leds"]\n' + KEY_FILE + SIMULATED,
+                 'handlers[0]: must be "module:attribute"', id="handler-shape"),
+    pytest.param('log_level = "loud"\n' + KEY_FILE + SIMULATED,
+                 "log_level: must be one of 'debug', 'info', 'warning' or 'error'", id="level"),
+    pytest.param(KEY_FILE.replace('device_id = "dev-1"\n', "") + SIMULATED,
+                 "connection: key_file needs device_id too; add them", id="no-device-id"),
+    pytest.param('state_dir = "s"\n[connection]\nconnection_string = "HostName=h;DeviceId=d"\n'
+                 + SIMULATED, "connection: connection_string lacks SharedAccessKey",
+                 id="no-key-in-connection-string"),
+    pytest.param(
+        'state_dir = "s"\n[connection.provisioning]\nid_scope = "0ne00"\nregistration_id = "r"\n'
+        + SIMULATED, "connection: provisioning through DPS is not available in this version",
+        id="dps",
+    ),
+    pytest.param(KEY_FILE.replace("ca.pem", "missing.pem") + SIMULATED,
+                 "missing.pem is not a readable file; fix the path", id="no-ca"),
+    pytest.param(KEY_FILE + "[platform\n", "not valid TOML: ", id="toml-syntax"),
+    pytest.param(KEY_FILE.replace("state_dir", "# state_dir") + SIMULATED,
+                 "state_dir: missing; add state_dir (or pass --state-dir)", id="no-state-dir"),
+    pytest.param("max_image_size = -1\n" + KEY_FILE + SIMULATED,
+                 "max_image_size: input should be greater than 0", id="negative"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("text", "expected"), BAD_FILES)
+def test_a_bad_file_is_refused_in_one_line_naming_the_setting_and_the_fix(
+    folder: Path, text: str, expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _write(folder, text)
+    assert cli.main(["--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"twinfleet-agent: error: {path}: ")
+    assert expected in err
+    assert err.count("\n") == 1
+    assert KEY not in err
+
+
+def test_key_files_and_settings_holding_a_key_must_be_private(
+    folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (folder / "device.key").chmod(0o640)
+    path = _write(folder, KEY_FILE + SIMULATED)
+    assert cli.main(["--config", str(path)]) == 2
+    key_file = folder / "device.key"
+    assert capsys.readouterr().err == (
+        f"twinfleet-agent: error: {path}: connection.key_file: the key file {key_file} can be "
+        f"read by group or others (mode 0640); run `chmod 600 {key_file}`\n"
+    )
+    key_file.chmod(0o600)
+    key_file.write_text("not a key\n")
+    with pytest.raises(errors.InvalidSettings, match="must hold the device's base64"):
+        settings.load(path)
+    inline = f'state_dir = "s"\n[connection]\nconnection_string = "{CONNECTION}"\n' + SIMULATED
+    path = _write(folder, inline, mode=0o644)
+    with pytest.raises(errors.InvalidSettings, match=r"mode 0644\); run `chmod 600") as caught:
+        settings.load(path)
+    assert caught.value.field == "connection.connection_string"
+    assert KEY not in str(caught.value)
+    path.chmod(0o600)
+    assert settings.load(path).device_connection_string() == CONNECTION
+
+
+def test_without_a_file_the_options_must_say_everything(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert cli.main(["--state-dir", "s", "--connection-string", CONNECTION]) == 2
+    assert capsys.readouterr().err == (
+        "twinfleet-agent: error: command line: platform: missing; pass --simulated (or give a "
+        "settings file with --config)\n"
+    )
+    assert cli.main(["--config", "/nonexistent/agent.toml"]) == 2
+    assert "/nonexistent/agent.toml: no such file" in capsys.readouterr().err
+
+
+def test_the_command_refuses_a_bad_file_as_a_process(folder: Path) -> None:
+    path = _write(folder, KEY_FILE + COMMANDS.replace("kind", "knd"))
+    result = subprocess.run(
+        [sys.executable, "-m", "device_agent", "--config", str(path)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr == (
+        f'twinfleet-agent: error: {path}: platform.kind: missing; add kind = "command" (runs '
+        'your commands) or kind = "simulated"\n'
+    )
+
+
+def test_handlers_are_loaded_as_module_attribute(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (folder / "acme_handlers.py").write_text(
+        "installed = []\ndef install(agent):\n    installed.append(agent)\nvalue = 3\n"
+        "def broken(agent):\n    raise KeyError('leds')\n"
+    )
+    monkeypatch.syspath_prepend(str(folder))
+    target = object()
+    loading.install_handlers(target, ["acme_handlers:install"])
+    assert loading.resolve("acme_handlers:installed", "handlers[0]") == [target]
+    for reference, message in [
+        ("acme_nowhere:install", "handlers[0]: cannot import 'acme_nowhere'"),
+        ("acme_handlers:missing", "handlers[0]: module 'acme_handlers' has no attribute"),
+        ("acme_handlers:value", "handlers[0]: acme_handlers:value is not callable"),
+        ("acme_handlers:broken", "handlers[0]: acme_handlers:broken(agent) failed: KeyError"),
+    ]:
+        with pytest.raises(errors.InvalidSettings) as caught:
+            loading.install_handlers(target, [reference])
+        assert str(caught.value).startswith(message)
+
+
+def test_the_notifier_speaks_to_a_socket_path_and_honours_the_watchdog_pid(
+    tmp_path: Path,
+) -> None:
+    import socket
+
+    path = str(tmp_path / "notify")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as receiver:
+        receiver.bind(path)
+        notifier = notifying.Notifier({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "30000000"})
+        assert notifier.enabled
+        assert notifier.watchdog_interval == 30.0
+        notifier.notify(READY="1", STATUS="connecting")
+        assert receiver.recv(100) == b"READY=1\nSTATUS=connecting"
+        notifier.close()
+    other = notifying.Notifier(
+        {"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "30000000", "WATCHDOG_PID": str(os.getpid() + 1)}
+    )
+    assert other.watchdog_interval is None  # the pings are another process's job
+    silent = notifying.Notifier({})
+    assert not silent.enabled
+    silent.notify(READY="1")  # outside systemd: nothing to tell, no error

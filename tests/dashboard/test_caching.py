@@ -1,0 +1,93 @@
+"""The query budget and cache alone (an injected clock), then against a real hub: any number of
+viewers cost at most the budget."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from typing import Any
+
+import pytest
+import requests
+
+from tests.dashboard.conftest import ModuleHub, dashboard_settings
+from twinfleet.dashboard import BudgetSpent, DashboardServer, HubAccess, QueryBudget, QueryCache
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_budget_refills_at_its_rate() -> None:
+    clock = Clock()
+    budget = QueryBudget(6, clock=clock)
+    assert [budget.take(1) for _ in range(6)] == [0.0] * 6
+    assert budget.take(1) == pytest.approx(10.0)  # 6 a minute: one more in 10 s
+    clock.now += 10
+    assert budget.take(1) == 0.0
+    clock.now += 3600
+    assert budget.available == 6  # never more saved up than a minute's worth
+    assert budget.spent == 7
+    with pytest.raises(ValueError, match="positive"):
+        QueryBudget(0)
+
+
+def test_the_cache_fetches_once_per_ttl_and_serves_stale_when_spent() -> None:
+    clock = Clock()
+    cache = QueryCache(QueryBudget(2, clock=clock), ttl=5, clock=clock)
+    fetched: list[int] = []
+
+    async def fetch() -> int:
+        fetched.append(1)
+        await asyncio.sleep(0.01)
+        return len(fetched)
+
+    async def scenario() -> list[Any]:
+        together = await asyncio.gather(*(cache.get(("k",), fetch) for _ in range(20)))
+        again = await cache.get(("k",), fetch)
+        clock.now += 6
+        refreshed = await cache.get(("k",), fetch)
+        clock.now += 6
+        stale = await cache.get(("k",), fetch)  # the budget (2 a minute) is spent
+        with pytest.raises(BudgetSpent, match="next query is possible in"):
+            await cache.get(("other",), fetch)
+        return [*{c.value for c in together}, again.value, refreshed.value, stale]
+
+    values = asyncio.run(scenario())
+    assert values[:3] == [1, 1, 2]
+    assert values[3].value == 2
+    assert values[3].stale
+    assert len(fetched) == 2
+
+
+def test_a_failed_fetch_is_not_cached() -> None:
+    cache = QueryCache(QueryBudget(100), ttl=60)
+
+    async def failing() -> int:
+        raise RuntimeError("hub down")
+
+    async def ok() -> int:
+        return 7
+
+    async def scenario() -> int:
+        with pytest.raises(RuntimeError):
+            await cache.get(("k",), failing)
+        return (await cache.get(("k",), ok)).value
+
+    assert asyncio.run(scenario()) == 7
+
+
+def test_many_viewers_cost_at_most_the_budget(module_hub: ModuleHub) -> None:
+    module_hub.fleet.create_device("budget-0")
+    settings = dashboard_settings(module_hub.root, query_budget=8, cache_ttl=0)
+    with DashboardServer(settings, HubAccess(module_hub.fleet)) as server:
+        pages = ["", "query?q=SELECT+*+FROM+devices", "campaigns", "metrics"] * 10
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda p: requests.get(server.url + p, timeout=30), pages))
+        assert {a.status_code for a in answers} <= {200, 503}
+        assert any("query budget" in a.text for a in answers)  # said so, not failed
+        assert server.dashboard.cache.budget.spent <= 8

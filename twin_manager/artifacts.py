@@ -1,0 +1,163 @@
+"""`ArtifactStore`: firmware images and other files devices download, on the local hub.
+
+The local hub serves artifacts over its service endpoint (`/artifacts/...`, the owner key's SAS
+token to upload, list, sign and delete) and lets devices download them with a time-limited signed
+URL, as Blob Storage does with a SAS URL. Any process with the service connection string can use
+it, not only the hub's own. Azure IoT Hub has no such endpoint: there, images go to Blob Storage
+and campaigns take the blob's SAS URL.
+
+store = ArtifactStore(connection_string, ca_file=ca)
+image = store.upload(Path("fw-2.0.0.bin"), ttl=7 * 86400)
+print(image.url, image.sha256)
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import logging
+import time
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from twin_manager import errors
+
+__all__ = ["Artifact", "ArtifactStore"]
+
+log = logging.getLogger(__name__)
+
+_TOKEN_TTL = 3600
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One stored artifact; `url` and `expires_at` are set when a download URL was signed."""
+
+    name: str
+    size: int
+    sha256: str
+    modified: str | None = None
+    url: str | None = None
+    expires_at: str | None = None
+
+    @classmethod
+    def from_wire(cls, body: dict[str, Any]) -> Artifact:
+        return cls(
+            name=str(body["name"]),
+            size=int(body["size"]),
+            sha256=str(body["sha256"]),
+            modified=body.get("modified"),
+            url=body.get("url"),
+            expires_at=body.get("expiresAt"),
+        )
+
+
+def _sas_token(host_name: str, key_name: str, key: bytes, expiry: int) -> str:
+    resource = urllib.parse.quote(host_name, safe="")
+    signature = hmac.new(key, f"{resource}\n{expiry}".encode(), hashlib.sha256).digest()
+    quoted = urllib.parse.quote(base64.b64encode(signature).decode(), safe="")
+    return f"SharedAccessSignature sr={resource}&sig={quoted}&se={expiry}&skn={key_name}"
+
+
+class ArtifactStore:
+    """The artifacts of one local hub.
+
+    Args:
+        connection_string: the hub's service connection string (the `iothubowner` policy's).
+        ca_file: a CA file to trust for the hub's TLS (the local hub's).
+        timeout: seconds to wait for the hub on each request.
+
+    Raises:
+        ValueError: the connection string lacks HostName, SharedAccessKeyName or SharedAccessKey.
+    """
+
+    def __init__(
+        self, connection_string: str, *, ca_file: str | None = None, timeout: float = 120
+    ) -> None:
+        fields = dict(part.split("=", 1) for part in connection_string.split(";") if "=" in part)
+        if not {"HostName", "SharedAccessKeyName", "SharedAccessKey"} <= fields.keys():
+            raise ValueError(
+                "The connection string must have HostName, SharedAccessKeyName and SharedAccessKey."
+            )
+        self.host_name = fields["HostName"]
+        self._key_name = fields["SharedAccessKeyName"]
+        self._key = base64.b64decode(fields["SharedAccessKey"])
+        self._verify: str | bool = ca_file or True
+        self._timeout = timeout
+
+    def _request(self, method: str, path: str, what: str, **kwargs: Any) -> requests.Response:
+        if self.host_name.endswith(".azure-devices.net"):
+            raise errors.HubError(
+                f"{what}: Azure IoT Hub stores no artifacts; upload the image to Blob Storage and "
+                "give the campaign its SAS URL (--url and --sha256)."
+            )
+        token = _sas_token(self.host_name, self._key_name, self._key, int(time.time()) + _TOKEN_TTL)
+        try:
+            response = requests.request(
+                method, f"https://{self.host_name}{path}", headers={"Authorization": token},
+                verify=self._verify, timeout=self._timeout, **kwargs,
+            )  # fmt: skip
+        except requests.RequestException as exc:
+            raise errors.HubUnavailable(
+                f"{what} failed: the hub could not be reached ({type(exc).__name__})."
+            ) from exc
+        if response.status_code >= 400:
+            message = f"{what} failed with {response.status_code}: {errors.hub_message(response)}"
+            if response.status_code == 404:
+                raise errors.ArtifactNotFound(message, status=404)
+            if response.status_code == 401:
+                raise errors.Unauthorized(message, status=401)
+            kind = errors.HubUnavailable if response.status_code >= 500 else errors.HubError
+            raise kind(message, status=response.status_code)
+        return response
+
+    @staticmethod
+    def _path(name: str, suffix: str = "") -> str:
+        return f"/artifacts/{urllib.parse.quote(name, safe='')}{suffix}"
+
+    def upload(self, source: Path, *, name: str | None = None, ttl: int = 24 * 3600) -> Artifact:
+        """Upload a file (streamed, never read whole into memory) under `name` (the file's name
+        by default); returns its size, SHA-256 and a download URL valid `ttl` seconds.
+
+        Raises:
+            OSError: the file cannot be read.
+            HubError: the hub refused the name or the ttl, or failed.
+        """
+        target = name or source.name
+        with source.open("rb") as body:
+            response = self._request(
+                "PUT", self._path(target), f"uploading {target!r}", data=body,
+                params={"ttl": str(ttl)},
+            )  # fmt: skip
+        log.info("uploaded artifact %s", target)
+        return Artifact.from_wire(response.json())
+
+    def list(self) -> list[Artifact]:
+        """Every stored artifact, by name."""
+        response = self._request("GET", "/artifacts", "listing artifacts")
+        return [Artifact.from_wire(item) for item in response.json()]
+
+    def url(self, name: str, *, ttl: int = 24 * 3600) -> Artifact:
+        """A fresh download URL for a stored artifact, valid `ttl` seconds.
+
+        Raises:
+            ArtifactNotFound: no artifact has that name.
+        """
+        response = self._request(
+            "POST", self._path(name, "/url"), f"signing {name!r}", params={"ttl": str(ttl)}
+        )
+        return Artifact.from_wire(response.json())
+
+    def delete(self, name: str) -> None:
+        """Remove an artifact; URLs signed for it stop working.
+
+        Raises:
+            ArtifactNotFound: no artifact has that name.
+        """
+        self._request("DELETE", self._path(name), f"deleting {name!r}")
+        log.info("deleted artifact %s", name)

@@ -1,0 +1,3 @@
+"""The dashboard's pages, one module per page family; `routes` wires them."""
+
+__all__: list[str] = []
