@@ -40,9 +40,10 @@ chromium:
 		apt-get install -y --no-install-recommends chromium fonts-liberation; }
 
 test: lint docs $(NODE_STAMP) chromium
-	$(BIN)/pytest -n auto
+	$(BIN)/pytest -n auto --dist loadgroup
 
 bench: $(STAMP)
+	test -x /usr/sbin/mosquitto || command -v mosquitto >/dev/null || (apt-get update -qq && apt-get install -y -qq mosquitto)
 	$(BIN)/python -m benchmarks
 
 demo: $(STAMP)

@@ -4,8 +4,10 @@ import importlib
 import pkgutil
 import sys
 import time
+from pathlib import Path
 
 import benchmarks
+from benchmarks import _results
 
 
 def main(argv: list[str]) -> int:
@@ -21,6 +23,9 @@ def main(argv: list[str]) -> int:
         module = importlib.import_module(f"benchmarks.{name}")
         module.main()
         print(f"   ({time.perf_counter() - started:.1f} s)", flush=True)
+    _results.print_table()
+    if _results.rows:
+        _results.write_json(Path("bench-results.json"))
     return 0
 
 

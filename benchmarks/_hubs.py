@@ -29,11 +29,13 @@ def rss_kib(pid: int) -> int:
 
 
 @contextmanager
-def hub_process(data_dir: Path, host: str) -> Iterator[tuple[dict[str, Any], int]]:
-    """`python -m twinfleet hub serve` on `host`; yields hub.json's facts and the pid."""
+def hub_process(data_dir: Path, host: str, *options: str) -> Iterator[tuple[dict[str, Any], int]]:
+    """`python -m twinfleet hub serve` on `host` (plus `options`, e.g. `--tier S1`); yields
+    hub.json's facts and the pid."""
+    (data_dir / "hub.json").unlink(missing_ok=True)
     process = subprocess.Popen(
         [sys.executable, "-m", "twinfleet", "hub", "serve", "--data-dir", str(data_dir),
-         "--host", host, "--service-port", "0"],
+         "--host", host, "--service-port", "0", *options],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
@@ -45,7 +47,12 @@ def hub_process(data_dir: Path, host: str) -> Iterator[tuple[dict[str, Any], int
         yield json.loads((data_dir / "hub.json").read_text()), process.pid
     finally:
         process.send_signal(signal.SIGTERM)
-        process.wait(timeout=30)
+        try:
+            process.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            raise
 
 
 class RawDevice:

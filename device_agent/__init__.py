@@ -16,7 +16,9 @@ next is the host's part, as on a real device:
 
 - `CommandPlatform`: the platform's reboot command (e.g. `systemctl reboot`) takes the device down;
   `twinfleet-agent` waits for the shutdown's SIGTERM (at most `platform.reboot_timeout`), and
-  systemd starts it again after the boot.
+  systemd starts it again after the boot. The boot id is recorded before the reboot command runs
+  (`device_agent.boots`): started again within the same boot, the agent asks for the reboot again
+  rather than mistake the old image for a failed trial.
 - `SimulatedPlatform`: its `reboot()` raises `RebootRequested`; `twinfleet-agent` replaces its own
   process with a fresh one (`exec`, same pid) that powers the device on again with
   `SimulatedPlatform.boot()` (the bootloader's part: run the trial slot once, or fall back to the
@@ -31,6 +33,7 @@ the bootloader's watchdog falls back to the old slot at the next boot ("rolledba
 version runs, the trial failed and the device reports "rolledback" with the reason.
 """
 
+from device_agent import handlers
 from device_agent.agent import DeviceAgent
 from device_agent.errors import AgentError, PermanentError, TemporaryError
 from device_agent.firmware import FirmwareUpdater
@@ -51,5 +54,6 @@ __all__ = [
     "TemporaryError",
     "TrustStore",
     "UntrustedImage",
+    "handlers",
     "run_simulated_device",
 ]

@@ -4,9 +4,12 @@ Reconciliation is level-triggered: on every connect the agent reads the whole tw
 reconciles each section; a desired patch merges into its copy of desired and runs the same code.
 Patches arrive with `$version`; one not newer than what the agent has is a no-op, and so is a
 section whose desired state is already reached. One worker reconciles at a time, always from the
-latest desired state. Sections are handled by handlers (firmware and configuration built in,
-more registered with `section`); direct methods likewise (`reboot` and `factoryReset` built in,
-more with `method`).
+latest desired state.
+
+Sections and direct methods are handled by handlers (`device_agent.handlers`): the built-ins
+(firmware, configuration, reboot, factoryReset), those installed packages declare in the entry
+point group `twinfleet.handlers`, those passed as `handlers=`, and functions registered with the
+`section` and `method` decorators, each later one replacing an earlier one of the same kind.
 
 What arrives from the hub is untrusted input too: the device SDK parses desired patches and
 method payloads itself, and the agent checks each value against `INPUT_LIMITS` (size, nesting of
@@ -21,49 +24,35 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import Callable
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
-
-from pydantic import ValidationError
 
 import jsonlimits
 from device_agent import errors
 from device_agent._client import DeviceConnection, MethodCall
-from device_agent.firmware import FirmwareUpdater
-from device_agent.persistence import StateFile
+from device_agent.handlers import api as handlers_api
+from device_agent.handlers.configuration import ConfigurationHandler, Configure
+from device_agent.handlers.diagnostics import DiagnosticsHandler
+from device_agent.handlers.factory_reset import FactoryResetHandler
+from device_agent.handlers.firmware import FirmwareHandler
+from device_agent.handlers.reboot import RebootHandler
 from device_agent.platforms import Platform, RebootRequested
-from device_agent.reporting import Reporter, merge
+from device_agent.reporting import Reporter
 from device_agent.signatures import TrustStore
-from patterns.contracts import (
-    FACTORY_RESET,
-    REBOOT,
-    ConfigurationDesired,
-    ConfigurationStatus,
-    FactoryResetPayload,
-    FactoryResetStatus,
-    FirmwareDesired,
-    FirmwareStatus,
-    RebootPayload,
-)
+from patterns.contracts import patches
 
-__all__ = ["DeviceAgent", "MethodHandler", "SectionHandler"]
+__all__ = ["DeviceAgent", "MethodFunction", "SectionFunction"]
 
 log = logging.getLogger(__name__)
 
-SectionHandler = Callable[[dict[str, Any]], dict[str, Any] | None]
-MethodHandler = Callable[[Any], tuple[int, Any]]
-Configure = Callable[[dict[str, Any]], None]
-
+UNHANDLED_SECTION = "agent"  # reported: what the agent itself says about the twin
 
 # IoT Hub caps desired at 32 KB and method payloads at 128 KB; a twin section is at most ten
 # levels deep below its name.
 INPUT_LIMITS = jsonlimits.Limits(max_bytes=256 * 1024, max_depth=32, max_number_chars=100)
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")[:-4] + "Z"
+SectionFunction = handlers_api.SectionFunction
+MethodFunction = handlers_api.MethodFunction
 
 
 class DeviceAgent:
@@ -77,6 +66,8 @@ class DeviceAgent:
         configure: applies desired `configuration` settings; raise to report an error.
         max_image_size: the largest firmware image accepted, in bytes.
         image_ca_file: a CA file to trust for https firmware URLs.
+        handlers: more handlers (they replace built-in or installed ones of the same kind).
+        installed: also load the handlers of the `twinfleet.handlers` entry points.
         trust_store: a directory of public keys; when given, only firmware images signed by
             one of them are installed.
         security_floor: the lowest firmware version this device may ever run.
@@ -86,21 +77,31 @@ class DeviceAgent:
         self, connection_string: str, platform: Platform, state_dir: Path, *,
         ca_cert: str | None = None, configure: Configure | None = None,
         max_image_size: int = 512 * 1024 * 1024, image_ca_file: str | None = None,
-        keep_alive: int = 60, trust_store: Path | None = None, security_floor: str | None = None,
+        keep_alive: int = 60, handlers: Iterable[handlers_api.Handler] = (),
+        installed: bool = True, trust_store: Path | None = None,
+        security_floor: str | None = None,
     ) -> None:  # fmt: skip
-        self.platform = platform
-        self.state_dir = Path(state_dir)
+        self._platform = platform
+        self._state_dir = Path(state_dir)
         self._connection_string = connection_string
         self._ca_cert = ca_cert
         self._keep_alive = keep_alive
-        self._trust_store = TrustStore.load(trust_store) if trust_store is not None else None
-        self._security_floor = security_floor
-        self._configure = configure
-        self._config_state = StateFile(self.state_dir / "configuration.json")
-        self._sections: dict[str, SectionHandler] = {}
-        self._methods: dict[str, MethodHandler] = {}
+        self._handlers: dict[str, handlers_api.Handler] = {}
+        builtin: list[handlers_api.Handler] = [
+            FirmwareHandler(
+                max_image_size=max_image_size, ca_file=image_ca_file,
+                trust_store=TrustStore.load(trust_store) if trust_store is not None else None,
+                security_floor=security_floor,
+            ),
+            ConfigurationHandler(configure), RebootHandler(), FactoryResetHandler(),
+            DiagnosticsHandler(ca_file=image_ca_file),
+        ]  # fmt: skip
+        for handler in [*builtin, *(handlers_api.installed() if installed else ()), *handlers]:
+            self.add(handler)
         self._desired: dict[str, Any] = {}
+        self._reported: dict[str, Any] = {}
         self._desired_version = -1
+        self._unhandled: list[str] | None = None  # last reported; None: not yet this run
         self._changed = asyncio.Event()
         self._stopped = asyncio.Event()
         self.connected = asyncio.Event()  # set once the first connection succeeded
@@ -108,31 +109,21 @@ class DeviceAgent:
         self._reporter: Reporter | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
-        self._max_image_size = max_image_size
-        self._image_ca_file = image_ca_file
-        self.firmware: FirmwareUpdater | None = None
 
-    # -- extension API ---------------------------------------------------------------------
+    # -- what handlers see (handlers_api.Agent) --------------------------------------------
 
-    def section(self, name: str) -> Callable[[SectionHandler], SectionHandler]:
-        """Register a handler for desired section `name`; what it returns is reported there."""
+    @property
+    def platform(self) -> Platform:
+        return self._platform
 
-        def register(handler: SectionHandler) -> SectionHandler:
-            self._sections[name] = handler
-            return handler
+    @property
+    def state_dir(self) -> Path:
+        return self._state_dir
 
-        return register
-
-    def method(self, name: str) -> Callable[[MethodHandler], MethodHandler]:
-        """Register a direct-method handler returning (status, payload)."""
-
-        def register(handler: MethodHandler) -> MethodHandler:
-            self._methods[name] = handler
-            return handler
-
-        return register
-
-    # -- running ---------------------------------------------------------------------------
+    @property
+    def reported_at_connect(self) -> dict[str, Any]:
+        """The reported properties as the hub held them when the agent connected."""
+        return self._reported
 
     def report(self, patch: dict[str, Any]) -> None:
         """Queue a reported patch; safe from any thread."""
@@ -143,6 +134,56 @@ class DeviceAgent:
             reporter.report(patch)
         else:
             loop.call_soon_threadsafe(reporter.report, patch)
+
+    async def flush(self, timeout: float) -> bool:
+        """Wait until queued reports reached the hub (on the agent's loop)."""
+        return self._reporter is None or await self._reporter.flush(timeout)
+
+    def reboot(self) -> None:
+        self.stop("reboot")
+
+    def reset_handlers(self) -> None:
+        for handler in self._handlers.values():
+            reset = getattr(handler, "reset", None)
+            if callable(reset):
+                reset(self)
+
+    # -- extension API ---------------------------------------------------------------------
+
+    def add(self, handler: handlers_api.Handler) -> None:
+        """Add a handler; it replaces the one of the same kind, if any.
+
+        Raises:
+            HandlerError: `handler` is neither a section nor a method handler.
+        """
+        if not isinstance(handler, handlers_api.SectionHandler | handlers_api.MethodHandler):
+            raise handlers_api.HandlerError(f"{handler!r} is not a handler")
+        self._handlers[handler.kind] = handler
+
+    @property
+    def handlers(self) -> dict[str, handlers_api.Handler]:
+        """The handlers by kind."""
+        return dict(self._handlers)
+
+    def section(self, name: str) -> Callable[[SectionFunction], SectionFunction]:
+        """Register a function for desired section `name`; what it returns is reported there."""
+
+        def register(function: SectionFunction) -> SectionFunction:
+            self.add(handlers_api.function_section(name, function))
+            return function
+
+        return register
+
+    def method(self, name: str) -> Callable[[MethodFunction], MethodFunction]:
+        """Register a direct-method function returning (status, payload)."""
+
+        def register(function: MethodFunction) -> MethodFunction:
+            self.add(handlers_api.function_method(name, function))
+            return function
+
+        return register
+
+    # -- running ---------------------------------------------------------------------------
 
     async def run(self) -> str:
         """Connect and reconcile until `stop()` or a reboot; returns "stopped" or "reboot".
@@ -156,11 +197,6 @@ class DeviceAgent:
             self._connection_string, self._ca_cert, keep_alive=self._keep_alive
         )
         self._reporter = Reporter(connection.patch_reported)
-        self.firmware = FirmwareUpdater(
-            self.platform, self.state_dir, self.report, max_image_size=self._max_image_size,
-            ca_file=self._image_ca_file, trust_store=self._trust_store,
-            security_floor=self._security_floor,
-        )  # fmt: skip
         tasks: list[asyncio.Task[Any]] = []
         try:
             await self._connect(connection)
@@ -172,6 +208,7 @@ class DeviceAgent:
             tasks.append(asyncio.create_task(self._reporter.run(), name="reporter"))
             tasks.append(asyncio.create_task(self._reconciler(), name="reconciler"))
             twin = await connection.get_twin()
+            self._reported = dict(twin.get("reported") or {})
             self._on_twin(twin.get("desired", {}))
             await self._stopped.wait()
             if self.outcome == "reboot":
@@ -222,7 +259,7 @@ class DeviceAgent:
         if version <= self._desired_version:
             return  # stale or repeated
         body = {k: v for k, v in patch.items() if k != "$version"}
-        self._desired = {k: v for k, v in merge(self._desired, body).items() if v is not None}
+        self._desired = patches.applied(self._desired, body)  # a null removes, as in the hub
         self._desired_version = version
         self._changed.set()
 
@@ -254,70 +291,42 @@ class DeviceAgent:
                 self._changed.set()
 
     async def _reconcile(self, desired: dict[str, Any]) -> None:
-        await self._reconcile_firmware(desired.get("firmware"))
-        await self._reconcile_configuration(desired.get("configuration"))
-        for name, handler in self._sections.items():
-            if name in desired:
-                reported = await asyncio.to_thread(handler, desired[name])
-                if reported is not None:
-                    self.report({name: reported})
-
-    async def _reconcile_firmware(self, section: Any) -> None:
-        assert self.firmware is not None
-        target: FirmwareDesired | None = None
-        if section is not None:
+        self._report_unhandled(desired)
+        for handler in list(self._handlers.values()):
+            if not isinstance(handler, handlers_api.SectionHandler):
+                continue
             try:
-                target = FirmwareDesired.model_validate(section)
-            except ValidationError as exc:
-                problem = exc.errors()[0]
-                where = ".".join(str(p) for p in problem["loc"])
-                reason = f"invalid desired firmware: {where}: {problem['msg']}"
-                self.report(
-                    {
-                        "firmware": {
-                            "fwUpdateStatus": FirmwareStatus.ERROR.value,
-                            "fwUpdateSubstatus": reason,
-                            "currentFwVersion": self.platform.current_version(),
-                        }
-                    }
-                )
-                return
-        await asyncio.to_thread(self.firmware.reconcile, target)
+                await handler.reconcile(desired.get(handler.section), self)
+            except (RebootRequested, errors.TemporaryError):
+                raise
+            except Exception:
+                log.exception("the %s handler failed on section %r", handler.kind, handler.section)
 
-    async def _reconcile_configuration(self, section: Any) -> None:
-        if section is None:
+    def _report_unhandled(self, desired: dict[str, Any]) -> None:
+        """Say which desired sections no handler covers: a warning in the log and
+        `agent.unhandledSections` in reported properties, so the back end sees that a section it
+        set will never be applied by this device (a typo, or a handler not installed)."""
+        sections = {
+            h.section for h in self._handlers.values() if isinstance(h, handlers_api.SectionHandler)
+        }
+        unhandled = sorted(k for k in desired if not k.startswith("$") and k not in sections)
+        if unhandled == self._unhandled:
             return
-        try:
-            desired = ConfigurationDesired.model_validate(section)
-        except ValidationError:
-            self.report(
-                {"configuration": {"status": "error", "error": "invalid desired configuration"}}
+        if unhandled:
+            log.warning(
+                "no handler for desired section(s) %s; they are reported as unhandled",
+                ", ".join(map(repr, unhandled)),
             )
-            return
-        saved = self._config_state.load()
-        if saved.get("version") == desired.version and saved.get("status") == "applied":
-            self.report({"configuration": saved})
-            return
-        self.report(
-            {"configuration": {"version": desired.version, "status": "pending", "error": None}}
-        )
-        try:
-            if self._configure is not None:
-                await asyncio.to_thread(self._configure, desired.settings)
-            outcome = {
-                "version": desired.version,
-                "status": ConfigurationStatus.APPLIED.value,
-                "error": None,
-                "settings": desired.settings,
-            }
-        except Exception as exc:
-            outcome = {
-                "version": desired.version,
-                "status": ConfigurationStatus.ERROR.value,
-                "error": str(exc),
-            }
-        self._config_state.save(outcome)
-        self.report({"configuration": outcome})
+        before = self._unhandled
+        if before is None:  # first pass of this run: what the twin says from the last one
+            before = (self.reported_at_connect.get(UNHANDLED_SECTION) or {}).get(
+                "unhandledSections"
+            ) or []
+        if unhandled != before:
+            self.report(
+                {UNHANDLED_SECTION: {"unhandledSections": unhandled} if unhandled else None}
+            )
+        self._unhandled = unhandled
 
     # -- methods ---------------------------------------------------------------------------
 
@@ -328,32 +337,26 @@ class DeviceAgent:
             log.warning("refused the payload of method %r: %s", call.name, exc.reason)
             await connection.answer(call, 400, {"error": f"the payload was refused: {exc.reason}"})
             return
+        handler = next(
+            (h for h in self._handlers.values()
+             if isinstance(h, handlers_api.MethodHandler) and h.method == call.name),
+            None,
+        )  # fmt: skip
+        if handler is None:
+            await connection.answer(call, 404, {"error": f"no method named {call.name!r}"})
+            return
+        answered = False
+
+        async def answer(status: int, payload: Any) -> None:
+            nonlocal answered
+            if answered:
+                raise RuntimeError(f"method {call.name!r} was answered already")
+            answered = True
+            await connection.answer(call, status, payload)
+
         try:
-            if call.name == REBOOT:
-                payload = RebootPayload.model_validate(call.payload or {})
-                await connection.answer(call, 200, {"accepted": True, "delay": payload.delay})
-                await asyncio.sleep(payload.delay)
-                self.report({"reboot": {"lastReboot": _now()}})
-                assert self._reporter is not None
-                await self._reporter.flush(10)
-                try:
-                    self.platform.reboot()
-                except RebootRequested:
-                    pass
-                self.stop("reboot")
-            elif call.name == FACTORY_RESET:
-                reset = FactoryResetPayload.model_validate(call.payload or {})
-                await connection.answer(call, 200, {"accepted": True, "delay": reset.delay})
-                await asyncio.sleep(reset.delay)
-                self.report({"factoryReset": {"status": FactoryResetStatus.IN_PROGRESS.value}})
-                await asyncio.to_thread(self.platform.factory_reset)
-                self._config_state.clear()
-                self.report({"factoryReset": {"status": FactoryResetStatus.COMPLETED.value,
-                                              "lastFactoryReset": _now()}})  # fmt: skip
-            elif call.name in self._methods:
-                status, result = await asyncio.to_thread(self._methods[call.name], call.payload)
-                await connection.answer(call, status, result)
-            else:
-                await connection.answer(call, 404, {"error": f"no method named {call.name!r}"})
-        except ValidationError as exc:
-            await connection.answer(call, 400, {"error": str(exc.errors()[0]["msg"])})
+            await handler.invoke(handlers_api.Invocation(call.name, call.payload, answer), self)
+        except Exception as exc:
+            log.exception("the %s handler failed on method %r", handler.kind, call.name)
+            if not answered:
+                await connection.answer(call, 500, {"error": f"{type(exc).__name__}: {exc}"})

@@ -21,7 +21,7 @@ import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from device_agent import errors, notifying, serving, settings, units
 
@@ -78,8 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="twinfleet-agent",
         description="Run the twinfleet device agent: connect to the hub, drive the device toward "
         "its desired twin and report every step, until stopped.",
-        epilog="The settings file is TOML; `python -c 'import device_agent.settings as s; "
-        "help(s)'` shows an example. Under systemd, see packaging/twinfleet-agent.service.",
+        epilog="`twinfleet-agent --example` prints a commented settings file to start from; "
+        "`--systemd-unit` prints a unit that runs the agent under systemd.",
     )
     parser.add_argument("--config", type=Path, help="the agent's TOML settings file")
     parser.add_argument(
@@ -95,7 +95,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--initial-version", help="simulated: the factory firmware version")
     parser.add_argument(
+        "--app", action="append", default=[], metavar="MODULE:ATTRIBUTE",
+        help="handlers of yours to run besides the settings' (repeatable): a handler, a list "
+        "of them, a class or factory making them, or a function called with the agent",
+    )  # fmt: skip
+    parser.add_argument(
         "--log-level", choices=["debug", "info", "warning", "error"], help="default: info"
+    )
+    parser.add_argument(
+        "--example", action="store_true", help="print a commented settings file and exit"
     )
     parser.add_argument(
         "--systemd-unit",
@@ -118,16 +126,24 @@ def _fail(message: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the agent; returns the exit status (see the module doc)."""
+    """Run the agent; returns the exit status of a refusal (see the module doc).
+
+    Once the agent has run, the process ends in here (`os._exit`, or `exec` for a simulated
+    reboot) rather than returning, so that no worker thread outlives the agent.
+    """
     arguments = list(sys.argv[1:] if argv is None else argv)
     options = build_parser().parse_args(arguments)
     if options.systemd_unit:
         print(_unit(options.config), end="")
         return 0
+    if options.example:
+        print(settings.EXAMPLE, end="")
+        return 0
     overrides: dict[str, Any] = {
         "connection_string": options.connection_string, "ca_file": options.ca_cert,
         "state_dir": options.state_dir, "simulated": options.simulated,
         "initial_version": options.initial_version, "log_level": options.log_level,
+        "handlers": options.app,
     }  # fmt: skip
     try:
         config = settings.load(options.config, overrides)
@@ -138,18 +154,37 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if k == "SharedAccessKey"]  # fmt: skip
     configure_logging(config.log_level, secrets)
     notifier = notifying.Notifier()
+    runner = asyncio.Runner()
     try:
-        outcome = asyncio.run(serving.serve(config, notifier))
+        outcome = runner.run(serving.serve(config, notifier))
     except errors.InvalidSettings as exc:
+        runner.close()
         return _fail(f"{options.config}: {exc}" if options.config else str(exc))
     except Exception as exc:
         log.error("the agent failed: %s: %s", type(exc).__name__, exc, exc_info=exc)
-        return 1
+        return _leave(1)
     finally:
         notifier.close()
     if outcome == "reboot":
         log.info("simulated reboot: starting the agent again")
-        for handler in logging.getLogger().handlers:
-            handler.flush()
+        _flush()
         os.execv(sys.executable, [sys.executable, "-m", "device_agent", *arguments])
-    return 0 if outcome == "stopped" else 1
+    return _leave(0 if outcome == "stopped" else 1)
+
+
+def _flush() -> None:
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    sys.stdout.flush()
+    sys.stderr.flush()
+
+
+def _leave(status: int) -> NoReturn:
+    """Exit now, without waiting for a firmware step still running on a worker thread.
+
+    Waiting would let a download, an install, even the reboot that follows, go on while the
+    service is being stopped. Every step's state is on disk, written to survive a power cut at
+    any instant, so the next start resumes where this one left off.
+    """
+    _flush()
+    os._exit(status)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import errno
 import hashlib
 import logging
-import shutil
 import ssl
 import urllib.error
 import urllib.parse
@@ -111,8 +110,3 @@ def download(
             raise errors.TemporaryError(f"download interrupted at {written} of {total} bytes")
     log.info("downloaded %d bytes", written)
     return digest.hexdigest()
-
-
-def free_space(path: Path) -> int:
-    """Bytes free on the file system holding `path`."""
-    return shutil.disk_usage(path).free

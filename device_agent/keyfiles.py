@@ -17,22 +17,7 @@ from device_agent import errors
 __all__ = ["check_private", "read_key"]
 
 
-def check_private(path: Path, field: str, what: str) -> None:
-    """Refuse `path` if group or others may read or write it.
-
-    Raises:
-        InvalidSettings: the file is missing, not a regular file, or not private.
-    """
-    try:
-        status = path.stat()
-    except FileNotFoundError:
-        raise errors.InvalidSettings(
-            f"{field}: {what} {path} does not exist; create it or fix the path", field=field
-        ) from None
-    except OSError as exc:
-        raise errors.InvalidSettings(
-            f"{field}: cannot read {what} {path} ({exc.strerror})", field=field
-        ) from None
+def _refuse_shared(path: Path, status: os.stat_result, field: str, what: str) -> None:
     if not stat.S_ISREG(status.st_mode):
         raise errors.InvalidSettings(f"{field}: {what} {path} is not a regular file", field=field)
     mode = stat.S_IMODE(status.st_mode)
@@ -44,20 +29,44 @@ def check_private(path: Path, field: str, what: str) -> None:
         )
 
 
+def _unreadable(path: Path, exc: OSError, field: str, what: str) -> errors.InvalidSettings:
+    if isinstance(exc, FileNotFoundError):
+        return errors.InvalidSettings(
+            f"{field}: {what} {path} does not exist; create it or fix the path", field=field
+        )
+    return errors.InvalidSettings(
+        f"{field}: cannot read {what} {path} ({exc.strerror})", field=field
+    )
+
+
+def check_private(path: Path, field: str, what: str) -> None:
+    """Refuse `path` if group or others may read or write it.
+
+    Raises:
+        InvalidSettings: the file is missing, not a regular file, or not private.
+    """
+    try:
+        status = path.stat()
+    except OSError as exc:
+        raise _unreadable(path, exc, field, what) from None
+    _refuse_shared(path, status, field, what)
+
+
 def read_key(path: Path, field: str) -> str:
     """The base64 device key held in `path` (owner-only), stripped of surrounding whitespace.
+
+    The mode is checked on the opened file itself, so a file swapped after the check is not read.
 
     Raises:
         InvalidSettings: the file is not private, cannot be read, or holds no base64 key.
     """
-    check_private(path, field, "the key file")
+    what = "the key file"
     try:
-        with open(path, "rb", opener=lambda p, flags: os.open(p, flags | os.O_NOFOLLOW)) as file:
+        with path.open("rb") as file:
+            _refuse_shared(path, os.fstat(file.fileno()), field, what)
             raw = file.read(4096)
     except OSError as exc:
-        raise errors.InvalidSettings(
-            f"{field}: cannot read the key file {path} ({exc.strerror})", field=field
-        ) from None
+        raise _unreadable(path, exc, field, what) from None
     try:
         key = raw.decode("ascii").strip()
         if not key or len(base64.b64decode(key, validate=True)) < 16:

@@ -10,7 +10,9 @@ a stop signal or a reboot, with systemd told where it stands.
 
 On a real device the reboot command's success does not end the process: the agent keeps pinging
 the watchdog and waits for the shutdown's SIGTERM, so that systemd does not restart it into a
-half-rebooted device (where it would read the old version as a failed trial boot).
+device that has not rebooted yet (where it would read the old version as a failed trial boot).
+Should it start again within the same boot all the same, `device_agent.boots` notices and asks
+for the reboot again.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import logging
 import signal
 from typing import Any
 
-from device_agent import errors, loading, notifying, settings
+from device_agent import boots, errors, loading, notifying, settings
 from device_agent.agent import DeviceAgent
 from device_agent.platforms import CommandPlatform, Platform, SimulatedPlatform
 
@@ -64,6 +66,20 @@ async def _watchdog(notifier: notifying.Notifier, interval: float) -> None:
         await asyncio.sleep(interval / 2)
 
 
+async def _await_shutdown(
+    stopping: asyncio.Event, timeout: float, notifier: notifying.Notifier
+) -> str:
+    log.info("reboot requested: waiting up to %.0f s for the device to go down", timeout)
+    notifier.notify(STATUS="waiting for the device to reboot")
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stopping.wait(), timeout)
+    if stopping.is_set():
+        return "stopped"
+    log.error("the reboot command returned but the device did not reboot within %.0f s; "
+              "check platform.reboot", timeout)  # fmt: skip
+    return "reboot-timeout"
+
+
 async def serve(config: settings.AgentSettings, notifier: notifying.Notifier) -> str:
     """Run the agent these settings describe until stopped or rebooted (see the module doc).
 
@@ -74,11 +90,20 @@ async def serve(config: settings.AgentSettings, notifier: notifying.Notifier) ->
     platform = make_platform(config)
     ca_file = config.connection.ca_file
     image_ca = config.image_ca_file()
+    tracker: boots.BootTracker | None = None
+    if isinstance(config.platform, settings.CommandPlatformSettings):
+        tracker = boots.BootTracker(
+            config.state_dir / "agent", boots.command_boot_id(config.platform.boot_id)
+        )
     agent = DeviceAgent(
-        config.device_connection_string(), platform, config.state_dir / "agent",
+        config.device_connection_string(),
+        boots.RecordingPlatform(platform, tracker) if tracker else platform,
+        config.state_dir / "agent",
         ca_cert=ca_file.read_text() if ca_file else None,
         image_ca_file=str(image_ca) if image_ca else None,
         max_image_size=config.max_image_size, keep_alive=config.connection.keep_alive,
+        trust_store=config.trust.firmware_trust_store,
+        security_floor=config.trust.firmware_security_floor,
     )  # fmt: skip
     loading.install_handlers(agent, config.handlers)
     if isinstance(platform, SimulatedPlatform):
@@ -102,6 +127,27 @@ async def serve(config: settings.AgentSettings, notifier: notifying.Notifier) ->
     helpers: list[asyncio.Task[Any]] = []
     if notifier.watchdog_interval is not None:
         helpers.append(asyncio.create_task(_watchdog(notifier, notifier.watchdog_interval)))
+    try:
+        if tracker is not None and await asyncio.to_thread(tracker.owed):
+            # Started again within the boot that asked for a reboot: ask again, read nothing.
+            assert isinstance(config.platform, settings.CommandPlatformSettings)
+            log.warning("the reboot requested during this boot has not happened: asking again")
+            notifier.notify(READY="1")
+            await asyncio.to_thread(platform.reboot)
+            return await _await_shutdown(stopping, config.platform.reboot_timeout, notifier)
+        return await _run(agent, device_id, version, config, stopping, notifier)
+    finally:
+        for task in helpers:
+            task.cancel()
+        await asyncio.gather(*helpers, return_exceptions=True)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+
+
+async def _run(
+    agent: DeviceAgent, device_id: str, version: str, config: settings.AgentSettings,
+    stopping: asyncio.Event, notifier: notifying.Notifier,
+) -> str:  # fmt: skip
     notifier.notify(READY="1", STATUS=f"connecting as {device_id}")
     running = asyncio.create_task(agent.run(), name="agent")
 
@@ -116,29 +162,18 @@ async def serve(config: settings.AgentSettings, notifier: notifying.Notifier) ->
         if not agent.connected.is_set():
             running.cancel()
 
-    helpers += [asyncio.create_task(announce()), asyncio.create_task(abandon_connecting())]
+    helpers = [asyncio.create_task(announce()), asyncio.create_task(abandon_connecting())]
     try:
         try:
             outcome = await running
         except asyncio.CancelledError:
             if not stopping.is_set():
                 raise
-            outcome = "stopped"
-        if outcome == "reboot" and isinstance(config.platform, settings.CommandPlatformSettings):
-            timeout = config.platform.reboot_timeout
-            log.info("reboot requested: waiting up to %.0f s for the device to go down", timeout)
-            notifier.notify(STATUS="waiting for the device to reboot")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), timeout)
-            if not stopping.is_set():
-                log.error("the reboot command returned but the device did not reboot within "
-                          "%.0f s; check platform.reboot", timeout)  # fmt: skip
-                return "reboot-timeout"
             return "stopped"
+        if outcome == "reboot" and isinstance(config.platform, settings.CommandPlatformSettings):
+            return await _await_shutdown(stopping, config.platform.reboot_timeout, notifier)
         return "stopped" if stopping.is_set() else outcome
     finally:
         for task in helpers:
             task.cancel()
         await asyncio.gather(*helpers, return_exceptions=True)
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(signum)

@@ -1,32 +1,6 @@
 """The device's settings: one TOML file, validated whole before the agent starts.
 
-An example (`/etc/twinfleet/agent.toml`)::
-
-    state_dir = "/var/lib/twinfleet"
-    log_level = "info"                        # debug, info, warning, error
-    handlers = ["acme.leds:install"]          # module:attribute, called with the DeviceAgent
-
-    [connection]                              # a key file, a device id and the hub...
-    key_file = "/etc/twinfleet/device.key"    # the base64 device key, mode 0600
-    device_id = "sensor-0042"
-    hub_host = "contoso.azure-devices.net"
-    # gateway_host = "10.0.0.5"               # connect here instead (a local hub, a gateway)
-    # connection_string = "HostName=...;DeviceId=...;SharedAccessKey=..."   # ...or this
-    # ca_file = "/etc/twinfleet/hub-ca.pem"   # trust this CA for the hub (a local hub's)
-
-    [platform]                                # or: kind = "simulated"
-    kind = "command"
-    version = "cat /etc/firmware-version"
-    install = "rauc install {image}"          # {image} and {version} are filled in, quoted
-    reboot = "systemctl reboot"
-    confirm_boot = "rauc status mark-good"
-    rollback = "rauc status mark-bad booted"
-    factory_reset = "/usr/lib/acme/factory-reset"
-
-    [trust]                                   # optional
-    image_ca_file = "/etc/ssl/certs/acme.pem" # CA for https firmware URLs (default: ca_file)
-    firmware_trust_store = "/etc/twinfleet/trust"   # keys that sign firmware images
-
+`EXAMPLE` is a commented file to start from (`twinfleet-agent --example` prints it).
 Relative paths are relative to the file's folder. Every error names the file, the setting and
 the fix in one line, and never quotes a secret.
 """
@@ -49,9 +23,10 @@ from pydantic import (
     model_validator,
 )
 
-from device_agent import errors, keyfiles
+from device_agent import errors, keyfiles, signatures
 
 __all__ = [
+    "EXAMPLE",
     "AgentSettings",
     "CommandPlatformSettings",
     "ConnectionSettings",
@@ -61,6 +36,40 @@ __all__ = [
     "load",
     "parse_connection_string",
 ]
+
+EXAMPLE = """\
+# twinfleet-agent settings (/etc/twinfleet/agent.toml). Relative paths start at this file's folder.
+state_dir = "/var/lib/twinfleet"          # the agent's state: firmware steps, downloads
+log_level = "info"                        # debug, info, warning, error
+# max_image_size = 536870912              # the largest firmware image accepted, bytes
+# handlers = ["acme.leds:install"]        # module:attribute, each called with the DeviceAgent
+
+[connection]                              # a key file, the device id and the hub...
+key_file = "/etc/twinfleet/device.key"    # the device's base64 primary key; mode 0600
+device_id = "sensor-0042"
+hub_host = "contoso.azure-devices.net"
+# gateway_host = "10.0.0.5"               # connect here instead (a local hub, a gateway)
+# connection_string = "HostName=...;DeviceId=...;SharedAccessKey=..."   # ...or this (file 0600)
+# ca_file = "/etc/twinfleet/hub-ca.pem"   # trust this CA for the hub (a local hub's)
+# keep_alive = 60                         # MQTT keep-alive, seconds
+
+[platform]                                # or just: kind = "simulated" (files, to try it out)
+kind = "command"
+version = "cat /etc/firmware-version"     # prints the running version
+install = "rauc install {image}"          # {image} and {version} are filled in, quoted
+reboot = "systemctl reboot"
+confirm_boot = "rauc status mark-good"
+rollback = "rauc status mark-bad other"
+factory_reset = "/usr/local/sbin/factory-reset"
+# timeout = 600                           # seconds for each command
+# reboot_timeout = 300                    # seconds for the device to go down after `reboot`
+# boot_id = "cat /proc/sys/kernel/random/boot_id"   # changes at every boot
+
+# [trust]
+# image_ca_file = "/etc/ssl/certs/acme.pem"  # CA for https firmware URLs (default: ca_file)
+# firmware_trust_store = "/etc/twinfleet/keys"  # install only images signed by these keys
+# firmware_security_floor = "2.0.0"            # never run an older version
+"""
 
 LogLevel = Literal["debug", "info", "warning", "error"]
 _HANDLER = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_.]*$"
@@ -175,7 +184,8 @@ class CommandPlatformSettings(_Settings):
     """A real Linux device whose actions are shell commands (RAUC, SWUpdate, Mender, scripts).
 
     `install` gets `{image}` and `{version}`; the others get nothing. `reboot_timeout` is how long
-    the agent waits, after the reboot command returned, for the device to go down.
+    the agent waits, after the reboot command returned, for the device to go down; `boot_id`
+    prints an id that changes at every boot (see `device_agent.boots`).
     """
 
     kind: Literal["command"]
@@ -187,6 +197,7 @@ class CommandPlatformSettings(_Settings):
     factory_reset: str
     timeout: float = Field(600, gt=0)
     reboot_timeout: float = Field(300, gt=0)
+    boot_id: str = "cat /proc/sys/kernel/random/boot_id"
 
     @field_validator("install")
     @classmethod
@@ -196,7 +207,7 @@ class CommandPlatformSettings(_Settings):
             raise ValueError("the install command must use {image}, the downloaded image's path")
         return value
 
-    @field_validator("version", "reboot", "confirm_boot", "rollback", "factory_reset")
+    @field_validator("version", "reboot", "confirm_boot", "rollback", "factory_reset", "boot_id")
     @classmethod
     def _no_placeholders(cls, value: str) -> str:
         return _check_command(value, frozenset(), "platform")
@@ -208,10 +219,16 @@ PlatformSettings = Annotated[
 
 
 class TrustSettings(_Settings):
-    """What the device trusts besides the hub's CA."""
+    """What the device trusts besides the hub's CA.
+
+    `firmware_trust_store` is a folder of Ed25519 public keys (`*.pem`, `*.pub`): when set, only
+    firmware images signed by one of them are installed. `firmware_security_floor` is the lowest
+    firmware version the device may ever run.
+    """
 
     image_ca_file: Path | None = None
     firmware_trust_store: Path | None = None
+    firmware_security_floor: str | None = Field(default=None, min_length=1)
 
 
 class AgentSettings(_Settings):
@@ -353,8 +370,8 @@ def _read(path: Path) -> dict[str, Any]:
             return tomllib.load(file)
     except FileNotFoundError:
         raise errors.InvalidSettings(
-            f"{path}: no such file; write the agent's settings there (see `twinfleet-agent "
-            "--help`) or pass another --config"
+            f"{path}: no such file; write the agent's settings there (`twinfleet-agent "
+            "--example` prints a file to start from) or pass another --config"
         ) from None
     except OSError as exc:
         raise errors.InvalidSettings(f"{path}: cannot read it ({exc.strerror})") from None
@@ -385,14 +402,18 @@ def _apply(raw: dict[str, Any], overrides: dict[str, Any]) -> None:
         simulated = True
     if overrides.get("initial_version") is not None and simulated:
         raw["platform"] = {**raw["platform"], "initial_version": overrides["initial_version"]}
+    if overrides.get("handlers"):
+        file_handlers = raw.get("handlers")
+        before = list(file_handlers) if isinstance(file_handlers, list) else []
+        raw["handlers"] = [*before, *overrides["handlers"]]
 
 
 def load(path: Path | None, overrides: dict[str, Any] | None = None) -> AgentSettings:
     """Read and validate the settings in `path` (if any), with command-line `overrides` on top.
 
     `overrides` may hold `state_dir`, `log_level`, `connection_string`, `ca_file`, `simulated`
-    (bool) and `initial_version`. A connection string given there replaces the file's way of
-    connecting; `simulated` replaces its platform.
+    (bool), `initial_version` and `handlers` (added after the file's). A connection string given
+    there replaces the file's way of connecting; `simulated` replaces its platform.
 
     Raises:
         InvalidSettings: the file or the options are wrong (one line: file, setting, fix).
@@ -430,5 +451,16 @@ def _check_files(settings: AgentSettings, path: Path | None, secret_in_file: boo
             raise errors.InvalidSettings(
                 f"{field}: {file} is not a readable file; fix the path", field=field
             )
+    store = settings.trust.firmware_trust_store
+    if store is not None:
+        try:
+            signatures.TrustStore.load(store)
+        except (OSError, ValueError) as exc:
+            detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise errors.InvalidSettings(
+                f"trust.firmware_trust_store: {store} is not a folder of public keys ({detail}); "
+                "fix the path",
+                field="trust.firmware_trust_store",
+            ) from None
     if connection.key_file is not None:
         settings.device_connection_string()  # checks the key file now, not at the first connect

@@ -106,6 +106,7 @@ class Registry:
         self._clock = clock
         self._listeners: list[Listener] = []
         self._devices: dict[str, Device] = {}
+        self._ordered: list[str] | None = None  # device ids in order, rebuilt after a change
         for device_id, identity, twin, subscriptions in db.load_devices():
             identity["connectionState"] = "Disconnected"
             self._devices[device_id] = Device(identity, twin, subscriptions)
@@ -188,6 +189,7 @@ class Registry:
         twin = _empty_twin()
         self._store.insert_device(device_id, identity, twin)
         self._devices[device_id] = Device(identity, twin)
+        self._ordered = None
         log.info("device %s registered", device_id)
         self._emit(events.DeviceCreated(device_id))
         return _public(identity)
@@ -222,6 +224,7 @@ class Registry:
         check_etag(if_match, device.identity["etag"], f"device {device_id!r}")
         self._store.delete_device(device_id)
         del self._devices[device_id]
+        self._ordered = None
         log.info("device %s deleted", device_id)
         self._emit(events.DeviceDeleted(device_id))
 
@@ -230,6 +233,18 @@ class Registry:
     def twin(self, device_id: str) -> dict[str, Any]:
         """The twin as the service API returns it."""
         return copy.deepcopy(self._view(self._require(device_id)))
+
+    def ordered_ids(self) -> list[str]:
+        """Every device id in code-point order (shared: do not modify). Cursor-paged queries
+        resume from a position in it."""
+        if self._ordered is None or len(self._ordered) != len(self._devices):
+            self._ordered = sorted(self._devices)
+        return self._ordered
+
+    def twin_view(self, device_id: str) -> dict[str, Any] | None:
+        """One twin as queries see it (a shared, read-only view), None for an unknown id."""
+        device = self._devices.get(device_id)
+        return None if device is None else self._view(device)
 
     def twins(self) -> Iterator[dict[str, Any]]:
         """Every twin (shared, read-only views: do not modify them)."""
@@ -316,7 +331,8 @@ class Registry:
         if tags_patch or desired_patch:
             new["version"] += 1
             new["etagCounter"] += 1
-            self._store.save_twin(device_id, new)
+            changed = (("tags",) if tags_patch else ()) + (("desired",) if desired_patch else ())
+            self._store.save_twin(device_id, new, changed)
             device.twin = new
             device.view = None
         if tags_patch:
@@ -329,25 +345,47 @@ class Registry:
             )
         return self.twin(device_id)
 
-    def patch_reported(self, device_id: str, patch: Any) -> int:
-        """Apply a device's reported-properties patch; returns the new reported `$version`."""
+    def patch_reported(
+        self, device_id: str, patch: Any, on_durable: Callable[[int], None] | None = None
+    ) -> int:
+        """Apply a device's reported-properties patch; returns the new reported `$version`.
+
+        With `on_durable`, the write joins this loop turn's group commit and `on_durable(version)`
+        runs once it is committed (the event goes out then too); without, it returns durable.
+        Only the reported section and the versions are rewritten.
+        """
         device = self._require(device_id)
         twins.validate_patch("reported", patch)
         twin = device.twin
         version = int(twin["reportedVersion"]) + 1
-        new = copy.deepcopy(twin)
-        new["reported"], new["reportedMeta"] = twins.apply_patch(
+        reported, reported_meta = twins.apply_patch(
             twin["reported"], twin["reportedMeta"], patch, now=iso(self._clock()), version=None,
             limit=twins.SIZE_LIMITS["reported"], name="reported",
         )  # fmt: skip
+        new = {**twin, "reported": reported, "reportedMeta": reported_meta}
         new["reportedVersion"] = version
         new["version"] += 1
         new["etagCounter"] += 1
-        self._store.save_twin(device_id, new)
+        writes = self._store.twin_writes(device_id, new, ("reported",))
         device.twin = new
         device.view = None
-        self._emit(events.ReportedPatched(device_id, copy.deepcopy(patch), version))
+        event = events.ReportedPatched(device_id, copy.deepcopy(patch), version)
+        if on_durable is None:
+            self._store.stage(writes)
+            self._store.flush()
+            self._emit(event)
+            return version
+
+        def durable() -> None:
+            self._emit(event)
+            on_durable(version)
+
+        self._store.stage(writes, durable)
         return version
+
+    def when_durable(self, callback: Callable[[], None]) -> None:
+        """Run `callback` on the loop once every change made so far is durable."""
+        self._store.when_durable(callback)
 
     # -- connections and sessions -----------------------------------------------------------
 
@@ -363,7 +401,8 @@ class Registry:
         device.identity["connectionStateUpdatedTime"] = now
         device.identity["lastActivityTime"] = now
         device.view = None
-        self._store.save_identity(device_id, device.identity)
+        # Not waited for: a restarted hub marks every device disconnected anyway.
+        self._store.save_identity(device_id, device.identity, wait=False)
         self._emit(events.ConnectionChanged(device_id, connected))
 
     def record_activity(self, device_id: str) -> None:
@@ -386,6 +425,7 @@ class Registry:
         return dict(self._require(device_id).subscriptions)
 
     def save_subscriptions(self, device_id: str, subscriptions: dict[str, int]) -> None:
+        """Stage the device's MQTT session; answer after `when_durable`."""
         device = self._require(device_id)
         self._store.save_subscriptions(device_id, subscriptions)
         device.subscriptions = dict(subscriptions)

@@ -195,8 +195,14 @@ class HubProcess:
 def hub_process(tmp_path: Path, loopback: str) -> Iterator[HubProcess]:
     process = HubProcess(tmp_path / "hub", loopback)
     yield process
-    if process.process is not None and process.process.poll() is None:
+    if process.process is None:
+        return
+    if process.process.poll() is None:
         process.kill()
+    # A test that killed the hub itself leaves its stderr pipe open; closing it here keeps the
+    # garbage collector from reporting the unclosed file in whatever test runs next.
+    if process.process.stderr is not None and not process.process.stderr.closed:
+        process.process.stderr.close()
 
 
 def _upload(hub: LocalHub, name: str, data: bytes) -> dict[str, Any]:

@@ -175,9 +175,3 @@ class Sdk:
     @staticmethod
     def configuration(body: dict[str, Any]) -> Any:
         return sdk_models.Configuration.deserialize(body)
-
-    @staticmethod
-    def configuration_test(target_condition: str, metrics: dict[str, str]) -> Any:
-        return sdk_models.ConfigurationQueriesTestInput(
-            target_condition=target_condition, custom_metric_queries=metrics
-        )

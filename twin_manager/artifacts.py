@@ -153,6 +153,38 @@ class ArtifactStore:
         )
         return Artifact.from_wire(response.json())
 
+    def upload_url(self, name: str, *, ttl: int = 3600) -> str:
+        """A signed URL with which a device uploads `name` (a plain `PUT` with
+        `x-ms-blob-type: BlockBlob`, as to a Blob SAS URL), valid `ttl` seconds. It is a secret:
+        hand it to the device by a direct method, never through the twin.
+
+        Raises:
+            HubError: the name or the ttl is refused.
+        """
+        response = self._request(
+            "POST", self._path(name, "/upload-url"), f"signing an upload of {name!r}",
+            params={"ttl": str(ttl)},
+        )  # fmt: skip
+        return str(response.json()["url"])
+
+    def download(self, name: str, destination: Path) -> Artifact:
+        """Stream an artifact to `destination` (replaced atomically); returns its facts.
+
+        Raises:
+            ArtifactNotFound: no artifact has that name.
+        """
+        response = self._request("GET", self._path(name), f"downloading {name!r}", stream=True)
+        partial = destination.with_name(f".{destination.name}.part")
+        digest = hashlib.sha256()
+        size = 0
+        with response, partial.open("wb") as out:
+            for chunk in response.iter_content(256 * 1024):
+                out.write(chunk)
+                digest.update(chunk)
+                size += len(chunk)
+        partial.replace(destination)
+        return Artifact(name=name, size=size, sha256=digest.hexdigest())
+
     def delete(self, name: str) -> None:
         """Remove an artifact; URLs signed for it stop working.
 

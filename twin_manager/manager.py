@@ -20,7 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
 
-from twin_manager import errors, hubdirs, models
+from twin_manager import artifacts, errors, hubdirs, models
 from twin_manager._sdk import Sdk
 from twin_manager.querying import checked_condition, checked_query
 from twin_manager.retrying import RetryPolicy
@@ -77,6 +77,8 @@ class TwinManager:
         gateway_host_name: str | None = None,
     ) -> None:
         self._sdk = Sdk(connection_string, ca_file)
+        self._connection_string = connection_string
+        self._ca_file = ca_file
         self._retry = retry or RetryPolicy()
         # Devices name the hub without the service port (`HostName=10.0.0.5:8443` in a local
         # hub's service connection string; Azure's host names carry none): they dial 8883.
@@ -116,6 +118,10 @@ class TwinManager:
             device_host_name=hub.device_host_name,
             gateway_host_name=hub.gateway_host_name,
         )
+
+    def artifact_store(self) -> artifacts.ArtifactStore:
+        """The hub's artifact store (a local hub's; Azure IoT Hub has none)."""
+        return artifacts.ArtifactStore(self._connection_string, ca_file=self._ca_file)
 
     def __enter__(self) -> TwinManager:
         return self
@@ -355,6 +361,11 @@ class TwinManager:
     def validate(self, text: str) -> None:
         """Raise InvalidQuery (with line and column) unless IoT Hub would accept `text`."""
         checked_query(text)
+
+    def validate_condition(self, text: str) -> None:
+        """Raise InvalidQuery unless IoT Hub would accept `text` as a condition (what follows
+        WHERE), with the position in `text` as written."""
+        checked_condition(text)
 
     def explain(self, text: str) -> str:
         """The query as the parser understood it (normalised, fully parenthesised)."""

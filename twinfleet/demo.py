@@ -38,6 +38,7 @@ from patterns.campaigns import (
     Retries,
     Rollout,
 )
+from patterns.campaigns.pacing import Pacing, run_paced
 from queries import nodes
 from twin_manager import TwinManager
 
@@ -66,7 +67,9 @@ def _wait(check: Callable[[], bool], timeout: float, what: str) -> None:
         time.sleep(0.25)
 
 
-def _watch(console: Console, campaign: Campaign, total: int, title: str) -> CampaignStatus:
+def _watch(
+    console: Console, campaign: Campaign, total: int, title: str, pacing: Pacing | None = None
+) -> CampaignStatus:
     with Progress(
         TextColumn("[bold]{task.description:>10}"), BarColumn(), MofNCompleteColumn(),
         console=console, transient=False,
@@ -81,6 +84,8 @@ def _watch(console: Console, campaign: Campaign, total: int, title: str) -> Camp
                     count = status.failed
                 progress.update(bars[state], completed=count)
 
+        if pacing is not None:  # within the hub's query quota
+            return run_paced(campaign, pacing, on_tick=show)
         return campaign.run(poll=0.5, on_tick=show)
 
 
@@ -141,28 +146,45 @@ def _hint(console: Console, hub: LocalHub) -> None:
     for command in (
         f"twinfleet query --hub-dir {hub_dir} {query}",
         f"twinfleet campaign list --hub-dir {hub_dir}",
+        f"twinfleet dashboard --hub-dir {hub_dir}",
     ):
         console.print(f"  {command}", soft_wrap=True, highlight=False, markup=False)
-    console.print("Press Ctrl-C to stop.", highlight=False)
+    console.print(
+        "The dashboard then serves http://127.0.0.1:8080/. Press Ctrl-C to stop.", highlight=False
+    )
 
 
 def run_demo(
-    console: Console, *, devices: int = 50, keep: bool = False, host: str | None = None
+    console: Console,
+    *,
+    devices: int = 50,
+    keep: bool = False,
+    host: str | None = None,
+    tier: str | None = None,
+    units: int = 1,
 ) -> int:
     """Run the demo; returns the exit code (0 when the fleet converged as intended).
+
+    With `tier`, the hub enforces that IoT Hub tier's quotas and the campaigns are paced to
+    stay within them (the demo is the hub's only user, so they take the whole query quota).
 
     Args:
         console: where progress and tables go.
         devices: how many simulated devices.
         keep: leave the hub (and its temporary directory) running until Ctrl-C.
         host: the loopback address for the hub; by default the first free 127.84.N.1.
+        tier: run the hub on this IoT Hub tier's quotas (F1, S1, S2, S3); None: no quotas.
+        units: the tier's number of units.
     """
     started = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="twinfleet-demo-"))
     host = host or _free_loopback()
     # IoT Hub's own port when this process may take it (every language's SDK then connects).
     service_port = HTTPS_PORT if ports.can_listen(host, HTTPS_PORT) else 0
-    hub = LocalHub(workdir / "hub", host=host, name="demo-hub", service_port=service_port).start()
+    hub = LocalHub(
+        workdir / "hub", host=host, name="demo-hub", service_port=service_port, tier=tier,
+        units=units,
+    ).start()  # fmt: skip
     simulated = SimulatedFleet().start()
     try:
         fleet = TwinManager.from_local_hub(hub)
@@ -190,7 +212,10 @@ def run_demo(
         spec = CampaignSpec(
             id="firmware_2_0_0",
             pattern=FirmwareUpdate(
-                version="2.0.0", url=good["url"], sha256=good["sha256"], size=good["size"]
+                version="2.0.0",
+                package_uri=good["url"],
+                check_value=good["sha256"],
+                package_size=good["size"],
             ),
             target="tags.model IN ['gw-100', 'gw-200']",
             groups=(Group(name="canary", condition="tags.ring = 'canary'", success_threshold=0.5),),
@@ -203,23 +228,29 @@ def run_demo(
         for device in registered:
             if device["offline"]:
                 power_on(device)  # the stragglers come online while the canaries update
-        first = _watch(console, campaign, devices, "Campaign 1: firmware 2.0.0, canaries first")
+        paced = None if tier is None else Pacing.for_tier(tier, units, groups=2, share=1.0)
+        if paced is not None:
+            console.print(f"Tier {tier}: the controller ticks every {paced.poll:.0f} s to stay "
+                          "within the hub's query quota")  # fmt: skip
+        first = _watch(console, campaign, devices, "Campaign 1: firmware 2.0.0, canaries first",
+                       paced)  # fmt: skip
 
         broken = hub.upload_artifact("firmware-2.1.0.bin", b"a corrupted image")
         bad_spec = CampaignSpec(
             id="firmware_2_1_0",
             pattern=FirmwareUpdate(
                 version="2.1.0",
-                url=broken["url"],
-                sha256=hashlib.sha256(b"the image we meant").hexdigest(),
+                package_uri=broken["url"],
+                check_value=hashlib.sha256(b"the image we meant").hexdigest(),
             ),
             target="tags.model IN ['gw-100', 'gw-200']",
             rollout=Rollout(per_minute=120),
             abort=AbortCriteria(failure_percent=30, min_finished=5),
             timeout_seconds=60,
         )
+        paced = None if tier is None else Pacing.for_tier(tier, units, share=1.0)
         second = _watch(console, Campaign.create(fleet, bad_spec), devices,
-                        "Campaign 2: firmware 2.1.0 with a broken image")  # fmt: skip
+                        "Campaign 2: firmware 2.1.0 with a broken image", paced)  # fmt: skip
         _summary(console, fleet, [first, second])
         converged = (
             first.status == "completed"

@@ -21,6 +21,8 @@ class Connection:
         replaced: set when a newer connection of the same device took over.
     """
 
+    __slots__ = ("_closed", "_writer", "device_id", "keepalive", "replaced")
+
     def __init__(self, device_id: str, keepalive: int, writer: asyncio.StreamWriter) -> None:
         self.device_id = device_id
         self.keepalive = keepalive

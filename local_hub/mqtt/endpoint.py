@@ -6,7 +6,8 @@ subscriptions a device made are stored with its identity and restored on every c
 CONNACK's session-present flag set. Every twin request gets an answer (the SDK has no timeout on
 them), and a reported patch re-sent with the same `$rid` (paho re-sends unacknowledged QoS 1
 publishes with DUP after a reconnect) is answered again without being applied twice. A PUBACK or
-twin response is sent only after the change is durable in the store.
+twin response is sent only after the change is durable in the store: changes join the store's
+group commit for the current loop turn, and the answers go out when it has committed.
 
 Everything a device sends is untrusted. A payload is parsed with `jsonlimits` (size, depth of
 arrays and objects, number length, valid Unicode) before anything recurses into it, and a refusal
@@ -37,7 +38,7 @@ from typing import Any
 import jsonlimits
 from local_hub import errors, events, quotas, registry, tokens
 from local_hub.limits import DEFAULT_CONNECTION_LIMITS, ConnectionLimits
-from local_hub.mqtt import codec, throttling, topics
+from local_hub.mqtt import codec, lean_tls, throttling, topics
 from local_hub.mqtt.connection import Connection
 from local_hub.refusals import RefusalLog
 
@@ -50,6 +51,10 @@ _RID_MEMORY = 64
 RID_LIMIT = 128  # the SDK sends a uuid4 (36 characters)
 PAYLOAD_LIMITS = jsonlimits.Limits(max_bytes=MAX_PACKET, max_depth=64, max_number_chars=100)
 _ACCEPTED, _BAD_PROTOCOL, _BAD_CLIENT_ID, _NOT_AUTHORIZED = 0, 1, 2, 5
+
+
+def _no_op(_version: int) -> None:
+    """Nothing more to do once a reported patch is durable (the answer is queued after it)."""
 
 
 class DeviceEndpoint:
@@ -89,12 +94,12 @@ class DeviceEndpoint:
 
     async def start(self, host: str, port: int = 8883) -> None:
         """Listen for devices on `host:port` (8883 is the SDK's fixed port)."""
-        self._server = await asyncio.start_server(
+        self._server = await lean_tls.start_tls_server(
             self._accept,
             host,
             port,
-            ssl=self._ssl,
-            ssl_handshake_timeout=self._limits.tls_handshake_timeout,
+            self._ssl,
+            handshake_timeout=self._limits.tls_handshake_timeout,
         )
 
     @property
@@ -327,9 +332,9 @@ class DeviceEndpoint:
 
     async def _serve(self, connection: Connection, reader: asyncio.StreamReader) -> None:
         while not connection.closed:
-            packet = await asyncio.wait_for(
-                codec.read_packet(reader, MAX_PACKET), connection.read_timeout
-            )
+            # asyncio.timeout, not wait_for: no extra task per packet (nor per idle device).
+            async with asyncio.timeout(connection.read_timeout):
+                packet = await codec.read_packet(reader, MAX_PACKET)
             if packet is None or isinstance(packet, codec.Disconnect):
                 return
             self._registry.record_activity(connection.device_id)
@@ -373,15 +378,21 @@ class DeviceEndpoint:
             else:
                 codes.append(0x80)
         self._registry.save_subscriptions(device_id, subscriptions)
-        connection.send(codec.SubAck(packet.packet_id, tuple(codes)))
-        self._notify()
+        suback = codec.SubAck(packet.packet_id, tuple(codes))
+
+        def durable() -> None:
+            connection.send(suback)
+            self._notify()
+
+        self._registry.when_durable(durable)
 
     def _on_unsubscribe(self, connection: Connection, packet: codec.Unsubscribe) -> None:
         subscriptions = self._registry.load_subscriptions(connection.device_id)
         for topic_filter in packet.topics:
             subscriptions.pop(topic_filter, None)
         self._registry.save_subscriptions(connection.device_id, subscriptions)
-        connection.send(codec.UnsubAck(packet.packet_id))
+        unsuback = codec.UnsubAck(packet.packet_id)
+        self._registry.when_durable(lambda: connection.send(unsuback))
 
     def _on_publish(self, connection: Connection, packet: codec.Publish) -> None:
         if packet.qos == 2:
@@ -405,7 +416,9 @@ class DeviceEndpoint:
         else:
             self._registry.add_telemetry(device_id, request.properties, packet.payload)
         if packet.qos == 1 and packet.packet_id is not None:
-            connection.send(codec.PubAck(packet.packet_id))
+            # After the group commit that holds this packet's change (and any before it).
+            puback = codec.PubAck(packet.packet_id)
+            self._registry.when_durable(lambda: connection.send(puback))
 
     def _refuse_rid(self, connection: Connection, rid: str) -> None:
         reason = f"its $rid has {len(rid)} characters; at most {RID_LIMIT} are allowed"
@@ -417,9 +430,14 @@ class DeviceEndpoint:
         connection.send(codec.Publish(topic, body.encode()))
 
     def _answer_twin_get(self, connection: Connection, rid: str) -> None:
-        properties = self._registry.twin_properties(connection.device_id)
-        body = json.dumps(properties).encode()
-        connection.send(codec.Publish(topics.twin_response_topic(200, rid), body))
+        def answer() -> None:  # once what the device changed before is durable
+            if self._registry.get_device(connection.device_id) is None:
+                return
+            properties = self._registry.twin_properties(connection.device_id)
+            body = json.dumps(properties).encode()
+            connection.send(codec.Publish(topics.twin_response_topic(200, rid), body))
+
+        self._registry.when_durable(answer)
 
     def _answer_reported(self, connection: Connection, rid: str, payload: bytes) -> None:
         answered = self._answered.setdefault(connection.device_id, OrderedDict())
@@ -430,7 +448,9 @@ class DeviceEndpoint:
             answered[rid] = (topic, body)
             while len(answered) > _RID_MEMORY:
                 answered.popitem(last=False)
-        connection.send(codec.Publish(topic, body))
+        # Answered once the patch is durable (a re-sent rid: once its first sending is).
+        response = codec.Publish(topic, body)
+        self._registry.when_durable(lambda: connection.send(response))
 
     def _apply_reported(self, device_id: str, rid: str, payload: bytes) -> tuple[str, bytes]:
         try:
@@ -439,7 +459,7 @@ class DeviceEndpoint:
             except jsonlimits.JSONRefused as exc:
                 self._refusals.refused(f"device {device_id}", "a reported patch", exc.reason)
                 raise errors.BadRequest(f"The reported patch was refused: {exc.reason}.") from None
-            version = self._registry.patch_reported(device_id, patch)
+            version = self._registry.patch_reported(device_id, patch, on_durable=_no_op)
         except errors.HubError as exc:
             body = json.dumps({"errorCode": int(exc.error_code), "message": exc.message})
             return topics.twin_response_topic(exc.status, rid), body.encode()

@@ -74,13 +74,19 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return error_response(refused, ctx.clock())
 
 
-def _is_signed_download(request: web.Request) -> bool:
-    return (
-        request.method in ("GET", "HEAD")
-        and request.path.startswith("/artifacts/")
-        and "sig" in request.query
-        and "Authorization" not in request.headers
-    )
+def _signed_permission(request: web.Request) -> str | None:
+    """`r` for a signed download, `w` for a signed upload, None for anything else."""
+    if (
+        not request.path.startswith("/artifacts/")
+        or "sig" not in request.query
+        or "Authorization" in request.headers
+    ):
+        return None
+    if request.method in ("GET", "HEAD"):
+        return "r"
+    if request.method == "PUT" and request.query.get("sp") == "w":
+        return "w"
+    return None
 
 
 @web.middleware
@@ -89,11 +95,18 @@ async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     fault = ctx.faults.take()
     if fault is not None:
         raise fault
-    if _is_signed_download(request):
+    permission = _signed_permission(request)
+    if permission is not None:
         name = request.match_info.get("name", "")
         artifacts.verify_artifact_signature(
-            ctx.owner_keys, name, request.query.get("se", ""), request.query["sig"], ctx.clock()
-        )
+            ctx.owner_keys, name, request.query.get("se", ""), request.query["sig"], ctx.clock(),
+            permission,
+        )  # fmt: skip
+        if permission == "w" and request.headers.get("x-ms-blob-type") != "BlockBlob":
+            raise errors.BadRequest(
+                "An upload with a signed URL needs the header x-ms-blob-type: BlockBlob "
+                "(as Azure Blob Storage does)."
+            )
         return await handler(request)
     header = request.headers.get("Authorization")
     if not header:

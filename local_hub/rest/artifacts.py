@@ -11,6 +11,9 @@ With the owner key (any process, not only the hub's own):
   signed download `url` valid `ttl` seconds (a day by default) with its `expiresAt`;
 - `GET /artifacts`: every artifact's `name`, `size`, `sha256` and `modified` time;
 - `POST /artifacts/<name>/url[?ttl=<seconds>]`: a fresh signed download URL for a stored artifact;
+- `POST /artifacts/<name>/upload-url[?ttl=<seconds>]`: a signed *write* URL (`&sp=w`), with which
+  a device uploads the file with a plain `PUT` carrying `x-ms-blob-type: BlockBlob`, as it would
+  to a Blob SAS URL (diagnostics bundles); it writes that one name and nothing else;
 - `DELETE /artifacts/<name>`: remove it (URLs signed for it then answer 404).
 """
 
@@ -51,32 +54,36 @@ DEFAULT_TTL = 24 * 3600
 MAX_TTL = 366 * 24 * 3600
 
 
-def sign_artifact(key: bytes, name: str, expiry: int) -> str:
-    """The signature of a download URL for `name` valid until `expiry` (Unix seconds)."""
-    digest = hmac.new(key, f"artifacts/{name}\n{expiry}".encode(), hashlib.sha256).digest()
+def sign_artifact(key: bytes, name: str, expiry: int, permission: str = "r") -> str:
+    """The signature of a URL for `name` valid until `expiry` (Unix seconds): `r` to download,
+    `w` to upload."""
+    text = f"artifacts/{name}\n{expiry}" + ("" if permission == "r" else f"\n{permission}")
+    digest = hmac.new(key, text.encode(), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
 def verify_artifact_signature(
-    keys: list[bytes], name: str, expiry: str, sig: str, now: float
+    keys: list[bytes], name: str, expiry: str, sig: str, now: float, permission: str = "r"
 ) -> None:
-    """Raises Unauthorized unless `sig` signs `name` until a future `expiry`."""
+    """Raises Unauthorized unless `sig` signs `name` for `permission` until a future `expiry`."""
+    what = "download" if permission == "r" else "upload"
     if not (expiry.isascii() and expiry.isdigit()) or int(expiry) <= now:
-        raise errors.Unauthorized("The download URL has expired; ask for a new one.")
+        raise errors.Unauthorized(f"The {what} URL has expired; ask for a new one.")
     if not sig.isascii():  # compare_digest takes ASCII text only
-        raise errors.Unauthorized("The download URL's signature is not valid.")
+        raise errors.Unauthorized(f"The {what} URL's signature is not valid.")
     for key in keys:
-        if hmac.compare_digest(sign_artifact(key, name, int(expiry)), sig):
+        if hmac.compare_digest(sign_artifact(key, name, int(expiry), permission), sig):
             return
-    raise errors.Unauthorized("The download URL's signature is not valid.")
+    raise errors.Unauthorized(f"The {what} URL's signature is not valid.")
 
 
-def signed_url(host_name: str, key: bytes, name: str, expiry: int) -> str:
-    """The device-usable download URL of `name` on the hub at `host_name`, valid until `expiry`."""
+def signed_url(host_name: str, key: bytes, name: str, expiry: int, permission: str = "r") -> str:
+    """The device-usable URL of `name` on the hub at `host_name`, valid until `expiry`: to
+    download it (`r`) or to upload it (`w`)."""
     quoted = urllib.parse.quote(name)
-    return (
-        f"https://{host_name}/artifacts/{quoted}?se={expiry}&sig={sign_artifact(key, name, expiry)}"
-    )
+    sig = sign_artifact(key, name, expiry, permission)
+    write = "" if permission == "r" else f"&sp={permission}"
+    return f"https://{host_name}/artifacts/{quoted}?se={expiry}{write}&sig={sig}"
 
 
 def _iso(moment: float) -> str:
@@ -95,11 +102,11 @@ def _ttl(request: web.Request) -> int:
     return ttl
 
 
-def _signed(request: web.Request, name: str) -> dict[str, Any]:
+def _signed(request: web.Request, name: str, permission: str = "r") -> dict[str, Any]:
     ctx = of(request)
     expiry = int(ctx.clock()) + _ttl(request)
     return {
-        "url": signed_url(ctx.host_name, ctx.owner_keys[0], name, expiry),
+        "url": signed_url(ctx.host_name, ctx.owner_keys[0], name, expiry, permission),
         "expiresAt": _iso(expiry),
     }
 
@@ -183,6 +190,13 @@ async def sign(request: web.Request) -> web.Response:
         raise errors.NotFound(f"No artifact named {name!r}; upload it first.")
     facts = await asyncio.to_thread(_facts, target)
     return json_response({**facts, **_signed(request, name)})
+
+
+@routes.post("/artifacts/{name}/upload-url")
+async def sign_upload(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    _path(of(request).artifacts_dir, name)  # a bad name is refused here, not at upload time
+    return json_response({"name": name, **_signed(request, name, "w")})
 
 
 @routes.delete("/artifacts/{name}")

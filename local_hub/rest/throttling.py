@@ -44,16 +44,19 @@ def throttle_of(method: str, path: str) -> str | None:
 
 
 async def _cost(request: web.Request, throttle: str) -> float:
+    if throttle not in ("directMethods", "identityRegistryOperations") or request.method != "POST":
+        return 1.0
+    try:
+        raw = await request.read()  # cached: the handler reads it again
+    except web.HTTPRequestEntityTooLarge:
+        return 1.0  # the handler refuses it with IoT Hub's error
     if throttle == "directMethods":  # metered per 4 KB of payload
-        size = len(await request.read())
-        return float(max(1, math.ceil(size / quotas.METHOD_METER)))
-    if throttle == "identityRegistryOperations" and request.method == "POST":
-        try:  # a bulk call costs one per device (the body is read again by the handler)
-            body = jsonlimits.loads(await request.read(), BODY_LIMITS)
-        except jsonlimits.JSONRefused:
-            return 1.0  # the handler refuses it, naming why
-        return float(max(1, len(body))) if isinstance(body, list) else 1.0
-    return 1.0
+        return float(max(1, math.ceil(len(raw) / quotas.METHOD_METER)))
+    try:  # a bulk registry call costs one per device
+        body = jsonlimits.loads(raw, BODY_LIMITS)
+    except jsonlimits.JSONRefused:
+        return 1.0  # the handler refuses it, naming why
+    return float(max(1, len(body))) if isinstance(body, list) else 1.0
 
 
 @web.middleware

@@ -7,6 +7,8 @@ A tick, run by any process at any time (`twinfleet campaign run ID` loops over i
 2. evaluate: each `admitted` device's reported state says succeeded, failed or in progress; one
    in progress past the timeout has timed out; failed and timed-out devices are queued again
    while attempts remain (after a backoff), else they stay failed;
+   (a paused campaign evaluates too; an aborted or cancelled one keeps following the devices
+   it had admitted to their outcome, with no retry and no next step, so none stays `admitted`);
 3. safety: the abort criteria and health gates are checked on the counts;
 4. admit: from the first group not yet done, as many queued devices as the rate limiter allows
    are claimed (tag write with the twin's etag: a device claimed by another controller is
@@ -25,34 +27,53 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import queries
-from patterns.campaigns import kinds, records, specs, windows
-from twin_manager import HubError, PreconditionFailed, TwinManager
+from patterns import api
+from patterns.campaigns import limiting, records, specs, windows
+from patterns.campaigns.progress import (
+    FINISHED,
+    IN_FLIGHT,
+    TAG,
+    CampaignState,
+    DeviceProgress,
+    DeviceState,
+)
+from patterns.contracts import times
+from twin_manager import HubError, HubUnavailable, PreconditionFailed, TwinManager, models
 
-__all__ = ["FINAL", "Campaign", "CampaignStatus"]
+__all__ = ["FINAL", "Campaign", "CampaignStatus", "literal"]
 
 log = logging.getLogger(__name__)
 
-FINAL = ("completed", "aborted", "cancelled")
-_IN_FLIGHT = ("queued", "admitted")
+FINAL = (CampaignState.COMPLETED, CampaignState.ABORTED, CampaignState.CANCELLED)
+
+
+def literal(text: str) -> str:
+    """`text` as a query string literal (quotes and backslashes escaped)."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 @dataclass
 class CampaignStatus:
-    """Counts per state, from one GROUP BY query, and the failure reasons most seen."""
+    """Counts per device state, from one GROUP BY query, and the failure reasons most seen."""
 
     campaign_id: str
-    status: str
+    status: CampaignState
     counts: dict[str, int] = field(default_factory=dict)
     reasons: dict[str, int] = field(default_factory=dict)
     log: list[str] = field(default_factory=list)
 
     @property
     def finished(self) -> int:
-        return self.counts.get("succeeded", 0) + self.failed
+        return sum(self.counts.get(state, 0) for state in FINISHED)
 
     @property
     def failed(self) -> int:
-        return self.counts.get("failed", 0) + self.counts.get("timedout", 0)
+        return self.counts.get(DeviceState.FAILED, 0) + self.counts.get(DeviceState.TIMEDOUT, 0)
+
+    @property
+    def settled(self) -> bool:
+        """Final, and no device it admitted is still in flight: nothing left to follow."""
+        return self.status in FINAL and not self.counts.get("admitted")
 
 
 class Campaign:
@@ -69,14 +90,20 @@ class Campaign:
         self.fleet = fleet
         self.record = record
         self.clock = clock
+        self.interval = 1.0  # the seconds the controller means to leave between ticks
 
     @classmethod
     def create(cls, fleet: TwinManager, spec: specs.CampaignSpec,
                clock: Callable[[], float] = time.time) -> Campaign:  # fmt: skip
-        """Validate the spec's queries locally, then store the campaign in the hub."""
+        """Validate the spec's queries locally, then store the campaign in the hub.
+
+        Raises:
+            InvalidQuery: the target, a group's or a health gate's condition is not valid.
+            Conflict: a campaign with this id exists.
+        """
         for condition in (spec.target, *(g.condition for g in spec.groups),
                           *(h.condition for h in spec.health_gates)):  # fmt: skip
-            fleet.validate(f"SELECT * FROM devices WHERE {condition}")
+            fleet.validate_condition(condition)
         return cls(fleet, records.CampaignRecord.create(fleet, spec), clock)
 
     @classmethod
@@ -94,15 +121,15 @@ class Campaign:
 
     @property
     def _tag(self) -> str:
-        return f"tags.twinfleet.{self.id}"
+        return f"tags.{TAG}.{self.id}"
 
-    def _target(self) -> str:
-        return f"({self.spec.target}) AND NOT IS_DEFINED(tags.{records.RECORD_TAG})"
+    def _in(self, *states: DeviceState) -> str:
+        return f"{self._tag}.state IN [{', '.join(literal(s) for s in states)}]"
 
     # -- status ----------------------------------------------------------------------------
 
     def status(self) -> CampaignStatus:
-        """Counts per state (queued, admitted, succeeded, failed, timedout, cancelled)."""
+        """Counts per device state (queued, admitted, succeeded, failed, timedout, cancelled)."""
         counts = {
             str(k): v
             for k, v in self.fleet.group_by(
@@ -113,29 +140,45 @@ class Campaign:
         reasons = {
             str(k): v
             for k, v in self.fleet.group_by(
-                f"{self._tag}.reason", f"{self._tag}.state IN ['failed', 'timedout']"
+                f"{self._tag}.reason", self._in(DeviceState.FAILED, DeviceState.TIMEDOUT)
             ).items()
             if k
         }
         return CampaignStatus(self.id, self.record.status, counts, reasons,
-                              list(self.record.state.get("log", [])))  # fmt: skip
+                              list(self.record.log_lines))  # fmt: skip
+
+    def devices(self, state: DeviceState | str | None = None) -> list[tuple[str, DeviceProgress]]:
+        """Each device of the campaign with its progress (state, group, step, attempt, reason),
+        by device id; only those in `state` when it is given. One paged query.
+
+        Raises:
+            ValueError: `state` is not a device state.
+        """
+        condition = f"IS_DEFINED({self._tag})"
+        if state is not None:
+            condition = self._in(DeviceState(state))
+        text = f"SELECT deviceId, {self._tag} AS progress FROM devices WHERE {condition}"
+        rows = self.fleet.query(text, page_size=1000)
+        found = [(row["deviceId"], DeviceProgress.model_validate(row["progress"])) for row in rows]
+        return sorted(found, key=lambda pair: pair[0])
 
     # -- control ---------------------------------------------------------------------------
 
     def _set_status(
-        self, status: str, why: str, when: Callable[[str], bool] = lambda now: now not in FINAL
-    ) -> bool:
+        self, status: CampaignState, why: str,
+        when: Callable[[CampaignState], bool] = lambda now: not now.final,
+    ) -> bool:  # fmt: skip
         """Set the status if `when(current status)` holds on the stored record (which another
         process may have changed since this one read it); True when it was set."""
         now = self.clock()
         applied = False
 
-        def change(state: dict[str, Any]) -> None:
+        def change(record: records.CampaignRecord) -> None:
             nonlocal applied
-            applied = when(str(state.get("status", "created")))
-            if applied:
-                state["status"] = status
-                state.setdefault("log", []).append(f"{records.iso(now)} {status}: {why}")
+            applied = when(record.status)
+            if applied and record.status != status:
+                record.status = status
+                record.log(now, f"{status}: {why}")
 
         self.record.update(self.fleet, change)
         if applied:
@@ -143,20 +186,28 @@ class Campaign:
         return applied
 
     def pause(self, why: str = "paused by the operator") -> None:
-        self._set_status("paused", why)
+        self._set_status(CampaignState.PAUSED, why)
 
     def resume(self) -> None:
-        self._set_status("running", "resumed by the operator", lambda now: now == "paused")
+        """Carry on after a pause; the pause earned no admissions (see `limiting`)."""
+        if self._set_status(CampaignState.RUNNING, "resumed by the operator",
+                            lambda now: now == CampaignState.PAUSED):  # fmt: skip
+            self._bucket(limiting.TokenBucket().restart(self.clock()))
 
     def cancel(self) -> None:
-        """Stop admitting; queued devices are cancelled, in-flight ones finish on their own."""
-        if self._set_status("cancelled", "cancelled by the operator"):
+        """Stop admitting; queued devices are cancelled; devices in flight are still followed to
+        their outcome by `tick` (no retry, no next step)."""
+        if self._set_status(CampaignState.CANCELLED, "cancelled by the operator"):
             self._cancel_queued("cancelled")
+            in_flight = self.fleet.count(self._in(DeviceState.ADMITTED))
+            if in_flight:
+                self.record.log(self.clock(), f"following {in_flight} devices in flight")
+                self.record.save(self.fleet)
 
     def abort(self, why: str = "aborted by the operator") -> None:
         """Stop now: queued devices are cancelled and, when the spec asks for it, updated
         devices are rolled back (as when the abort criteria trip)."""
-        if self.record.status not in FINAL:
+        if not self.record.status.final:
             self._abort(why)
 
     def forget(self) -> int:
@@ -167,37 +218,93 @@ class Campaign:
         Raises:
             ValueError: the campaign has not finished.
         """
-        if self.record.status not in FINAL and self.record.status != "created":
-            raise ValueError(f"campaign {self.id} is {self.record.status}; cancel it first")
+        status = self.record.status
+        if not status.final and status != CampaignState.CREATED:
+            raise ValueError(f"campaign {self.id} is {status}; cancel it first")
         removed = 0
         for twin in self.fleet.query_twins(f"IS_DEFINED({self._tag})", page_size=1000):
-            self.fleet.update_tags(twin.device_id, {"twinfleet": {self.id: None}})
+            self.fleet.update_tags(twin.device_id, {TAG: {self.id: None}})
             removed += 1
-        self.fleet.delete_device(records.record_device_id(self.id))
+        self.record.delete(self.fleet)
         return removed
 
     def _cancel_queued(self, reason: str) -> None:
-        for twin in self.fleet.query_twins(f"{self._tag}.state = 'queued'", page_size=1000):
-            self._write(twin.device_id, twin.etag, {"state": "cancelled", "reason": reason})
+        def cancel(progress: DeviceProgress) -> DeviceProgress | None:
+            if progress.state != DeviceState.QUEUED:
+                return None
+            return progress.but(state=DeviceState.CANCELLED, reason=reason)
 
-    def _write(self, device_id: str, etag: str | None, state: dict[str, Any]) -> bool:
-        """Update this campaign's tag on one device; False when another writer got there first."""
+        for twin in self.fleet.query_twins(self._in(DeviceState.QUEUED), page_size=1000):
+            self._change(twin, cancel)
+
+    def _change(
+        self, twin: models.Twin, change: Callable[[DeviceProgress], DeviceProgress | None]
+    ) -> bool:
+        """Write `change(progress)` to a device's tag, reading the twin again when it changed
+        meanwhile (a device reporting changes its etag); False when `change` declines (None)
+        on the fresh progress, or the twin kept changing."""
+        for _ in range(10):
+            progress = DeviceProgress.of(twin.tags, self.id)
+            changed = None if progress is None else change(progress)
+            if changed is None:
+                return False
+            if self._write(twin.device_id, twin.etag, changed):
+                return True
+            twin = self.fleet.get_twin(twin.device_id)
+        return False
+
+    def _write(self, device_id: str, etag: str | None, progress: DeviceProgress) -> bool:
+        """Write this campaign's tag on one device whole; False when another writer got there
+        first (the twin's etag changed since it was read)."""
         try:
-            self.fleet.update_tags(device_id, {"twinfleet": {self.id: state}}, if_match=etag or "*")
+            self.fleet.update_tags(device_id, {TAG: {self.id: progress.wire()}},
+                                   if_match=etag or "*")  # fmt: skip
         except PreconditionFailed:
             return False
         return True
+
+    def rerun(self) -> None:
+        """Run again: failed, timed-out and cancelled devices are queued at the step where they
+        stopped, with a fresh retry budget; succeeded devices are skipped."""
+        now = self.clock()
+        again = 0
+        stopped = (DeviceState.FAILED, DeviceState.TIMEDOUT, DeviceState.CANCELLED)
+
+        def requeue(progress: DeviceProgress) -> DeviceProgress | None:
+            if progress.state not in stopped:
+                return None
+            return progress.but(state=DeviceState.QUEUED, tries=0, not_before=None)
+
+        for twin in self.fleet.query_twins(self._in(*stopped), page_size=1000):
+            again += self._change(twin, requeue)
+        self.record.log(now, f"re-run: {again} devices queued again")
+        bucket = limiting.TokenBucket().restart(now)
+
+        def run_again(record: records.CampaignRecord) -> None:
+            record.status = CampaignState.RUNNING
+            record.tokens, record.last_tick = bucket.tokens, bucket.last
+
+        self.record.update(self.fleet, run_again)
 
     # -- the loop --------------------------------------------------------------------------
 
     def run(self, *, poll: float = 1.0, until: Callable[[], bool] | None = None,
             on_tick: Callable[[CampaignStatus], None] | None = None) -> CampaignStatus:  # fmt: skip
-        """Tick until the campaign is final (or `until()` is true); returns the last status."""
+        """Tick until the campaign is final and none of its devices is in flight (or `until()`
+        is true); returns the last status. A hub that cannot be reached (through twin_manager's
+        retries) stops no campaign: the controller logs it and tries again a pass later (and
+        the outage earns no burst of admissions, see `limiting`)."""
+        self.interval = poll
         while True:
-            status = self.tick()
+            try:
+                status = self.tick()
+            except HubUnavailable as exc:
+                log.warning("campaign %s: %s; trying again in %g s", self.id, exc, poll)
+                time.sleep(poll)
+                continue
             if on_tick is not None:
                 on_tick(status)
-            if status.status in FINAL or (until is not None and until()):
+            if status.settled or (until is not None and until()):
                 return status
             time.sleep(poll)
 
@@ -206,35 +313,42 @@ class Campaign:
         self.record = records.CampaignRecord.load(self.fleet, self.id)
         now = self.clock()
         status = self.record.status
-        if status in FINAL or status == "paused":
+        if status.final or status == CampaignState.PAUSED:
+            self._evaluate(now, stopped=status.final)
+            self.record.save(self.fleet)
             return self.status()
         if self.spec.start_at is not None and now < self.spec.start_at:
             return self.status()
-        if status == "created":
-            self.record.update(self.fleet, lambda state: state.setdefault("startedAt", now))
+        if status == CampaignState.CREATED:
+
+            def start(record: records.CampaignRecord) -> None:
+                record.started_at = record.started_at or now
+
+            self.record.update(self.fleet, start)
             self._enqueue(now)
-            if not self._set_status("running", "started", lambda now: now == "created"):
+            if not self._set_status(CampaignState.RUNNING, "started",
+                                    lambda now: now == CampaignState.CREATED):  # fmt: skip
                 return self.status()  # paused or cancelled before it started
         elif self.spec.mode == "continuous":
             self._enqueue(now)
         self._evaluate(now)
         current = self.status()
-        if self._safety(current, now):
+        if self._safety(current):
             return self.status()
         window = self.spec.window
         open_now = window is None or windows.in_window(window.cron, window.duration_minutes, now)
         if open_now and (self.spec.end_at is None or now < self.spec.end_at):
             self._admit(current, now)
-        elif not open_now:
-            # no tokens pile up while the window is shut
-            self.record.update(self.fleet, lambda state: state.update(lastTick=now))
+        else:  # the window is shut, or the campaign has ended: no tokens pile up meanwhile
+            self._idle(now)
         current = self.status()
-        in_flight = sum(current.counts.get(s, 0) for s in _IN_FLIGHT)
+        in_flight = sum(current.counts.get(s, 0) for s in IN_FLIGHT)
         ended = self.spec.end_at is not None and now >= self.spec.end_at
         if in_flight == 0 and (self.spec.mode == "snapshot" or ended):
             self._cancel_queued("campaign ended")
-            self._set_status("completed", f"{current.counts.get('succeeded', 0)} succeeded, "
-                                          f"{current.failed} failed")  # fmt: skip
+            self._set_status(CampaignState.COMPLETED,
+                             f"{current.counts.get(DeviceState.SUCCEEDED, 0)} succeeded, "
+                             f"{current.failed} failed")  # fmt: skip
         return self.status()
 
     def _group_of(self, twin: dict[str, Any]) -> str:
@@ -244,98 +358,105 @@ class Campaign:
         return "rest" if self.spec.groups else "all"
 
     def _enqueue(self, now: float) -> None:
-        text = f"SELECT * FROM devices WHERE {self._target()} AND NOT IS_DEFINED({self._tag})"
+        text = f"SELECT * FROM devices WHERE ({self.spec.target}) AND NOT IS_DEFINED({self._tag})"
         added = 0
         for row in self.fleet.query(text, page_size=1000):
-            state = {"state": "queued", "attempt": 0, "group": self._group_of(row), "reason": None}
+            queued = DeviceProgress(state=DeviceState.QUEUED, group=self._group_of(row))
             etag = row.get("etag")
             for _ in range(5):  # the device may be reporting at this very moment
-                if self._write(row["deviceId"], etag, state):
+                if self._write(row["deviceId"], etag, queued):
                     added += 1
                     break
                 twin = self.fleet.get_twin(row["deviceId"])
-                if self.id in (twin.tags.get("twinfleet") or {}):
+                if DeviceProgress.of(twin.tags, self.id) is not None:
                     break  # another controller queued it
                 etag = twin.etag
         if added:
             self.record.log(now, f"queued {added} devices")
 
-    def _evaluate(self, now: float) -> None:
-        for twin in self.fleet.query_twins(f"{self._tag}.state = 'admitted'", page_size=1000):
-            mine = twin.tags["twinfleet"][self.id]
-            attempt = int(mine.get("attempt", 1))
-            step = int(mine.get("step") or 0)
-            steps = self.spec.all_steps
-            result, reason = kinds.outcome(steps[step], twin.reported, self._step_id(step),
-                                           attempt, str(mine.get("admittedAt", "")))  # fmt: skip
-            if result == kinds.Outcome.IN_PROGRESS:
-                started = float(mine.get("admittedEpoch", now))
-                if now - started < self.spec.timeout_seconds:
-                    continue
-                result, reason = kinds.Outcome.FAILED, "timed out"
-            if result == kinds.Outcome.SUCCEEDED:
-                if step + 1 < len(steps):
-                    self._start_step(twin.device_id, twin.etag, step + 1, 1, now)
-                else:
-                    self._write(twin.device_id, twin.etag, {"state": "succeeded", "reason": None})
-                continue
-            if len(steps) > 1:
-                reason = f"step {step + 1}: {reason}"
-            self._fail_or_retry(twin.device_id, twin.etag, attempt, reason, now)
-
     def _step_id(self, step: int) -> str:
-        """What a step's reported `campaignId` carries (the campaign id, then the step)."""
+        """What a step's attempts are tagged with (the campaign id, then the step)."""
         return self.id if step == 0 else f"{self.id}.{step}"
 
-    def _start_step(self, device_id: str, etag: str | None, step: int, attempt: int,
-                    now: float) -> bool:  # fmt: skip
-        """Claim the device for `step` (etag-guarded) and apply that step's pattern."""
-        claim = {"state": "admitted", "step": step, "attempt": attempt,
-                 "admittedAt": records.iso(now), "admittedEpoch": now, "reason": None}  # fmt: skip
-        if not self._write(device_id, etag, claim):
+    def _device(self, twin: models.Twin, progress: DeviceProgress) -> api.Device:
+        attempt = progress.attempt_of(self._step_id(progress.step))
+        return api.Device(self.fleet, twin.device_id, attempt, twin.reported, twin.desired)
+
+    def _evaluate(self, now: float, *, stopped: bool = False) -> None:
+        """Record the outcome of each admitted device; once the campaign is `stopped` (aborted
+        or cancelled) a failure is final and a succeeded step starts no next one."""
+        steps = self.spec.all_steps
+        for twin in self.fleet.query_twins(self._in(DeviceState.ADMITTED), page_size=1000):
+            progress = DeviceProgress.of(twin.tags, self.id)
+            if progress is None:
+                continue
+            params = steps[progress.step]
+            verdict = api.registry().get(params.kind).outcome(params, self._device(twin, progress))
+            if verdict.outcome == api.Outcome.IN_PROGRESS:
+                if now - progress.admitted_epoch() < self.spec.timeout_seconds:
+                    continue
+                verdict = api.Verdict(api.Outcome.FAILED, "timed out")
+            if verdict.outcome == api.Outcome.SUCCEEDED:
+                if progress.step + 1 < len(steps) and stopped:
+                    why = (f"campaign {self.record.status} after step {progress.step + 1} "
+                           f"of {len(steps)}")  # fmt: skip
+                    self._write(twin.device_id, twin.etag,
+                                progress.but(state=DeviceState.CANCELLED, reason=why))  # fmt: skip
+                elif progress.step + 1 < len(steps):
+                    self._start(twin, progress, progress.step + 1, now)
+                else:
+                    self._write(twin.device_id, twin.etag,
+                                progress.but(state=DeviceState.SUCCEEDED, reason=None))  # fmt: skip
+                continue
+            reason = verdict.reason
+            if len(steps) > 1:
+                reason = f"step {progress.step + 1}: {reason}"
+            self._fail_or_retry(twin.device_id, twin.etag, progress, reason, now,
+                                retry=not stopped)  # fmt: skip
+
+    def _start(self, twin: models.Twin, progress: DeviceProgress, step: int, now: float) -> bool:
+        """Claim the device for a new attempt at `step` (etag-guarded), then apply that step's
+        pattern; False when another controller claimed it first."""
+        claim = progress.but(
+            state=DeviceState.ADMITTED, step=step, attempt=progress.attempt + 1,
+            tries=progress.tries + 1 if step == progress.step else 1,
+            admitted_at=times.iso(now), not_before=None, reason=None,
+        )  # fmt: skip
+        if not self._write(twin.device_id, twin.etag, claim):
             return False
+        params = self.spec.all_steps[step]
         try:
-            result, reason = kinds.apply(self.fleet, self.spec.all_steps[step], self._step_id(step),
-                                         device_id, attempt)  # fmt: skip
+            verdict = api.registry().get(params.kind).apply(params, self._device(twin, claim))
         except HubError as exc:
-            result, reason = kinds.Outcome.FAILED, f"{exc.error_code or exc.status}"
-        if result == kinds.Outcome.SUCCEEDED:
+            verdict = api.Verdict.failed(f"{exc.error_code or exc.status}")
+        if verdict.outcome == api.Outcome.SUCCEEDED:
             if step + 1 < len(self.spec.all_steps):
-                return self._start_step(device_id, None, step + 1, 1, now)
-            self._write(device_id, None, {"state": "succeeded"})
-        elif result == kinds.Outcome.FAILED:
-            self._fail_or_retry(device_id, None, attempt, reason, now)
+                return self._start(self.fleet.get_twin(twin.device_id), claim, step + 1, now)
+            self._write(twin.device_id, None, claim.but(state=DeviceState.SUCCEEDED))
+        elif verdict.outcome == api.Outcome.FAILED:
+            reason = verdict.reason
+            if len(self.spec.all_steps) > 1:
+                reason = f"step {step + 1}: {reason}"
+            self._fail_or_retry(twin.device_id, None, claim, reason, now)
         return True
 
-    def rerun(self) -> None:
-        """Run again: failed, timed-out and cancelled devices are queued at the step where they
-        stopped; succeeded devices are skipped."""
-        now = self.clock()
-        again = 0
-        condition = f"{self._tag}.state IN ['failed', 'timedout', 'cancelled']"
-        for twin in self.fleet.query_twins(condition, page_size=1000):
-            again += self._write(twin.device_id, twin.etag,
-                                 {"state": "queued", "attempt": 0, "notBefore": None})  # fmt: skip
-        self.record.log(now, f"re-run: {again} devices queued again")
-        self.record.update(self.fleet, lambda state: state.update(status="running"))
-
-    def _fail_or_retry(self, device_id: str, etag: str | None, attempt: int, reason: str,
-                       now: float) -> None:  # fmt: skip
+    def _fail_or_retry(self, device_id: str, etag: str | None, progress: DeviceProgress,
+                       reason: str, now: float, *, retry: bool = True) -> None:  # fmt: skip
         retries = self.spec.retries
-        if attempt < retries.max_attempts:
-            delay = retries.backoff_seconds * 2 ** (attempt - 1)
-            self._write(
-                device_id, etag, {"state": "queued", "reason": reason, "notBefore": now + delay}
-            )
-            self.record.log(
-                now, f"{device_id}: attempt {attempt} failed ({reason}); retry in {delay:g} s"
-            )
+        if retry and progress.tries < retries.max_attempts:
+            delay = retries.backoff_seconds * 2 ** (progress.tries - 1)
+            queued = progress.but(state=DeviceState.QUEUED, reason=reason, not_before=now + delay)
+            self._write(device_id, etag, queued)
+            self.record.log(now, f"{device_id}: attempt {progress.tries} failed ({reason}); "
+                                 f"retry in {delay:g} s")  # fmt: skip
         else:
-            state = "timedout" if reason == "timed out" else "failed"
-            self._write(device_id, etag, {"state": state, "reason": reason})
+            state = DeviceState.TIMEDOUT if reason.endswith("timed out") else DeviceState.FAILED
+            self._write(device_id, etag, progress.but(state=state, reason=reason))
             self.record.log(now, f"{device_id}: {state} ({reason})")
 
-    def _safety(self, current: CampaignStatus, now: float) -> bool:
+    # -- safety ----------------------------------------------------------------------------
+
+    def _safety(self, current: CampaignStatus) -> bool:
         """Check abort criteria and health gates; True when the campaign stopped."""
         abort = self.spec.abort
         if abort is not None and current.finished >= abort.min_finished:
@@ -344,90 +465,121 @@ class Campaign:
                 self._abort(f"{percent:.0f}% of {current.finished} finished devices failed "
                             f"(threshold {abort.failure_percent:g}%)")  # fmt: skip
                 return True
-        updated = current.counts.get("succeeded", 0)
+        updated = current.counts.get(DeviceState.SUCCEEDED, 0)
         for gate in self.spec.health_gates:
             if updated < gate.min_devices:
                 continue
-            bad = self.fleet.count(f"{self._tag}.state = 'succeeded' AND ({gate.condition})")
+            bad = self.fleet.count(f"{self._in(DeviceState.SUCCEEDED)} AND ({gate.condition})")
             if bad / updated > gate.max_fraction:
                 why = f"health gate {gate.condition!r}: {bad} of {updated} updated devices"
                 if gate.action == "abort":
                     self._abort(why)
                 else:
-                    self._set_status("paused", why)
+                    self._set_status(CampaignState.PAUSED, why)
                 return True
         return False
 
     def _abort(self, why: str) -> None:
         self._cancel_queued("campaign aborted")
-        pattern = self.spec.pattern
-        if (
-            self.spec.abort
-            and self.spec.abort.rollback
-            and isinstance(pattern, specs.FirmwareUpdate)
-        ):
-            previous = pattern.rollback_to
-            if previous is not None:
-                for twin in self.fleet.query_twins(f"{self._tag}.state IN ['admitted', 'failed']"):
-                    kinds.apply(self.fleet, previous, f"{self.id}-rollback", twin.device_id, 1)
-        self._set_status("aborted", why)
+        params = self.spec.pattern
+        previous = api.registry().get(params.kind).rollback(params)
+        if self.spec.abort and self.spec.abort.rollback and previous is not None:
+            pattern = api.registry().get(previous.kind)
+            touched = self._in(DeviceState.ADMITTED, DeviceState.FAILED)
+            for twin in self.fleet.query_twins(touched, page_size=1000):
+                progress = DeviceProgress.of(twin.tags, self.id)
+                attempt = api.Attempt(f"{self.id}-rollback", progress.attempt if progress else 0,
+                                      times.iso(self.clock()))  # fmt: skip
+                device = api.Device(self.fleet, twin.device_id, attempt, twin.reported,
+                                    twin.desired)  # fmt: skip
+                try:
+                    pattern.apply(previous, device)
+                except HubError as exc:
+                    log.warning("rolling %s back failed: %s", twin.device_id, exc)
+                if progress is not None and progress.state == DeviceState.ADMITTED:
+                    why = f"campaign aborted: rolled back ({previous.kind})"
+                    rolled = progress.but(state=DeviceState.CANCELLED, reason=why)
+                    self._write(twin.device_id, None, rolled)
+        self._set_status(CampaignState.ABORTED, why)
 
-    def _current_group(self, current: CampaignStatus) -> str | None:
+    # -- admission -------------------------------------------------------------------------
+
+    def _current_group(self) -> str | None:
         """The first group with devices still to go; None when a finished group is unhealthy."""
         names = [g.name for g in self.spec.groups] + ["rest"] if self.spec.groups else ["all"]
         for name in names:
             counts = dict(
-                self.fleet.group_by(f"{self._tag}.state", f"{self._tag}.group = '{name}'")
+                self.fleet.group_by(f"{self._tag}.state", f"{self._tag}.group = {literal(name)}")
             )
             total = sum(counts.values())
             if not total:
                 continue
             group = next((g for g in self.spec.groups if g.name == name), None)
-            finished = (
-                counts.get("succeeded", 0) + counts.get("failed", 0) + counts.get("timedout", 0)
-            )
+            finished = sum(counts.get(s, 0) for s in FINISHED)
+            failed = counts.get(DeviceState.FAILED, 0) + counts.get(DeviceState.TIMEDOUT, 0)
             if group is not None and finished:
-                errors = (counts.get("failed", 0) + counts.get("timedout", 0)) / finished
+                errors = failed / finished
                 if errors >= group.error_threshold and errors > 0:
-                    self._set_status(
-                        "paused", f"group {name}: {errors:.0%} of finished devices failed"
-                    )
+                    why = f"group {name}: {errors:.0%} of finished devices failed"
+                    self._set_status(CampaignState.PAUSED, why)
                     return None
-            if counts.get("queued", 0) or counts.get("admitted", 0):
+            if any(counts.get(s, 0) for s in IN_FLIGHT):
                 return name
-            if group is not None and counts.get("succeeded", 0) / total < group.success_threshold:
-                self._set_status("paused", f"group {name} finished below its success threshold")
+            succeeded = counts.get(DeviceState.SUCCEEDED, 0)
+            if group is not None and succeeded / total < group.success_threshold:
+                self._set_status(CampaignState.PAUSED,
+                                 f"group {name} finished below its success threshold")  # fmt: skip
                 return None
         return None
 
+    def _bucket(self, bucket: limiting.TokenBucket) -> None:
+        """Store the rate limiter's state in the record."""
+
+        def store(record: records.CampaignRecord) -> None:
+            record.tokens, record.last_tick = bucket.tokens, bucket.last
+
+        self.record.update(self.fleet, store)
+
+    def _idle(self, now: float) -> None:
+        """Nothing can be admitted now: the wait earns no tokens (see `limiting`)."""
+
+        def idle(record: records.CampaignRecord) -> None:
+            bucket = limiting.TokenBucket(record.tokens, record.last_tick).idle(now)
+            record.tokens, record.last_tick = bucket.tokens, bucket.last
+
+        self.record.update(self.fleet, idle)
+
     def _admit(self, current: CampaignStatus, now: float) -> None:
-        group = self._current_group(current)
-        if group is None or self.record.status != "running":
+        group = self._current_group()
+        if group is None or self.record.status != CampaignState.RUNNING:
+            self._idle(now)
             return
-        state = self.record.state
-        last = state.get("lastTick")
-        rate = self.spec.rollout.rate(current.counts.get("succeeded", 0))
-        tokens = float(state.get("tokens", 1.0))
-        if last is not None:
-            tokens = min(tokens + rate * (now - float(last)) / 60, max(1.0, rate))
-        allowed = int(tokens)
+        record = self.record
+        rollout = self.spec.rollout
+        rate = rollout.rate(current.counts.get(DeviceState.SUCCEEDED, 0))
+        # A controller ticking every `interval` seconds needs that much of the rate at once.
+        capacity = max(rollout.capacity(rate), rate * self.interval / 60)
+        outage_after = max(limiting.DEFAULT_OUTAGE_AFTER, 5 * self.interval)
+        bucket = limiting.TokenBucket(record.tokens, record.last_tick).refill(
+            now, rate, capacity, outage_after
+        )
+        allowed = bucket.available
         admitted = 0
         if allowed:
-            condition = f"{self._tag}.state = 'queued' AND {self._tag}.group = '{group}'"
+            condition = f"{self._in(DeviceState.QUEUED)} AND {self._tag}.group = {literal(group)}"
             if self.spec.trigger == "on_connect":
                 condition += " AND connectionState = 'Connected'"
             for twin in self.fleet.query_twins(condition, page_size=1000):
                 if admitted >= allowed:
                     break
-                mine = twin.tags["twinfleet"][self.id]
-                if float(mine.get("notBefore") or 0) > now:
+                progress = DeviceProgress.of(twin.tags, self.id)
+                if progress is None or (progress.not_before or 0) > now:
                     continue
-                attempt = int(mine.get("attempt", 0)) + 1
-                if self._start_step(twin.device_id, twin.etag, int(mine.get("step") or 0),
-                                    attempt, now):  # fmt: skip
+                if self._start(twin, progress, progress.step, now):
                     admitted += 1
+        bucket = bucket.spend(admitted)
+        if admitted < allowed:  # nothing more to admit now: waiting earns nothing
+            bucket = bucket.idle(now)
         if admitted:
-            self.record.log(now, f"admitted {admitted} from group {group} at {rate:g}/min")
-        self.record.update(
-            self.fleet, lambda state: state.update(tokens=tokens - admitted, lastTick=now)
-        )
+            record.log(now, f"admitted {admitted} from group {group} at {rate:g}/min")
+        self._bucket(bucket)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import queries
-from patterns.campaigns import records, specs
+from patterns.campaigns import specs
 from twin_manager import TwinManager
 
 __all__ = ["Plan", "PlannedDevice", "plan"]
@@ -29,12 +29,11 @@ class Plan:
 
 def plan(fleet: TwinManager, spec: specs.CampaignSpec) -> Plan:
     """The projected rollout, assuming every device succeeds (rates ramp on successes)."""
-    target = f"({spec.target}) AND NOT IS_DEFINED(tags.{records.RECORD_TAG})"
     conditions = [(g.name, queries.parse_condition(g.condition)) for g in spec.groups]
     by_group: dict[str, list[str]] = {name: [] for name, _ in conditions}
     fallback = "rest" if spec.groups else "all"
     by_group[fallback] = []
-    for row in fleet.query(f"SELECT * FROM devices WHERE {target}", page_size=1000):
+    for row in fleet.query(f"SELECT * FROM devices WHERE {spec.target}", page_size=1000):
         name = next((n for n, c in conditions if c.matches(row)), fallback)
         by_group[name].append(row["deviceId"])
     devices: list[PlannedDevice] = []

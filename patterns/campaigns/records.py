@@ -1,110 +1,179 @@
-"""Where a campaign lives: in the hub, never only in a process.
+"""Where a campaign lives: in the hub, never only in a process, and never among the devices.
 
-The campaign itself is the twin of a disabled device identity, `twinfleet-campaign-<id>`, whose
-tag `twinfleetCampaign` holds the spec, the status, the rate limiter's state and a bounded
-execution log. Each targeted device carries its own progress in the tag `twinfleet.<id>`
-(`state`, `attempt`, `group`, `admittedAt`, `reason`). Any process with the connection string can
-load, watch, pause or run the campaign, and counts come from GROUP BY queries over those tags.
-Writes to a device's tag use its twin etag, so two controllers never admit a device twice.
+A campaign is stored as an IoT Hub *automatic device configuration* (`twinfleet-<id>`) whose
+target condition, `deviceId = ''`, matches no device (no identity has an empty id), so it
+never writes a twin. Configurations are what IoT Hub offers for fleet-wide intent; they have
+etags, survive restarts, are read by any process with the connection string, and are not
+devices: `device list`, the hub's device statistics and `SELECT ... FROM devices` never see
+them. This works the same on Azure IoT Hub (where, on S1, a hub holds up to 100
+configurations: `campaign forget` removes finished ones).
 
-The record is written with its etag too: an operator pausing or cancelling from one process while
-`campaign run` ticks in another must neither fail nor be overwritten. So every change to the
-record is a function (`update`): when another writer got there first, the record is read again
-and the change applied to the fresh state (with this writer's log lines not yet stored), then
-written again. A change looks at the state it is given, never at what it read before.
+- the **spec** is the configuration's content (`properties.desired.twinfleetCampaign`), which
+  IoT Hub never lets change after creation, as a campaign's definition never does;
+- the **state** that changes (status, the rate limiter, when it started, a bounded log) is in
+  its labels, which are mutable and written with the configuration's etag.
+
+An operator pausing or cancelling from one process while `campaign run` ticks in another must
+neither fail nor be overwritten, so every change to the record is a function (`update`): when
+another writer got there first (412), the record is read again, the change applied to the fresh
+state (with this writer's log lines not yet stored) and written again. A change looks at the
+record it is given, never at what it read before.
+
+Each device's own progress lives in its twin's tags (see `progress.py`); this module owns only
+the record's layout, and everything else goes through `CampaignRecord`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime
+import hashlib
+import json
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from patterns.campaigns import specs
-from twin_manager import DeviceNotFound, PreconditionFailed, TwinManager
+from patterns.campaigns.progress import CampaignState
+from patterns.contracts import times
+from twin_manager import DeviceNotFound, HubError, PreconditionFailed, TwinManager, models
 
-__all__ = ["LOG_LIMIT", "RECORD_TAG", "CampaignRecord", "iso", "record_device_id"]
+__all__ = ["LOG_LIMIT", "CampaignRecord", "config_id", "list_records"]
 
-RECORD_TAG = "twinfleetCampaign"
 LOG_LIMIT = 25
+_MARK = "twinfleet"
+_CONTENT = "properties.desired.twinfleetCampaign"
+_NO_DEVICE = "deviceId = ''"
 _CONFLICT_RETRIES = 20
 
 
-def record_device_id(campaign_id: str) -> str:
-    return f"twinfleet-campaign-{campaign_id}"
-
-
-def iso(moment: float) -> str:
-    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+def config_id(campaign_id: str) -> str:
+    """The configuration id of a campaign (configuration ids are lower case on IoT Hub)."""
+    lowered = campaign_id.lower()
+    if lowered == campaign_id:
+        return f"twinfleet-{campaign_id}"
+    digest = hashlib.sha256(campaign_id.encode()).hexdigest()[:8]
+    return f"twinfleet-{lowered}-{digest}"
 
 
 class CampaignRecord:
-    """The campaign's twin: spec, status and log, read and written with its etag."""
+    """A campaign's definition and state as stored in the hub.
 
-    def __init__(self, spec: specs.CampaignSpec, state: dict[str, Any], etag: str | None) -> None:
+    Attributes:
+        spec: the campaign (never changes).
+        status: where the campaign stands.
+        tokens, last_tick: the rate limiter (a token bucket refilled by the clock).
+        started_at: when it started running (Unix seconds), once it has.
+        log: the last `LOG_LIMIT` execution log lines.
+    """
+
+    def __init__(self, spec: specs.CampaignSpec, configuration: models.Configuration) -> None:
         self.spec = spec
-        self.state = state
-        self.etag = etag
+        self._configuration = configuration
+        labels = configuration.labels
+        self.status = CampaignState(labels.get("status", CampaignState.CREATED))
+        limiter = json.loads(labels.get("limiter") or "{}")
+        self.tokens = float(limiter.get("tokens", 1.0))
+        self.last_tick: float | None = limiter.get("lastTick")
+        self.started_at: float | None = limiter.get("startedAt")
+        self.log_lines = [labels[k] for k in sorted(labels) if k.startswith("log.")]
         self._unsaved_log: list[str] = []
 
     @property
-    def status(self) -> str:
-        return str(self.state.get("status", "created"))
+    def etag(self) -> str | None:
+        return self._configuration.etag
 
     @classmethod
     def create(cls, fleet: TwinManager, spec: specs.CampaignSpec) -> CampaignRecord:
-        """Store a new campaign (Conflict if the id is taken)."""
-        device_id = record_device_id(spec.id)
-        fleet.create_device(device_id, enabled=False)
-        state = {"status": "created", "tokens": 1.0, "lastTick": None, "log": []}
-        body = {RECORD_TAG: {"spec": spec.model_dump(mode="json"), **state}}
-        twin = fleet.update_tags(device_id, body)
-        return cls(spec, state, twin.etag)
+        """Store a new campaign.
+
+        Raises:
+            Conflict: a campaign with this id exists.
+        """
+        configuration = fleet.create_configuration(
+            config_id(spec.id),
+            target_condition=_NO_DEVICE,
+            desired={_CONTENT: spec.model_dump(mode="json")},
+            labels=cls._labels(spec, CampaignState.CREATED, {"tokens": 1.0}, []),
+        )
+        return cls(spec, configuration)
 
     @classmethod
     def load(cls, fleet: TwinManager, campaign_id: str) -> CampaignRecord:
-        """Raises DeviceNotFound (with a clear message) for an unknown campaign."""
+        """Raises DeviceNotFound (a `HubError` with a clear message) for an unknown campaign."""
         try:
-            twin = fleet.get_twin(record_device_id(campaign_id))
-        except DeviceNotFound as exc:
+            configuration = fleet.get_configuration(config_id(campaign_id))
+        except HubError as exc:
+            if exc.status != 404:
+                raise
             raise DeviceNotFound(
-                f"No campaign {campaign_id!r} on this hub.", status=404, error_code=exc.error_code
-            ) from exc
-        data = dict(twin.tags.get(RECORD_TAG) or {})
-        spec = specs.CampaignSpec.model_validate(data.pop("spec"))
-        return cls(spec, data, twin.etag)
+                f"No campaign {campaign_id!r} on this hub (`twinfleet campaign list` shows them).",
+                status=404, error_code=exc.error_code,
+            ) from exc  # fmt: skip
+        return cls._of(configuration)
 
-    def update(self, fleet: TwinManager, change: Callable[[dict[str, Any]], None]) -> None:
-        """Apply `change` to the state and write it (with the log lines not yet stored); when
+    @classmethod
+    def _of(cls, configuration: models.Configuration) -> CampaignRecord:
+        spec = specs.CampaignSpec.model_validate(configuration.device_content[_CONTENT])
+        return cls(spec, configuration)
+
+    @staticmethod
+    def _labels(spec: specs.CampaignSpec, status: CampaignState, limiter: dict[str, Any],
+                log: list[str]) -> dict[str, str]:  # fmt: skip
+        labels = {
+            _MARK: "campaign",
+            "campaignId": spec.id,
+            "pattern": spec.pattern.kind,
+            "status": str(status),
+            "limiter": json.dumps(limiter, separators=(",", ":")),
+        }
+        labels.update({f"log.{i:02d}": line for i, line in enumerate(log[-LOG_LIMIT:])})
+        return labels
+
+    def update(self, fleet: TwinManager, change: Callable[[CampaignRecord], object]) -> None:
+        """Apply `change` to this record and write it (with the log lines not yet stored); when
         another writer changed the record meanwhile, read it again and apply `change` again.
 
         Raises:
             PreconditionFailed: other writers kept winning, many times in a row.
         """
         for attempt in range(_CONFLICT_RETRIES):
-            change(self.state)
-            self.state["log"] = list(self.state.get("log", []))[-LOG_LIMIT:]
+            change(self)
+            limiter = {"tokens": self.tokens, "lastTick": self.last_tick,
+                       "startedAt": self.started_at}  # fmt: skip
+            labels = self._labels(self.spec, self.status, limiter, self.log_lines)
             try:
-                twin = fleet.update_tags(
-                    record_device_id(self.spec.id), {RECORD_TAG: self.state},
-                    if_match=self.etag or "*",
-                )  # fmt: skip
+                self._configuration = fleet.update_configuration(self._configuration, labels=labels)
             except PreconditionFailed:
                 if attempt + 1 == _CONFLICT_RETRIES:
                     raise
+                unsaved = self._unsaved_log
                 fresh = CampaignRecord.load(fleet, self.spec.id)
-                self.state, self.etag = fresh.state, fresh.etag
-                self.state["log"] = [*self.state.get("log", []), *self._unsaved_log]
+                self._configuration = fresh._configuration
+                self.status, self.tokens = fresh.status, fresh.tokens
+                self.last_tick, self.started_at = fresh.last_tick, fresh.started_at
+                self.log_lines = [*fresh.log_lines, *unsaved][-LOG_LIMIT:]
+                self._unsaved_log = unsaved
                 continue
-            self.etag = twin.etag
             self._unsaved_log = []
             return
 
     def save(self, fleet: TwinManager) -> None:
-        """Write the log lines not yet stored (see `update`)."""
-        self.update(fleet, lambda state: None)
+        """Write the log lines not yet stored, if any (see `update`)."""
+        if self._unsaved_log:
+            self.update(fleet, lambda record: None)
 
     def log(self, now: float, message: str) -> None:
-        line = f"{iso(now)} {message}"
+        """Add a line to the execution log (stored by the next `update` or `save`)."""
+        line = f"{times.iso(now)} {message}"[:500]
         self._unsaved_log.append(line)
-        self.state["log"] = [*self.state.get("log", []), line][-LOG_LIMIT:]
+        self.log_lines = [*self.log_lines, line][-LOG_LIMIT:]
+
+    def delete(self, fleet: TwinManager) -> None:
+        fleet.delete_configuration(config_id(self.spec.id))
+
+
+def list_records(fleet: TwinManager) -> Iterator[CampaignRecord]:
+    """Every campaign on the hub."""
+    for configuration in fleet.list_configurations(top=100):
+        if configuration.labels.get(_MARK) == "campaign" and _CONTENT in (
+            configuration.device_content
+        ):
+            yield CampaignRecord._of(configuration)

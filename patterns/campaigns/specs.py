@@ -1,15 +1,19 @@
 """What a campaign is: its pattern, target, rollout, groups, safety limits. Pure data.
 
 A campaign's spec is stored in the hub (see `records.py`), so it is plain JSON-able pydantic.
+Its pattern (and each extra step) is any installed pattern's `Params`, read back by `kind`
+through the pattern registry (`patterns.api`); the built-ins' are re-exported here.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, field_validator
 
+from patterns import api
+from patterns.builtin import ConfigurationChange, FactoryReset, FirmwareUpdate, Reboot
 from patterns.campaigns import windows
 
 __all__ = [
@@ -20,7 +24,6 @@ __all__ = [
     "FirmwareUpdate",
     "Group",
     "HealthGate",
-    "PatternSpec",
     "Reboot",
     "Retries",
     "Rollout",
@@ -34,66 +37,19 @@ class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class FirmwareUpdate(_Spec):
-    """Set desired `firmware`; done when the device runs `version` (status `current`)."""
-
-    kind: Literal["firmware"] = "firmware"
-    version: str
-    url: str
-    sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$")
-    size: int | None = None
-    # Made where the image was built (`twinfleet firmware sign`); the campaign only carries it.
-    signature: str | None = None
-    security_floor: str | None = None
-    rollback_to: FirmwareUpdate | None = None
-
-
-class ConfigurationChange(_Spec):
-    """Set desired `configuration` to `settings` under a new `version`."""
-
-    kind: Literal["configuration"] = "configuration"
-    version: int = Field(ge=1)
-    settings: dict[str, Any]
-
-    @classmethod
-    def like_device(cls, reported: dict[str, Any], version: int) -> ConfigurationChange:
-        """The settings a device reports having applied ("make the fleet look like this one").
-
-        Raises:
-            ValueError: the device reports no applied configuration settings.
-        """
-        configuration = reported.get("configuration") or {}
-        settings = configuration.get("settings")
-        if configuration.get("status") != "applied" or not isinstance(settings, dict):
-            raise ValueError("that device reports no applied configuration to copy")
-        return cls(version=version, settings=settings)
-
-
-class Reboot(_Spec):
-    """Call the `reboot` direct method."""
-
-    kind: Literal["reboot"] = "reboot"
-    delay: float = Field(default=0, ge=0)
-
-
-class FactoryReset(_Spec):
-    """Call the `factoryReset` direct method; done when the device reports it completed."""
-
-    kind: Literal["factoryReset"] = "factoryReset"
-
-
-PatternSpec = Annotated[
-    FirmwareUpdate | ConfigurationChange | Reboot | FactoryReset, Field(discriminator="kind")
-]
-
-
 class Rollout(_Spec):
-    """How fast devices are admitted: a fixed rate, or an exponential ramp."""
+    """How fast devices are admitted: a fixed rate, or an exponential ramp; `burst` is the most
+    admitted at once (by default ten seconds' worth of the rate, at least one)."""
 
     per_minute: float = Field(default=60, gt=0)
     ramp_factor: float = Field(default=1.0, ge=1.0)
     ramp_after: int = Field(default=10, ge=1)
     max_per_minute: float | None = None
+    burst: int | None = Field(default=None, ge=1)
+
+    def capacity(self, rate: float) -> float:
+        """The rate limiter's capacity at `rate` devices per minute."""
+        return float(self.burst) if self.burst is not None else max(1.0, rate / 6)
 
     def rate(self, succeeded: int) -> float:
         """Devices per minute once `succeeded` devices succeeded."""
@@ -151,7 +107,7 @@ class CampaignSpec(_Spec):
     """A whole campaign."""
 
     id: str
-    pattern: PatternSpec
+    pattern: SerializeAsAny[api.Params]
     target: str
     mode: Literal["snapshot", "continuous"] = "snapshot"
     rollout: Rollout = Rollout()
@@ -162,14 +118,26 @@ class CampaignSpec(_Spec):
     retries: Retries = Retries()
     start_at: float | None = None
     end_at: float | None = None
-    steps: tuple[PatternSpec, ...] = ()
+    steps: tuple[SerializeAsAny[api.Params], ...] = ()
     window: Window | None = None
     trigger: Literal["now", "on_connect"] = "now"
 
     @property
-    def all_steps(self) -> tuple[FirmwareUpdate | ConfigurationChange | Reboot | FactoryReset, ...]:
+    def all_steps(self) -> tuple[api.Params, ...]:
         """The pattern, then the extra steps, in the order each device goes through them."""
         return (self.pattern, *self.steps)
+
+    @field_validator("pattern", mode="before")
+    @classmethod
+    def _pattern(cls, value: Any) -> api.Params:
+        return api.registry().parse(value)
+
+    @field_validator("steps", mode="before")
+    @classmethod
+    def _steps(cls, value: Any) -> tuple[api.Params, ...]:
+        if not isinstance(value, list | tuple):
+            raise ValueError("steps is a list of patterns")
+        return tuple(api.registry().parse(step) for step in value)
 
     @field_validator("id")
     @classmethod

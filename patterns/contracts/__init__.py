@@ -3,11 +3,16 @@
 Imports nothing of twinfleet's and nothing but pydantic, so the device agent can use it alone.
 """
 
-from patterns.contracts import configuration, firmware, methods
+from patterns.contracts import configuration, diagnostics, firmware, methods, patches, times
 from patterns.contracts.configuration import (
     ConfigurationDesired,
     ConfigurationReported,
     ConfigurationStatus,
+)
+from patterns.contracts.diagnostics import (
+    DiagnosticsReported,
+    DiagnosticsRequest,
+    DiagnosticsStatus,
 )
 from patterns.contracts.firmware import (
     FirmwareDesired,
@@ -24,6 +29,7 @@ from patterns.contracts.methods import (
     RebootPayload,
     RebootReported,
 )
+from patterns.contracts.times import iso, iso_now, parse_iso
 
 __all__ = [
     "FACTORY_RESET",
@@ -31,6 +37,9 @@ __all__ = [
     "ConfigurationDesired",
     "ConfigurationReported",
     "ConfigurationStatus",
+    "DiagnosticsReported",
+    "DiagnosticsRequest",
+    "DiagnosticsStatus",
     "FactoryResetPayload",
     "FactoryResetReported",
     "FactoryResetStatus",
@@ -40,7 +49,13 @@ __all__ = [
     "RebootPayload",
     "RebootReported",
     "configuration",
+    "diagnostics",
     "firmware",
+    "iso",
+    "iso_now",
     "methods",
+    "parse_iso",
+    "patches",
     "signed_statement",
+    "times",
 ]

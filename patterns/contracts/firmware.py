@@ -57,6 +57,10 @@ class FirmwareDesired(_Section):
         """What `fwPackageSignature` signs for this section."""
         return signed_statement(self.version, self.check_value, self.security_floor)
 
+    def wire(self) -> dict[str, object]:
+        """The JSON the back end writes (camelCase; fields not given are left out)."""
+        return self.model_dump(by_alias=True, mode="json", exclude_none=True)
+
 
 def signed_statement(version: str, sha256: str, security_floor: str | None = None) -> bytes:
     """The bytes an image signature covers: version, image digest and security floor.

@@ -118,6 +118,15 @@ def test_offline_device_catches_up_and_repeats_are_no_ops(
     fleet.update_desired("fw-late", {"unrelated": 1})  # a new desired version, same sections
     fleet.update_desired("fw-late", {"firmware": desired})  # the same firmware again
     eventually(lambda: fleet.get_twin("fw-late").desired_version >= 4)
+    # a section no handler covers is said so, not silently ignored, and cleared once removed
+    eventually(
+        lambda: (
+            fleet.get_twin("fw-late").reported.get("agent") == {"unhandledSections": ["unrelated"]}
+        ),
+        what="the unhandled section reported",
+    )
+    fleet.update_desired("fw-late", {"unrelated": None})
+    eventually(lambda: "agent" not in fleet.get_twin("fw-late").reported, what="the report cleared")
     device.stop()
     assert SimulatedPlatform(tmp_path / "fw-late" / "platform")._load()["boots"] == boots
     assert applied == [{"interval": 10}]

@@ -122,6 +122,7 @@ def test_a_real_device_reboots_and_confirms_through_its_commands(
     hardware = tmp_path / "hardware"
     hardware.mkdir()
     (hardware / "version").write_text("1.0.0")
+    (hardware / "boot-id").write_text("boot-1\n")
     platform = {
         "kind": "command",
         "version": f"cat {hardware}/version",
@@ -130,15 +131,16 @@ def test_a_real_device_reboots_and_confirms_through_its_commands(
         "confirm_boot": f"touch {hardware}/confirmed",
         "rollback": f"rm -f {hardware}/pending",
         "factory_reset": f"touch {hardware}/reset",
+        "boot_id": f"cat {hardware}/boot-id",
     }
     config = agent_settings("hardware", platform=platform)
     log = tmp_path / "agent.log"
-    agent = AgentProcess(config, log, NOTIFY_SOCKET=systemd.address)
 
     def firmware() -> dict[str, Any]:
         reported: dict[str, Any] = fleet.get_twin("hardware").reported.get("firmware", {})
         return reported
 
+    agent = AgentProcess(config, log, NOTIFY_SOCKET=systemd.address)
     try:
         eventually(lambda: firmware().get("currentFwVersion") == "1.0.0")
         image = b"new firmware " * 5000
@@ -150,11 +152,20 @@ def test_a_real_device_reboots_and_confirms_through_its_commands(
         assert agent.process.poll() is None  # waiting for the shutdown, not restarting itself
         assert not (hardware / "confirmed").exists()
     finally:
-        code = agent.stop()  # the shutdown's SIGTERM
-    assert code == 0, log.read_text()[-2000:]
-    # The bootloader boots the new slot.
+        assert agent.stop() == 0, log.read_text()[-2000:]
+    # Restarted within the same boot (`systemctl restart`): the reboot is still owed.
+    (hardware / "reboot-requested").unlink()
+    agent = AgentProcess(config, log)
+    try:
+        eventually(lambda: (hardware / "reboot-requested").exists())
+        assert "reboot requested during this boot has not happened" in log.read_text()
+        assert firmware().get("fwUpdateStatus") == "rebooting"  # not a false "rolledback"
+    finally:
+        assert agent.stop() == 0, log.read_text()[-2000:]
+    # The device reboots: the bootloader runs the new slot on trial.
     assert (hardware / "slot").read_bytes() == image
     shutil.move(hardware / "pending", hardware / "version")
+    (hardware / "boot-id").write_text("boot-2\n")
     (hardware / "reboot-requested").unlink()
     agent = AgentProcess(config, log, NOTIFY_SOCKET=systemd.address)
     try:
@@ -172,8 +183,114 @@ def test_a_real_device_reboots_and_confirms_through_its_commands(
         eventually(lambda: fleet.get_twin("hardware").reported.get("reboot", {}).get("lastReboot"))
         assert agent.process.poll() is None
     finally:
+        assert agent.stop() == 0, log.read_text()[-2000:]
+
+
+class StallingImageServer:
+    """Serves one image over HTTP; the first download stalls halfway until `release()`."""
+
+    def __init__(self, image: bytes) -> None:
+        import http.server
+        import threading
+
+        self.image = image
+        self.stalled = threading.Event()
+        self._release = threading.Event()
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(outer.image)))
+                self.end_headers()
+                half = len(outer.image) // 2
+                self.wfile.write(outer.image[:half])
+                self.wfile.flush()
+                if not outer.stalled.is_set():
+                    outer.stalled.set()
+                    outer._release.wait(60)
+                try:
+                    self.wfile.write(outer.image[half:])
+                except OSError:
+                    pass  # the client is gone
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/image.bin"
+
+    def release(self) -> None:
+        self._release.set()
+
+    def close(self) -> None:
+        self.release()
+        self.server.shutdown()
+        self.server.server_close()
+        self._thread.join(10)
+
+
+def test_a_stop_during_a_download_exits_at_once_and_the_next_start_finishes_the_update(
+    fleet: TwinManager, agent_settings: Any, tmp_path: Path, eventually: Any
+) -> None:
+    """Stopping must not wait for the download thread (which would go on to install and reboot
+    during the stop): the agent leaves at once, and the next start carries the update through."""
+    import hashlib
+
+    image = os.urandom(2 * 1024 * 1024)
+    server = StallingImageServer(image)
+    config = agent_settings("stopped-midway")
+    log = tmp_path / "agent.log"
+    try:
+        agent = AgentProcess(config, log)
+        eventually(lambda: fleet.get_twin("stopped-midway").reported.get("firmware"))
+        fleet.update_desired("stopped-midway", {"firmware": {
+            "fwVersion": "2.0.0", "fwPackageURI": server.url,
+            "fwPackageCheckValue": hashlib.sha256(image).hexdigest(),
+        }})  # fmt: skip
+        assert server.stalled.wait(30)
+        agent.process.send_signal(signal.SIGTERM)
+        # Within the download's own 30 s read timeout: nothing waited for the stalled thread.
+        assert agent.process.wait(timeout=15) == 0, log.read_text()[-2000:]
+        state = (config.parent / "state" / "agent" / "firmware.json").read_text()
+        assert '"state": "downloading"' in state
+        server.release()
+        agent = AgentProcess(config, log)
+        try:
+            eventually(
+                lambda: (f := fleet.get_twin("stopped-midway").reported["firmware"]).get(
+                    "currentFwVersion"
+                ) == "2.0.0" and f.get("fwUpdateStatus") == "current",
+                timeout=60,
+            )  # fmt: skip
+        finally:
+            assert agent.stop() == 0
+    finally:
+        server.close()
+
+
+def test_a_stop_while_the_hub_is_unreachable_ends_the_retries(
+    loopback: str, systemd: FakeSystemd, tmp_path: Path, eventually: Any
+) -> None:
+    key = tmp_path / "device.key"
+    key.write_text("c2VjcmV0LWRldmljZS1rZXktZm9yLXRlc3RzLW9ubHk=")
+    key.chmod(0o600)
+    config = tmp_path / "agent.toml"
+    config.write_text(
+        'state_dir = "state"\n[connection]\nkey_file = "device.key"\ndevice_id = "lost"\n'
+        f'hub_host = "hub.example"\ngateway_host = "{loopback}"\n[platform]\nkind = "simulated"\n'
+    )
+    agent = AgentProcess(config, tmp_path / "agent.log", NOTIFY_SOCKET=systemd.address)
+    try:
+        systemd.wait_for("READY", "1")  # started, though not connected: systemctl start returns
+        eventually(lambda: "connecting failed" in agent.text())
+    finally:
         code = agent.stop()
-    assert code == 0, log.read_text()[-2000:]
+    assert code == 0, agent.text()[-2000:]
+    assert "connected to the hub" not in agent.text()
 
 
 ROOT = Path(__file__).resolve().parents[2]

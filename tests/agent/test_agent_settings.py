@@ -128,6 +128,8 @@ BAD_FILES = [
     ),
     pytest.param(KEY_FILE.replace("ca.pem", "missing.pem") + SIMULATED,
                  "missing.pem is not a readable file; fix the path", id="no-ca"),
+    pytest.param(KEY_FILE + SIMULATED + '[trust]\nfirmware_trust_store = "keys"\n',
+                 "trust.firmware_trust_store: ", id="no-trust-store"),
     pytest.param(KEY_FILE + "[platform\n", "not valid TOML: ", id="toml-syntax"),
     pytest.param(KEY_FILE.replace("state_dir", "# state_dir") + SIMULATED,
                  "state_dir: missing; add state_dir (or pass --state-dir)", id="no-state-dir"),
@@ -161,6 +163,11 @@ def test_key_files_and_settings_holding_a_key_must_be_private(
         f"read by group or others (mode 0640); run `chmod 600 {key_file}`\n"
     )
     key_file.chmod(0o600)
+    linked = folder / "linked.key"
+    linked.symlink_to(key_file)  # a link to a private key is as good as the key
+    text = KEY_FILE.replace('"device.key"', '"linked.key"') + SIMULATED
+    assert KEY in settings.load(_write(folder, text)).device_connection_string()
+    path = _write(folder, KEY_FILE + SIMULATED)
     key_file.write_text("not a key\n")
     with pytest.raises(errors.InvalidSettings, match="must hold the device's base64"):
         settings.load(path)
@@ -242,3 +249,54 @@ def test_the_notifier_speaks_to_a_socket_path_and_honours_the_watchdog_pid(
     silent = notifying.Notifier({})
     assert not silent.enabled
     silent.notify(READY="1")  # outside systemd: nothing to tell, no error
+
+
+def test_log_lines_are_one_per_event_masked_and_prefixed_for_the_journal() -> None:
+    import logging
+
+    formatter = cli._OneLine(journal=True, secrets=[KEY])
+    try:
+        raise ValueError(f"connecting with {CONNECTION} failed\nsecond line")
+    except ValueError as exc:
+        record = logging.LogRecord(
+            "device_agent.x", logging.ERROR, __file__, 1, "failed: %s", (exc,), (type(exc), exc,
+            exc.__traceback__),
+        )  # fmt: skip
+    line = formatter.format(record)
+    assert line.startswith("<3>device_agent.x: failed: connecting with HostName=hub.example;")
+    assert "\n" not in line
+    assert "Traceback (most recent call last): | " in line
+    assert KEY not in line
+    assert "SharedAccessKey=***" in line
+    info = logging.LogRecord("a", logging.INFO, __file__, 1, "token sig=abc%2F&se=1", (), None)
+    assert formatter.format(info) == "<6>a: token sig=***&se=1"
+    plain = cli._OneLine(journal=False, secrets=[]).format(info)
+    assert plain.endswith(" INFO a: token sig=***&se=1")
+    assert plain[:4].isdigit()  # a time stamp outside the journal
+
+
+def test_the_printed_example_is_a_valid_settings_file(
+    folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["--example"]) == 0
+    printed = capsys.readouterr().out
+    assert printed == settings.EXAMPLE
+    loaded = settings.load(
+        _write(folder, printed.replace("/etc/twinfleet/device.key", "device.key"))
+    )
+    assert loaded.platform.kind == "command"
+    assert loaded.device_id() == "sensor-0042"
+
+
+def test_the_settings_files_in_the_readme_and_the_docs_are_valid() -> None:
+    import tomllib
+
+    root = Path(__file__).resolve().parents[2]
+    readme = (root / "README.md").read_text()
+    page = (root / "docs" / "concepts" / "agent-on-a-device.md").read_text()
+    for text in (
+        readme.split("<<'TOML'\n", 1)[1].split("\nTOML\n", 1)[0],
+        page.split("```toml\n", 1)[1].split("```", 1)[0],
+    ):
+        loaded = settings.AgentSettings.model_validate(tomllib.loads(text))
+        assert loaded.platform.kind == "command"

@@ -109,6 +109,8 @@ def test_a_maintenance_window_gates_admission(fleet: TwinManager, devices: Any, 
     campaign = Campaign.create(fleet, spec, clock=clock)
     assert campaign.tick().counts == {"queued": 2}
     clock.now = datetime(2026, 11, 24, 2, 10, tzinfo=UTC).timestamp()
+    assert campaign.tick().counts == {"admitted": 1, "queued": 1}  # the shut window banked none
+    clock.now += 1
     assert campaign.tick().counts == {"admitted": 2}
     assert in_window("0 2 * * *", 60, clock.now)
     with pytest.raises(ValidationError, match="hour field"):

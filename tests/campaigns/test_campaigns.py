@@ -23,7 +23,7 @@ from patterns.campaigns import (
     Rollout,
     plan,
 )
-from twin_manager import TwinManager
+from twin_manager import InvalidQuery, TwinManager
 
 
 def _admitted(fleet: TwinManager, campaign_id: str) -> int:
@@ -59,6 +59,17 @@ def test_the_rate_limit_is_honoured(fleet: TwinManager, devices: Any, clock: Any
         clock.now += 10
     assert seen == [1, 2, 3, 4, 5, 6, 7]  # one now, then one every 10 s at 6/min
     assert campaign.status().counts == {"admitted": 7, "queued": 5}
+    admitted = campaign.devices("admitted")
+    assert len(admitted) == 7
+    assert all(progress.state == "admitted" and progress.attempt >= 1 for _, progress in admitted)
+    everyone = campaign.devices()
+    assert [device_id for device_id, _ in everyone] == sorted(
+        device_id for device_id, _ in everyone
+    )
+    assert {p.state for _, p in everyone} == {"admitted", "queued"}
+    assert len(everyone) == 12
+    with pytest.raises(ValueError):
+        campaign.devices("lost")
 
 
 def test_an_exponential_ramp(fleet: TwinManager, devices: Any, clock: Any, agents: Any) -> None:
@@ -202,8 +213,11 @@ def test_pause_resume_cancel(fleet: TwinManager, devices: Any, clock: Any) -> No
     assert campaign.tick().status == "paused"
     assert _admitted(fleet, "ctl") == 1
     campaign.resume()
+    campaign.tick()  # one at once on resuming; the paused minute earned no more
+    assert _admitted(fleet, "ctl") == 2
+    clock.now += 10
     campaign.tick()
-    assert _admitted(fleet, "ctl") > 1
+    assert _admitted(fleet, "ctl") == 3
     campaign.cancel()
     status = campaign.tick()
     assert status.status == "cancelled"
@@ -222,7 +236,9 @@ def test_firmware_succeeds_and_a_health_gate_pauses(
     image = hub.upload_artifact("fw-3.bin", b"image three" * 1000)
     spec = CampaignSpec(
         id="fw3",
-        pattern=FirmwareUpdate(version="3.0.0", url=image["url"], sha256=image["sha256"]),
+        pattern=FirmwareUpdate(
+            version="3.0.0", package_uri=image["url"], check_value=image["sha256"]
+        ),
         target="tags.kind = 'sensor'",
         rollout=Rollout(per_minute=600),
         health_gates=(
@@ -271,9 +287,9 @@ def test_abort_rolls_firmware_back_to_the_previous_image(
     spec = CampaignSpec(
         id="fwbad", target="tags.kind = 'sensor'", rollout=Rollout(per_minute=600),
         pattern=FirmwareUpdate(
-            version="2.5.0", url=broken["url"], sha256="0" * 64,
-            rollback_to=FirmwareUpdate(version="1.5.0", url=previous["url"],
-                                       sha256=previous["sha256"]),
+            version="2.5.0", package_uri=broken["url"], check_value="0" * 64,
+            rollback_to=FirmwareUpdate(version="1.5.0", package_uri=previous["url"],
+                                       check_value=previous["sha256"]),
         ),
         abort=AbortCriteria(failure_percent=50, min_finished=2, rollback=True),
     )  # fmt: skip
@@ -282,3 +298,12 @@ def test_abort_rolls_firmware_back_to_the_previous_image(
     while fleet.count("properties.reported.firmware.currentFwVersion = '1.5.0'") < 2:
         assert time.monotonic() < deadline, "the failed devices were not rolled back"
         time.sleep(0.2)
+
+
+def test_a_bad_target_is_reported_where_the_user_wrote_it(fleet: TwinManager) -> None:
+    spec = CampaignSpec(id="bad_target", pattern=ConfigurationChange(version=1, settings={}),
+                        target="tags.kind = ")  # fmt: skip
+    with pytest.raises(InvalidQuery) as raised:
+        Campaign.create(fleet, spec)
+    assert (raised.value.line, raised.value.column) == (1, 13)
+    assert "SELECT" not in str(raised.value)  # the text shown is the target as written

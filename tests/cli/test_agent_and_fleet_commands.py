@@ -63,6 +63,24 @@ def test_fleet_simulate_connects_every_device(hub: LocalHub, tmp_path: Path) -> 
         assert _stop(process) == 0
 
 
+def test_fleet_simulate_runs_the_devices_a_query_selects(hub: LocalHub, tmp_path: Path) -> None:
+    fleet = TwinManager.from_local_hub(hub)
+    for device_id, line in (("boiler-a", "b"), ("boiler-b", "b"), ("pump-x", "p")):
+        fleet.create_device(device_id)
+        fleet.update_tags(device_id, {"line": line})
+    process = _twinfleet(
+        "fleet", "simulate", "--hub-dir", str(hub.data_dir), "--query", "tags.line = 'b'",
+        "--state-root", str(tmp_path / "devices"),
+    )  # fmt: skip
+    try:
+        _eventually(lambda: fleet.count("connectionState = 'Connected'") == 2)
+        connected = fleet.query("SELECT deviceId FROM devices WHERE connectionState = 'Connected'")
+        assert sorted(row["deviceId"] for row in connected) == ["boiler-a", "boiler-b"]
+    finally:
+        assert _stop(process) == 0
+    assert fleet.count() == 3  # nothing registered beside the devices asked for
+
+
 def test_agent_run_updates_and_reexecutes_after_reboot(
     hub: LocalHub, tmp_path: Path, upload: Any
 ) -> None:

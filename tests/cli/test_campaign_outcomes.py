@@ -13,8 +13,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from device_agent import SimulatedFleet
 from local_hub import LocalHub
 from twin_manager import TwinManager
+from twinfleet.cli.fleet import settings_rejecter
 
 TARGET = "deviceId IN ['sim-0000', 'sim-0001', 'sim-0002']"
 
@@ -65,7 +67,28 @@ def test_simulated_failures_and_how_campaign_run_exits(hub: LocalHub, tmp_path: 
         assert aborted.returncode == 3, aborted.stdout + aborted.stderr
         assert "aborted" in aborted.stdout
 
-        # Cancelled from another process while `campaign run` drives it.
+    finally:
+        simulate.send_signal(signal.SIGINT)
+        try:
+            assert simulate.wait(timeout=20) == 0
+        finally:
+            if simulate.poll() is None:
+                simulate.kill()
+                simulate.wait()
+
+
+def test_a_cancelled_campaign_run_exits_5_once_its_devices_in_flight_ended(
+    hub: LocalHub, tmp_path: Path
+) -> None:
+    fleet = TwinManager.from_local_hub(hub)
+    simulated = SimulatedFleet().start()
+    try:
+        for device_id in ("sim-0000", "sim-0001", "sim-0002"):  # whichever goes first refuses
+            fleet.create_device(device_id)
+            simulated.add(
+                fleet.device_connection_string(device_id), tmp_path / device_id,
+                ca_cert=hub.ca_certificate, configure=settings_rejecter(frozenset({"mode"})),
+            )  # fmt: skip
         _config(hub, "cfg_c", 4, "--rate", "1")
         running = subprocess.Popen(
             [sys.executable, "-m", "twinfleet", "campaign", "run", "cfg_c", "--poll", "0.2",
@@ -75,18 +98,14 @@ def test_simulated_failures_and_how_campaign_run_exits(hub: LocalHub, tmp_path: 
         try:
             _eventually(lambda: fleet.count("tags.twinfleet.cfg_c.state = 'admitted'") >= 1)
             assert _twinfleet(hub, "campaign", "cancel", "cfg_c").returncode == 0
-            assert running.wait(timeout=30) == 5
+            assert running.wait(timeout=60) == 5  # once its device in flight had an outcome
         finally:
             if running.poll() is None:
                 running.kill()
                 running.wait()
             assert running.stderr is not None
             running.stderr.close()
+        states = fleet.group_by("tags.twinfleet.cfg_c.state", "IS_DEFINED(tags.twinfleet.cfg_c)")
+        assert states == {"failed": 1, "cancelled": 2}
     finally:
-        simulate.send_signal(signal.SIGINT)
-        try:
-            assert simulate.wait(timeout=20) == 0
-        finally:
-            if simulate.poll() is None:
-                simulate.kill()
-                simulate.wait()
+        simulated.stop()

@@ -65,12 +65,26 @@ def test_campaign_commands(hub: LocalHub) -> None:
         "--canary", "deviceId = 'c-0'", "--rate", "30",
     )  # fmt: skip
     assert created.returncode == 0, created.stderr
+    empty = _twinfleet(
+        hub, "campaign", "create", "config", "nobody", "--settings", '{"interval": 5}',
+        "--config-version", "2", "--target", "tags.ring = 'nowhere'",
+    )  # fmt: skip
+    assert empty.returncode == 1
+    assert "matches no device" in empty.stderr
+    assert "--allow-empty" in empty.stderr
     planned = _twinfleet(hub, "campaign", "plan", "tune")
     assert "3 devices" in planned.stdout
     assert "'canary': 1" in planned.stdout
     listed = _twinfleet(hub, "campaign", "list")
     assert "tune" in listed.stdout
     assert "configuration" in listed.stdout
+    once = _twinfleet(hub, "campaign", "run", "tune", "--once")
+    assert once.returncode == 0, once.stderr
+    listed = json.loads(_twinfleet(hub, "campaign", "status", "tune", "--devices", "--json").stdout)
+    assert sorted(d["deviceId"] for d in listed) == ["c-0", "c-1", "c-2"]
+    assert {d["state"] for d in listed} <= {"queued", "admitted"}
+    admitted = _twinfleet(hub, "campaign", "status", "tune", "--state", "admitted", "--json")
+    assert [d["deviceId"] for d in json.loads(admitted.stdout)] == ["c-0"]  # the canary first
     paused = _twinfleet(hub, "campaign", "pause", "tune")
     assert "paused" in paused.stdout
     cancelled = _twinfleet(hub, "campaign", "cancel", "tune")

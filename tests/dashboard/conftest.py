@@ -12,10 +12,10 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
-from playwright.sync_api import Page
+from playwright.sync_api import Browser, BrowserType, Page, Playwright, sync_playwright
 
 from device_agent import SimulatedFleet
 from local_hub import LocalHub
@@ -33,16 +33,55 @@ def base_url() -> None:
     fixture, a method-style session fixture that pytest now warns about.)"""
 
 
+# pytest-playwright keeps one Playwright for the whole session, and its sync API leaves an event
+# loop running in the worker's main thread, which breaks every later test of that worker that
+# calls asyncio.run(). Here Playwright, the browser type and the browser live for one module
+# and stop with it (contexts and pages stay per test, from pytest-playwright).
+
+
+@pytest.fixture(scope="module")
+def playwright(_pw_api_request_contexts: Any) -> Iterator[Playwright]:
+    running = sync_playwright().start()
+    if _pw_api_request_contexts:
+        _pw_api_request_contexts.instrument(running)
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def browser_type(playwright: Playwright, browser_name: str) -> BrowserType:
+    return cast(BrowserType, getattr(playwright, browser_name))
+
+
+@pytest.fixture(scope="module")
+def launch_browser(
+    browser_type_launch_args: dict[str, Any], browser_type: BrowserType
+) -> Callable[..., Browser]:
+    return lambda **options: browser_type.launch(**{**browser_type_launch_args, **options})
+
+
+@pytest.fixture(scope="module")
+def browser(launch_browser: Callable[..., Browser]) -> Iterator[Browser]:
+    launched = launch_browser()
+    yield launched
+    launched.close()
+
+
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
     """Debian's chromium by path (Playwright cannot download its own browser here)."""
     return {**browser_type_launch_args, "executable_path": CHROMIUM}
 
 
-@pytest.fixture(scope="session")
-def browser_context_args(browser_context_args: dict[str, Any]) -> dict[str, Any]:
-    return {**browser_context_args, "viewport": {"width": 1280, "height": 800},
-            "timezone_id": "UTC", "locale": "en-GB", "accept_downloads": True}  # fmt: skip
+@pytest.fixture(scope="module")
+def browser_context_args() -> dict[str, Any]:
+    """Every page at 1280x800, in UTC and en-GB, so screenshots are stable."""
+    return {
+        "viewport": {"width": 1280, "height": 800},
+        "timezone_id": "UTC",
+        "locale": "en-GB",
+        "accept_downloads": True,
+    }
 
 
 def screenshot(page: Page, path: Path, *, full_page: bool = True) -> None:
@@ -78,10 +117,12 @@ class Site:
     def add_agents(self, ids: list[str], **options: Any) -> None:
         for device_id in ids:
             self.agents.add(
-                self.fleet.device_connection_string(device_id), self.root / "devices" / device_id,
-                ca_cert=self.hub.ca_certificate, image_ca_file=self.hub.ca_certificate_path,
+                self.fleet.device_connection_string(device_id),
+                self.root / "devices" / device_id,
+                ca_cert=self.hub.ca_certificate,
+                image_ca_file=self.hub.ca_certificate_path,
                 **options,
-            )  # fmt: skip
+            )
 
 
 # The known fleet: four sensors with agents (three on firmware 1.0.0, one on 2.0.0), two idle
@@ -107,9 +148,14 @@ def module_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleHub]:
 
 def dashboard_settings(root: Path, **options: Any) -> Settings:
     """Settings for tests: a free port, an unlimited budget, a short TTL and quick refresh."""
-    defaults: dict[str, Any] = {"store_path": root / "dashboard.json", "port": 0,
-                                "query_budget": 100_000, "cache_ttl": 0.3,
-                                "refresh_seconds": 0.5, "alert_interval": 0.5}  # fmt: skip
+    defaults: dict[str, Any] = {
+        "store_path": root / "dashboard.json",
+        "port": 0,
+        "query_budget": 100_000,
+        "cache_ttl": 0.3,
+        "refresh_seconds": 0.5,
+        "alert_interval": 0.5,
+    }
     return Settings(**{**defaults, **options})
 
 
@@ -119,8 +165,9 @@ def site(module_hub: ModuleHub) -> Iterator[Site]:
     hub, fleet, root = module_hub.hub, module_hub.fleet, module_hub.root
     for device_id in SENSORS:
         fleet.create_device(device_id)
-        fleet.update_tags(device_id, {"kind": "sensor", "ring": "canary"
-                                      if device_id == "sensor-0" else "main"})  # fmt: skip
+        fleet.update_tags(
+            device_id, {"kind": "sensor", "ring": "canary" if device_id == "sensor-0" else "main"}
+        )
     fleet.create_device("idle-0")
     fleet.create_device("idle-1", enabled=False)
     for device_id in IDLE:
@@ -134,10 +181,15 @@ def site(module_hub: ModuleHub) -> Iterator[Site]:
         site.add_agents(SENSORS[:3])
         site.add_agents(SENSORS[3:], initial_version="2.0.0")
         eventually(
-            lambda: fleet.count("IS_DEFINED(properties.reported.firmware.currentFwVersion) "
-                                "AND connectionState = 'Connected'") == 4,
+            lambda: (
+                fleet.count(
+                    "IS_DEFINED(properties.reported.firmware.currentFwVersion) "
+                    "AND connectionState = 'Connected'"
+                )
+                == 4
+            ),
             what="four agents online and reporting",
-        )  # fmt: skip
+        )
         yield site
     finally:
         server.close()

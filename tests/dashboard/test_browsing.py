@@ -18,6 +18,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.dashboard.conftest import XSS, Site, eventually, screenshot
 
+# one worker runs the whole module, so it starts one hub, dashboard and browser (`--dist loadgroup`)
+pytestmark = pytest.mark.xdist_group("dashboard-browsing")
+
 DRAWN = """canvas => {
     const pixels = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
     let painted = 0;
@@ -49,7 +52,10 @@ def test_overview_counts_and_charts(site: Site, page: Page, tmp_path: Path) -> N
     assert _counts(page, "connectionState") == {"Connected": 4, "Disconnected": 3}
     assert _counts(page, "status") == {"enabled": 6, "disabled": 1}
     assert _counts(page, "properties.reported.firmware.currentFwVersion") == {
-        "1.0.0": 3, "(none)": 3, "2.0.0": 1}  # fmt: skip
+        "1.0.0": 3,
+        "(none)": 3,
+        "2.0.0": 1,
+    }
     expect(page.locator("canvas[data-chart]")).to_have_count(5)
     page.wait_for_function(ALL_DRAWN)
     screenshot(page, tmp_path / "overview.png")
@@ -61,7 +67,8 @@ def test_overview_refreshes_itself(site: Site, page: Page) -> None:
     site.fleet.create_device("late-0")
     try:
         expect(page.locator("section[data-path='connectionState'] table.counts")).to_contain_text(
-            "4", timeout=10_000)  # fmt: skip
+            "4", timeout=10_000
+        )
         expect(
             page.locator("section[data-path='connectionState'] tbody tr", has_text="Disconnected")
         ).to_contain_text("4", timeout=10_000)
@@ -114,15 +121,18 @@ def test_group_by_is_drawn_as_a_bar_chart(site: Site, page: Page) -> None:
     canvas = page.locator("canvas[data-chart]")
     page.wait_for_function(ALL_DRAWN)
     assert canvas.evaluate("c => Chart.getChart(c).data.labels.slice().sort()") == [
-        "idle", "sensor"]  # fmt: skip
+        "idle",
+        "sensor",
+    ]
 
 
 def test_everything_shown_is_escaped(site: Site, page: Page) -> None:
     page.goto(site.url + "/devices/xss-0")
     expect(page.locator("pre.tags")).to_contain_text(XSS.replace('"', '\\"'))
     expect(page.locator("#desired")).to_contain_text("<script>")
-    page.goto(site.url + "/query?q=SELECT+deviceId,+tags.note+AS+note+FROM+devices+WHERE+"
-              "tags.note+!=+''")  # fmt: skip
+    page.goto(
+        site.url + "/query?q=SELECT+deviceId,+tags.note+AS+note+FROM+devices+WHERE+tags.note+!=+''"
+    )
     expect(page.locator("table.results")).to_contain_text("<script>window.__xss = 1</script>")
     page.goto(
         site.url + "/query?q=" + requests.utils.quote("SELECT <script>window.__xss=3</script>")
@@ -178,8 +188,11 @@ def test_an_alert_fires_on_every_page_and_calls_its_webhook(
     site: Site, page: Page, webhook: tuple[str, list[dict[str, Any]]], tmp_path: Path
 ) -> None:
     url, received = webhook
-    page.goto(site.url + "/query?q=" + requests.utils.quote(
-        "SELECT COUNT() AS n FROM devices WHERE status = 'disabled'"))  # fmt: skip
+    page.goto(
+        site.url
+        + "/query?q="
+        + requests.utils.quote("SELECT COUNT() AS n FROM devices WHERE status = 'disabled'")
+    )
     page.fill("#save-name", "disabled")
     page.get_by_role("button", name="Save", exact=True).click()
     page.goto(site.url + "/alerts")
@@ -191,7 +204,8 @@ def test_an_alert_fires_on_every_page_and_calls_its_webhook(
     page.fill("#rule-webhook", url)
     page.get_by_role("button", name="Add rule").click()
     expect(page.locator("tr[data-rule=someDisabled] .alert-state")).to_have_text(
-        "firing", timeout=10_000)  # fmt: skip
+        "firing", timeout=10_000
+    )
     assert "s3cr3t-path" not in page.content()  # only the webhook's host is shown
     for path in ("/", "/campaigns", "/devices/idle-0"):
         page.goto(site.url + path)
@@ -200,9 +214,18 @@ def test_an_alert_fires_on_every_page_and_calls_its_webhook(
     page.click(".alerts-firing a[data-alert=someDisabled]")
     expect(page.locator("table.results")).to_contain_text("1")  # the query behind it
     eventually(lambda: received, what="the webhook's call")
-    assert received[0] == {"rule": "someDisabled", "state": "firing", "value": 1.0,
-                           "condition": "> 0", "query": "disabled"}  # fmt: skip
+    assert received[0] == {
+        "rule": "someDisabled",
+        "state": "firing",
+        "value": 1.0,
+        "condition": "> 0",
+        "query": "disabled",
+    }
     body = requests.get(site.url + "/metrics", timeout=10).text
-    firing = {s.labels["rule"]: s.value for f in text_string_to_metric_families(body)
-              if f.name == "twinfleet_alert_firing" for s in f.samples}  # fmt: skip
+    firing = {
+        s.labels["rule"]: s.value
+        for f in text_string_to_metric_families(body)
+        if f.name == "twinfleet_alert_firing"
+        for s in f.samples
+    }
     assert firing == {"someDisabled": 1}

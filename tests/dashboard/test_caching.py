@@ -5,13 +5,33 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-from typing import Any
+import math
+import time
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 import pytest
 import requests
 
 from tests.dashboard.conftest import ModuleHub, dashboard_settings
-from twinfleet.dashboard import BudgetSpent, DashboardServer, HubAccess, QueryBudget, QueryCache
+from twin_manager import TwinManager
+from twinfleet.dashboard import (
+    BudgetSpent,
+    DashboardServer,
+    HubAccess,
+    QueryBudget,
+    QueryCache,
+    Settings,
+)
+
+T = TypeVar("T")
+
+
+def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
+    """`asyncio.run` in a thread of its own: in a worker that ran browser tests, Playwright's sync
+    API keeps an event loop running in the main thread."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 class Clock:
@@ -57,7 +77,7 @@ def test_the_cache_fetches_once_per_ttl_and_serves_stale_when_spent() -> None:
             await cache.get(("other",), fetch)
         return [*{c.value for c in together}, again.value, refreshed.value, stale]
 
-    values = asyncio.run(scenario())
+    values = run_async(scenario())
     assert values[:3] == [1, 1, 2]
     assert values[3].value == 2
     assert values[3].stale
@@ -78,7 +98,7 @@ def test_a_failed_fetch_is_not_cached() -> None:
             await cache.get(("k",), failing)
         return (await cache.get(("k",), ok)).value
 
-    assert asyncio.run(scenario()) == 7
+    assert run_async(scenario()) == 7
 
 
 def test_many_viewers_cost_at_most_the_budget(module_hub: ModuleHub) -> None:
@@ -86,8 +106,30 @@ def test_many_viewers_cost_at_most_the_budget(module_hub: ModuleHub) -> None:
     settings = dashboard_settings(module_hub.root, query_budget=8, cache_ttl=0)
     with DashboardServer(settings, HubAccess(module_hub.fleet)) as server:
         pages = ["", "query?q=SELECT+*+FROM+devices", "campaigns", "metrics"] * 10
+        started = time.monotonic()
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
             answers = list(pool.map(lambda p: requests.get(server.url + p, timeout=30), pages))
         assert {a.status_code for a in answers} <= {200, 503}
         assert any("query budget" in a.text for a in answers)  # said so, not failed
-        assert server.dashboard.cache.budget.spent <= 8
+        refilled = math.ceil(8 * (time.monotonic() - started) / 60)  # 8 a minute meanwhile
+        assert server.dashboard.cache.budget.spent <= 8 + refilled
+
+
+def test_the_default_budget_keeps_an_s1_hub_from_throttling(make_hub: Any) -> None:
+    hub = make_hub(tier="S1")
+    fleet = TwinManager.from_local_hub(hub)
+    fleet.create_device("s1-0")
+    settings = Settings(store_path=hub.data_dir.parent / "s1.json", port=0, cache_ttl=0)
+    assert settings.query_budget < 20  # what an S1 unit allows a minute, with room to spare
+    with DashboardServer(settings, HubAccess(fleet)) as server:
+        pages = ["", "query?q=SELECT+*+FROM+devices", "campaigns", "metrics", "jobs"] * 8
+        started = time.monotonic()
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda p: requests.get(server.url + p, timeout=60), pages))
+        refilled = math.ceil(settings.query_budget * (time.monotonic() - started) / 60)
+    assert {a.status_code for a in answers} <= {200, 503}
+    assert not [a for a in answers if "throttling" in a.text.lower()]
+    queries = hub.quotas["throttles"]["queries"]
+    assert queries["throttled"] == 0, queries
+    assert queries["shaped"] == 0, queries  # never even made to wait
+    assert 0 < queries["admitted"] <= settings.query_budget + refilled

@@ -16,13 +16,17 @@ from tests.conftest import allocate_loopback
 from tests.dashboard.conftest import ModuleHub, dashboard_settings
 from twinfleet.dashboard import DashboardServer, HubAccess, Settings
 
+# one worker runs the whole module, so it starts one hub, dashboard and browser (`--dist loadgroup`)
+pytestmark = pytest.mark.xdist_group("dashboard-security")
+
 
 @pytest.fixture(scope="module")
 def off_loopback(module_hub: ModuleHub) -> Iterator[DashboardServer]:
     """A dashboard on an address other than 127.0.0.1, so with an access token."""
     module_hub.fleet.create_device("plain-0")
-    settings = dashboard_settings(module_hub.root, host=allocate_loopback(),
-                                  token=Settings.new_token())  # fmt: skip
+    settings = dashboard_settings(
+        module_hub.root, host=allocate_loopback(), token=Settings.new_token()
+    )
     with DashboardServer(settings, HubAccess(module_hub.fleet)) as server:
         yield server
 
@@ -63,13 +67,16 @@ def test_actions_need_the_csrf_token(off_loopback: DashboardServer, page: Page) 
     assert "CSRF" in forged.text()
     csrf = page.locator("input[name=csrf]").first.get_attribute("value")
     assert csrf
-    allowed = page.request.post(off_loopback.url + "devices/plain-0/desired",
-                                form={**form, "csrf": csrf})  # fmt: skip
+    allowed = page.request.post(
+        off_loopback.url + "devices/plain-0/desired", form={**form, "csrf": csrf}
+    )
     assert allowed.ok
     assert page.request.get(off_loopback.url + "devices/plain-0").ok
-    foreign = page.request.post(off_loopback.url + "devices/plain-0/desired",
-                                form={**form, "csrf": csrf},
-                                headers={"Origin": "http://evil.example"})  # fmt: skip
+    foreign = page.request.post(
+        off_loopback.url + "devices/plain-0/desired",
+        form={**form, "csrf": csrf},
+        headers={"Origin": "http://evil.example"},
+    )
     assert foreign.status == 403
 
 
@@ -98,8 +105,12 @@ def test_loopback_answers_only_to_loopback_names(module_hub: ModuleHub) -> None:
 
 
 def _serve(args: list[str]) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "twinfleet", "dashboard", *args, "--port", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "twinfleet", "dashboard", *args, "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def test_the_command_prints_its_url_and_token(module_hub: ModuleHub) -> None:
@@ -127,3 +138,38 @@ def test_the_command_prints_its_url_and_token(module_hub: ModuleHub) -> None:
             assert "Traceback" not in process.stderr.read()
             process.stdout.close()  # type: ignore[union-attr]
             process.stderr.close()
+
+
+def test_hostile_input_gets_a_clear_answer(module_hub: ModuleHub) -> None:
+    module_hub.fleet.create_device("odd-0")
+    with DashboardServer(
+        dashboard_settings(module_hub.root), HubAccess(module_hub.fleet)
+    ) as server:
+        base = server.url
+        checks = {
+            "query?q=%ED%A0%80": (200, 400),  # a lone surrogate, UTF-8 encoded
+            "query?q=SELECT+*+FROM+devices&after=garbage%00token": (400,),
+            "query?q=SELECT+*+FROM+devices&size=100000": (400,),
+            "query?q=" + "(" * 5000: (400,),
+            "query.csv?q=SELECT+*+FRM+devices": (400,),
+            "devices/%ED%A0%80": (404,),
+            "devices/no-such-device": (404,),
+            "campaigns/no_such": (404,),
+            "jobs/no-such-job": (404,),
+            "static/../settings.py": (404,),
+        }
+        for path, expected in checks.items():
+            answer = requests.get(base + path, timeout=30)
+            assert answer.status_code in expected, (path, answer.status_code, answer.text[:300])
+        csrf = server.dashboard.guard.csrf_token
+        for form in (
+            {"desired": "[" * 20_000, "original": "{}", "etag": "*", "csrf": csrf},
+            {"desired": '{"a": 1e999999}', "original": "{}", "etag": "*", "csrf": csrf},
+            {"desired": "{}", "original": "nope", "etag": "*", "csrf": csrf},
+        ):
+            answer = requests.post(base + "devices/odd-0/desired", data=form, timeout=30)
+            assert answer.status_code == 400, answer.text[:300]
+        too_big = requests.post(
+            base + "queries", data={"text": "x" * 400_000, "csrf": csrf}, timeout=30
+        )
+        assert too_big.status_code == 413

@@ -69,6 +69,12 @@ def test_server_context_offers_tls_1_2(tmp_path: Path) -> None:
     assert context.minimum_version <= ssl.TLSVersion.TLSv1_2
 
 
+_TWIN = {
+    "tags": {}, "desired": {}, "desiredMeta": {}, "desiredVersion": 1, "reported": {},
+    "reportedMeta": {}, "reportedVersion": 1, "version": 1, "etagCounter": 1,
+}  # fmt: skip
+
+
 def test_store_records_its_schema_version_and_refuses_a_newer_one(tmp_path: Path) -> None:
     path = tmp_path / "hub.db"
     db = store.Store(path)
@@ -89,7 +95,7 @@ def test_store_is_wal_with_full_sync_and_bounds_telemetry(tmp_path: Path) -> Non
     try:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
-        db.insert_device("d1", {"deviceId": "d1"}, {})
+        db.insert_device("d1", {"deviceId": "d1"}, _TWIN)
         for i in range(store.TELEMETRY_KEPT + 20):
             db.add_telemetry("d1", f"t{i}", {"n": str(i)}, b"x")
         kept = db.telemetry("d1")

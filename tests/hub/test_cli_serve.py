@@ -3,11 +3,13 @@ error when the address is taken."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -77,3 +79,54 @@ def test_serve_on_443_without_privilege_says_how_to_allow_it(tmp_path: Path, loo
     assert f"setcap cap_net_bind_service=+ep {os.path.realpath(sys.executable)}" in last
     assert "sysctl net.ipv4.ip_unprivileged_port_start=443" in last
     assert not (tmp_path / "hub" / "hub.json").exists()
+
+
+def test_the_permission_hint_is_only_for_a_refused_low_port() -> None:
+    low = min(443, ports.unprivileged_port_start() - 1)
+    refused = PermissionError(13, "Permission denied")
+    hint = ports.permission_hint(refused, "127.0.0.1", low)
+    if low > 0:
+        assert hint is not None
+        assert f"127.0.0.1:{low}" in hint
+        assert "ip_unprivileged_port_start" in hint
+    assert ports.permission_hint(refused, "127.0.0.1", 50000) is None
+    assert ports.permission_hint(OSError(98, "Address in use"), "127.0.0.1", low) is None
+
+
+def test_serve_with_a_tier_prints_it_and_enforces_it(tmp_path: Path, loopback: str) -> None:
+    data_dir = tmp_path / "tiered"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "twinfleet", "hub", "serve", "--data-dir", str(data_dir),
+         "--host", loopback, "--service-port", "0", "--tier", "s3", "--units", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline().decode()
+        assert line.startswith("tier S3, 2 units: 2000 queries/min, 500 twin updates/sec")
+        deadline = time.monotonic() + 30
+        while not (data_dir / "hub.json").exists():
+            assert process.poll() is None
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert TwinManager.from_hub_dir(data_dir).count() == 0
+        hub_info = json.loads((data_dir / "hub.json").read_text())
+        assert (hub_info["tier"], hub_info["units"]) == ("S3", 2)
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=15)
+        assert process.stdout is not None
+        process.stdout.close()
+
+
+@pytest.mark.parametrize(("tier", "units"), [("B1", "1"), ("S3", "11")])
+def test_serve_refuses_an_unknown_tier_or_unit_count(tmp_path: Path, tier: str, units: str) -> None:
+    finished = subprocess.run(
+        [sys.executable, "-m", "twinfleet", "hub", "serve", "--data-dir", str(tmp_path / "h"),
+         "--tier", tier, "--units", units],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert finished.returncode == 2
+    assert finished.stderr.startswith("error: ")
+    assert tier in finished.stderr
+    assert not (tmp_path / "h").exists()

@@ -280,3 +280,28 @@ def test_no_thread_is_left_by_the_hub(make_hub: Any) -> None:
     hub = make_hub()
     hub.close()
     assert {t.name for t in threading.enumerate()} <= before
+
+
+def test_artifacts_are_listed_signed_and_deleted_with_the_owner_key(hub: LocalHub) -> None:
+    image = b"signed" * 100
+    uploaded = _http(hub, "PUT", "/artifacts/s.bin", data=image, params={"ttl": "120"}).json()
+    with requests.Session() as session:
+        assert session.get(uploaded["url"], verify=hub.ca_certificate_path).content == image
+    listed = _http(hub, "GET", "/artifacts", params={}).json()
+    assert [(a["name"], a["size"]) for a in listed] == [("s.bin", len(image))]
+    signed = _http(hub, "POST", "/artifacts/s.bin/url", params={"ttl": "60"})
+    assert (signed.status_code, signed.json()["sha256"]) == (200, uploaded["sha256"])
+    for ttl in ("0", "-5", "soon", str(10**12)):
+        refused = _http(hub, "POST", "/artifacts/s.bin/url", params={"ttl": ttl})
+        assert refused.status_code == 400
+        assert "ttl" in refused.json()["Message"]
+    assert _http(hub, "PUT", "/artifacts/t.bin", data=b"x", params={"ttl": "x"}).status_code == 400
+    assert not (hub.data_dir / "artifacts" / "t.bin").exists()
+    assert _http(hub, "POST", "/artifacts/none.bin/url", params={}).status_code == 404
+    assert _http(hub, "DELETE", "/artifacts/s.bin", params={}).status_code == 204
+    assert _http(hub, "DELETE", "/artifacts/s.bin", params={}).status_code == 404
+    with requests.Session() as session:
+        assert session.get(uploaded["url"], verify=hub.ca_certificate_path).status_code == 404
+    unsigned = requests.get(f"https://{hub.host}:{hub.service_port}/artifacts",
+                            verify=hub.ca_certificate_path, timeout=30)  # fmt: skip
+    assert unsigned.status_code == 401

@@ -85,9 +85,11 @@ def test_node_service_calls_a_python_device(
     scenario: Any, python_service: Any, node_hub: LocalHub
 ) -> None:
     """PROTOCOL: `Client.invokeDeviceMethod` is the same REST call as Python's
-    (`POST /twins/{id}/methods`), with `responseTimeoutInSeconds` 30 and
-    `connectTimeoutInSeconds` 0 always sent. Offline, the hub's 404 `DeviceNotOnline` becomes
-    `DeviceNotFoundError` (the SDK maps by status code only), and the SDK does not retry it."""
+    (`POST /twins/{id}/methods`), always sending `responseTimeoutInSeconds` (default 30) and
+    `connectTimeoutInSeconds` (default 0). The SDK reads IoT Hub's error code from the
+    `ErrorCode:<code>;` prefix of the error body's `Message` (Python ignores the body): offline,
+    the hub's 404 `DeviceNotOnline` becomes a plain `Error("Not found")` (only `DeviceNotFound`
+    gets its own class), which the SDK's retry filter does not retry."""
     client = IoTHubDeviceClient.create_from_connection_string(
         _device(python_service, node_hub, "py-answers"),
         server_verification_cert=node_hub.ca_certificate,
@@ -98,7 +100,9 @@ def test_node_service_calls_a_python_device(
     ]
     offline = scenario("invoke", deviceId="py-answers", calls=calls[:1])
     offline.finish()
-    assert offline.by_step()["reboot"]["status"] == 404
+    refused = offline.by_step()["reboot"]
+    assert (refused["error"], refused["message"], refused["status"]) == ("Error", "Not found", 404)
+    assert "ErrorCode:DeviceNotOnline;" in refused["body"]
 
     def on_method(request: Any) -> None:
         status = 200 if request.name == "reboot" else 404
@@ -168,7 +172,12 @@ def test_paged_query(scenario: Any, python_service: Any, node_hub: LocalHub) -> 
 def test_scheduled_twin_update_job(scenario: Any, python_service: Any) -> None:
     """PROTOCOL: `JobClient.scheduleTwinUpdate` is Python's `PUT /jobs/v2/{id}` with
     `type: "scheduleUpdateTwin"`, the patch as `updateTwin`, `startTime` as an ISO-8601 string
-    with milliseconds and `maxExecutionTimeInSeconds`; `getJob` is `GET /jobs/v2/{id}`."""
+    with milliseconds and `maxExecutionTimeInSeconds`; `getJob` is `GET /jobs/v2/{id}`.
+    `JobClient.createQuery(type, status, pageSize)` is `GET /jobs/v2/query?jobType=&jobStatus=`
+    with the page size in `x-ms-max-item-count` (Python: query parameters only) and hands back
+    the body as it comes: here the object `{"type", "items", "continuationToken"}` that the
+    Python SDK's model needs, where Microsoft's Node.js samples iterate the result as an array.
+    Which of the two IoT Hub itself sends is not settled here."""
     for n in range(3):
         python_service.create_device_with_sas(f"node-job-{n}", None, None, "enabled")
     run = scenario(
@@ -185,6 +194,9 @@ def test_scheduled_twin_update_job(scenario: Any, python_service: Any) -> None:
     assert ended["status"] == "completed"
     assert ended["deviceJobStatistics"]["succeededCount"] == 2
     assert ended["deviceJobStatistics"]["failedCount"] == 0
+    listed = steps["query"]["result"]
+    assert [job["jobId"] for job in listed["items"]] == ["node-job"]
+    assert steps["query"]["more"] is None
     for n, targeted in ((0, True), (1, True), (2, False)):
         twin = python_service.get_twin(f"node-job-{n}")
         assert (twin.tags == {"wave": 1}) is targeted

@@ -14,7 +14,7 @@ from azure.iot.device import IoTHubDeviceClient, MethodResponse
 
 import twin_manager
 from local_hub import LocalHub
-from twin_manager import TwinManager
+from twin_manager import RetryPolicy, TwinManager
 
 
 def _connect(hub: LocalHub, fleet: TwinManager, device_id: str) -> IoTHubDeviceClient:
@@ -167,11 +167,19 @@ def test_throttling_is_retried_then_raised(
     assert fleet.get_twin("t-1").device_id == "t-1"
     assert sleeps == [0.1, 0.2]  # capped exponential backoff, jitter fixed at 0.5
     sleeps.clear()
+    hub.inject_faults(429, 10, retry_after=1)  # a throttle does not spend an attempt
+    assert fleet.get_twin("t-1").device_id == "t-1"
+    # Each wait is the Retry-After or the (growing, capped, jittered) backoff if longer.
+    assert sleeps == [1.0, 1.0, 1.0, 1.0, 1.6, 3.2, 5.0, 5.0, 5.0, 5.0]
+    sleeps.clear()
+    stingy = TwinManager.from_local_hub(
+        hub, retry=RetryPolicy(sleep=sleeps.append, jitter=lambda: 0.5, throttle_budget=3)
+    )
     hub.inject_faults(429, 10, retry_after=1)
     with pytest.raises(twin_manager.Throttled) as caught:
-        fleet.get_twin("t-1")
+        stingy.get_twin("t-1")  # 3 s of waiting on throttles is all it may spend
     assert caught.value.retry_after == 1
-    assert len(sleeps) == 3
+    assert sleeps == [1.0, 1.0, 1.0]
     hub.inject_faults(429, 0)
 
 

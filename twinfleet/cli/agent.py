@@ -38,11 +38,14 @@ def run(
         None, help="Simulated: the factory firmware version (default 1.0.0)."
     ),
     log_level: str | None = typer.Option(None, "--log-level", help="debug, info, warning, error."),
+    apps: list[str] = typer.Option(
+        [], "--app", help="Handlers of yours to run too, as module:attribute (repeatable)."
+    ),
 ) -> None:
     """Connect, reconcile toward the desired twin and report, until stopped (Ctrl-C).
 
-    Give a settings file (--config), or say everything with options: --connection-string,
-    --state-dir and --simulated (a real device's platform commands need the file).
+    Give a settings file with --config (a real device's commands need one),
+    or say everything with --connection-string, --state-dir and --simulated.
     """
     arguments: list[str] = []
     if connection_string is not None:
@@ -56,4 +59,6 @@ def run(
             arguments += [flag, str(value)]
     if simulated:
         arguments.append("--simulated")
+    for app_ref in apps:
+        arguments += ["--app", app_ref]
     raise typer.Exit(device_cli.main(arguments))

@@ -18,9 +18,16 @@ def demo(
     host: str | None = typer.Option(
         None, "--host", help="Loopback address for the hub (default: the first free 127.84.N.1)."
     ),
+    tier: str | None = typer.Option(
+        None, "--tier", help="Run the hub on this IoT Hub tier's quotas (F1, S1, S2, S3)."
+    ),
+    units: int = typer.Option(1, "--units", min=1, help="The tier's number of units."),
 ) -> None:
     """Run a safe firmware rollout over a simulated fleet on an embedded hub."""
     logging.getLogger("azure").setLevel(logging.CRITICAL)
     logging.getLogger("paho").setLevel(logging.CRITICAL)
     logging.getLogger("device_agent").setLevel(logging.ERROR)  # the devices' own logs
-    raise typer.Exit(run_demo(Console(), devices=devices, keep=keep, host=host))
+    tier = tier.upper() if tier else None
+    raise typer.Exit(
+        run_demo(Console(), devices=devices, keep=keep, host=host, tier=tier, units=units)
+    )

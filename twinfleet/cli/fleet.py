@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 import typer
 
 from device_agent import run_simulated_device
-from twin_manager import DeviceNotFound, TwinManager
+from twin_manager import DeviceNotFound, TwinManager, read_hub_dir
 
 __all__ = ["app", "settings_rejecter", "simulate_fleet"]
 
@@ -71,30 +70,36 @@ def simulate(
         metavar="KEYS",
         help="Comma-separated configuration keys every device refuses (reported as an error).",
     ),
+    query: str | None = typer.Option(
+        None,
+        "--query",
+        metavar="CONDITION",
+        help="Simulate the existing devices this condition selects, whatever their ids.",
+    ),
 ) -> None:
-    """Register DEVICES devices on the hub (if new) and run a simulated agent for each."""
-    info_path = hub_dir / "hub.json"
-    if not info_path.exists():
-        typer.echo(f"error: no running hub in {hub_dir} (no hub.json); start `twinfleet hub serve`",
-                   err=True)  # fmt: skip
-        raise typer.Exit(1)
-    info = json.loads(info_path.read_text())
-    fleet = TwinManager(
-        info["serviceConnectionString"], ca_file=info["caCertificatePath"],
-        device_host_name=info["deviceHostName"], gateway_host_name=info["gatewayHostName"],
-    )  # fmt: skip
-    ids = [f"{prefix}-{i:04d}" for i in range(devices)]
+    """Run a simulated agent for each of DEVICES devices named <prefix>-NNNN (registered if new),
+    or for every device a query condition selects (`--query`)."""
+    fleet = TwinManager.from_hub_dir(hub_dir)
+    if query is not None:
+        ids = [row["deviceId"] for row in fleet.query(
+            f"SELECT deviceId FROM devices WHERE {query}", page_size=1000)]  # fmt: skip
+        if not ids:
+            typer.echo(f"error: no device matches {query}", err=True)
+            raise typer.Exit(1)
+    else:
+        ids = [f"{prefix}-{i:04d}" for i in range(devices)]
+        for device_id in ids:
+            try:
+                fleet.get_device(device_id)
+            except DeviceNotFound:
+                fleet.create_device(device_id)
+    ca_file = read_hub_dir(hub_dir).ca_file
     rejected = frozenset(k.strip() for k in reject_settings.split(",") if k.strip())
-    for device_id in ids:
-        try:
-            fleet.get_device(device_id)
-        except DeviceNotFound:
-            fleet.create_device(device_id)
-    typer.echo(f"running {devices} simulated devices (Ctrl-C to stop)", err=True)
+    typer.echo(f"running {len(ids)} simulated devices (Ctrl-C to stop)", err=True)
     try:
         asyncio.run(
             simulate_fleet(
-                fleet, info["caCertificatePath"], ids, state_root, initial_version,
+                fleet, ca_file, ids, state_root, initial_version,
                 fail_first_boot=fail_first_boot, reject_settings=rejected,
             )
         )  # fmt: skip

@@ -12,6 +12,7 @@ import typer
 import local_hub
 from local_hub import ports, quotas
 from local_hub.store import SchemaTooNew
+from twinfleet.cli.exit_codes import ExitCode
 
 __all__ = ["app"]
 
@@ -55,7 +56,7 @@ def serve(
             limits = quotas.limits(tier, units)
         except ValueError as exc:
             typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2) from None
+            raise typer.Exit(ExitCode.USAGE) from None
         typer.echo(
             f"tier {tier}, {units} unit{'s' if units != 1 else ''}: "
             f"{limits['queries'] * 60:g} queries/min, {limits['twinUpdates']:g} twin updates/sec, "

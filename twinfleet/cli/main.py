@@ -20,6 +20,7 @@ from twinfleet.cli import (
     fleet,
     hub,
     jobs,
+    patterns,
     query_demo,
     querying,
 )
@@ -63,6 +64,7 @@ app.add_typer(devices.twin_app, name="twin")
 app.add_typer(campaigns.app, name="campaign")
 app.add_typer(artifacts.app, name="artifact")
 app.add_typer(jobs.app, name="job")
+app.add_typer(patterns.app, name="patterns")
 app.command("query")(querying.query)
 app.command("invoke")(querying.invoke)
 
@@ -78,5 +80,10 @@ def run() -> None:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if isinstance(exc, QueryError | InvalidQuery):
             message = str(exc)  # the query's line and a caret under the fault follow
+        elif isinstance(exc, ValidationError):
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors()
+            )
+            message = f"invalid {exc.title}: {problems}"
         typer.echo(f"error: {message}", err=True)
         sys.exit(1)

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
-from twin_manager import HubError
+from twin_manager import HubError, Throttled
 from twinfleet.dashboard import assets, caching
 from twinfleet.dashboard.context import DASHBOARD, Dashboard
 from twinfleet.dashboard.views import alerts, campaigns, devices, explorer, jobs, metrics, overview
@@ -33,13 +33,24 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         )
         response.headers["Retry-After"] = str(int(exc.retry_after) + 1)
         return response
+    except Throttled as exc:
+        response = dash.page(
+            request,
+            "error.html",
+            status=503,
+            title="The hub is throttling",
+            message=str(exc).splitlines()[0],
+        )
+        response.headers["Retry-After"] = str(max(1, round(exc.retry_after)))
+        return response
     except HubError as exc:
-        log.warning("hub call failed: %s", type(exc).__name__)
+        log.warning("hub call failed: %s (%d)", type(exc).__name__, exc.status)
+        refused = 400 <= exc.status < 500 and exc.status not in (401, 403, 429)
         return dash.page(
             request,
             "error.html",
-            status=502,
-            title="The hub failed",
+            status=400 if refused else 502,
+            title="The hub refused the request" if refused else "The hub failed",
             message=str(exc).splitlines()[0],
         )
 

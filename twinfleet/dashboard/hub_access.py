@@ -18,7 +18,6 @@ from twin_manager import Job, MethodResult, Twin, TwinManager
 from twin_manager.models import DeviceJobResult
 
 __all__ = [
-    "DEVICES_ONLY",
     "FINISHED_STATES",
     "STEERING",
     "CampaignProgress",
@@ -31,8 +30,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# Campaign records are twins of disabled identities today; counts show devices only.
-DEVICES_ONLY = f"NOT IS_DEFINED(tags.{records.RECORD_TAG})"
 FINISHED_STATES = ("succeeded", "failed", "timedout", "cancelled")
 STEERING = ("pause", "resume", "cancel", "abort")
 
@@ -108,12 +105,12 @@ class HubAccess:
         rows, token = self._fleet.query_page(text, continuation, page_size=page_size)
         return QueryPage(rows, token)
 
-    def group_by(self, path: str, condition: str | None = DEVICES_ONLY) -> list[tuple[Any, int]]:
+    def group_by(self, path: str, condition: str | None = None) -> list[tuple[Any, int]]:
         """One GROUP BY query: `(value, count)` sorted by count, devices lacking it as None."""
         groups = self._fleet.group_by(path, condition)
         return sorted(groups.items(), key=lambda item: (-item[1], str(item[0])))
 
-    def count(self, condition: str | None = DEVICES_ONLY) -> int:
+    def count(self, condition: str | None = None) -> int:
         return self._fleet.count(condition)
 
     # -- devices ------------------------------------------------------------------------------
@@ -121,9 +118,6 @@ class HubAccess:
     def twin(self, device_id: str) -> Twin:
         """Raises twin_manager.DeviceNotFound."""
         return self._fleet.get_twin(device_id)
-
-    def is_campaign_record(self, twin: Twin) -> bool:
-        return records.RECORD_TAG in twin.tags
 
     def device_campaigns(self, twin: Twin) -> list[DeviceCampaign]:
         """The campaigns that touched this device and their outcome for it."""
@@ -155,21 +149,11 @@ class HubAccess:
     # -- campaigns ----------------------------------------------------------------------------
 
     def campaigns(self) -> list[CampaignSummary]:
-        """Every campaign on the hub (one query per 1,000 campaigns)."""
-        found = []
-        for twin in self._fleet.query_twins(
-            f"IS_DEFINED(tags.{records.RECORD_TAG})", page_size=1000
-        ):
-            data = twin.tags.get(records.RECORD_TAG) or {}
-            spec = data.get("spec") or {}
-            found.append(
-                CampaignSummary(
-                    str(spec.get("id", twin.device_id)),
-                    str((spec.get("pattern") or {}).get("kind", "?")),
-                    str(data.get("status", "created")),
-                    str(spec.get("target", "")),
-                )
-            )
+        """Every campaign on the hub (one request: campaigns are configurations)."""
+        found = [
+            CampaignSummary(r.spec.id, r.spec.pattern.kind, str(r.status), r.spec.target)
+            for r in records.list_records(self._fleet)
+        ]
         return sorted(found, key=lambda c: c.campaign_id)
 
     def _tag(self, campaign_id: str) -> str:
@@ -182,7 +166,8 @@ class HubAccess:
         return {str(k): v for k, v in groups.items() if k is not None}
 
     def campaign_progress(self, campaign_id: str) -> CampaignProgress:
-        """Record, counts, reasons and per-group progress (one twin read and four queries).
+        """Record, counts, reasons and per-group progress (one configuration read and four
+        queries).
 
         Raises:
             twin_manager.DeviceNotFound: no such campaign.
@@ -191,9 +176,9 @@ class HubAccess:
         spec = record.spec
         tag = self._tag(campaign_id)
         progress = CampaignProgress(
-            CampaignSummary(spec.id, spec.pattern.kind, record.status, spec.target),
+            CampaignSummary(spec.id, spec.pattern.kind, str(record.status), spec.target),
             spec.model_dump(mode="json"),
-            [str(line) for line in record.state.get("log", [])],
+            list(record.log_lines),
         )
         progress.counts = self.campaign_state_counts(campaign_id)
         failed = f"{tag}.state IN ['failed', 'timedout']"

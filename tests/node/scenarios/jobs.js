@@ -14,4 +14,6 @@ run(async ({ service, jobId, queryCondition, patch }) => {
     job = (await jobs.getJob(jobId)).jobStatus;
   }
   emit({ step: 'ended', job });
+  const page = await jobs.createQuery('scheduleUpdateTwin', 'completed', 10).next();
+  emit({ step: 'query', result: page.result, more: page.message.headers['x-ms-continuation'] || null });
 });

@@ -20,17 +20,6 @@ function describe(err) {
   };
 }
 
-// Resolve with the first `event` the emitter fires, or reject after `seconds`.
-function once(emitter, event, seconds) {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no ${event} within ${seconds}s`)), seconds * 1000);
-    emitter.once(event, (...values) => {
-      clearTimeout(timer);
-      resolve(values);
-    });
-  });
-}
-
 // A line from pytest on stdin (how it says "go on").
 function nextLine() {
   return new Promise((resolve) => {
@@ -65,4 +54,4 @@ function run(scenario) {
   );
 }
 
-module.exports = { args, describe, emit, nextLine, once, run };
+module.exports = { args, describe, emit, nextLine, run };

@@ -4,7 +4,7 @@
 const { Client } = require('azure-iot-device');
 const { Mqtt } = require('azure-iot-device-mqtt');
 const { Registry } = require('azure-iothub');
-const { emit, once, run } = require('./lib');
+const { emit, run } = require('./lib');
 
 run(async ({ service, device, deviceId }) => {
   const registry = Registry.fromConnectionString(service);

@@ -45,6 +45,8 @@ def _json_object(text: str, what: str) -> dict[str, Any]:
         value = json.loads(text)
     except ValueError as exc:
         raise ValueError(f"{what} is not JSON: {exc}") from None
+    except RecursionError:
+        raise ValueError(f"{what} is nested too deeply") from None
     if not isinstance(value, dict):
         raise ValueError(f"{what} must be a JSON object")
     return value
@@ -96,7 +98,13 @@ async def invoke(request: web.Request) -> web.Response:
     try:
         if not method or len(method) > 128:
             raise ValueError("name the method (up to 128 characters)")
+        if len(payload_text) > MAX_JSON:
+            raise ValueError(f"the payload is longer than {MAX_JSON // 1024} KB")
         payload = json.loads(payload_text) if payload_text else None
+    except RecursionError:
+        return await _render(
+            request, dash, status=400, method_error="Not invoked: the payload is nested too deeply"
+        )
     except ValueError as exc:
         return await _render(request, dash, status=400, method_error=f"Not invoked: {exc}")
     if form.get("confirmed") != "yes":

@@ -62,6 +62,14 @@ def columns_of(rows: list[dict[str, Any]]) -> list[str]:
     return list(seen)
 
 
+def _continuation(request: web.Request) -> str | None:
+    """The `after` token as the hub gave it: printable ASCII (it travels in a header)."""
+    token = request.query.get("after") or None
+    if token is not None and (len(token) > 4096 or not all(" " < c <= "~" for c in token)):
+        raise web.HTTPBadRequest(text="after= is not a continuation token from this explorer")
+    return token
+
+
 def _size(request: web.Request) -> int:
     try:
         size = int(request.query.get("size", "100"))
@@ -103,7 +111,7 @@ async def explore(request: web.Request) -> web.Response:
     if not text and saved_name:
         saved = dash.store.query(saved_name)
         text = saved.text if saved is not None else ""
-    after = request.query.get("after") or None
+    after = _continuation(request)
     size = _size(request)
     sort = request.query.get("sort")
     descending = request.query.get("dir") == "desc"
@@ -163,7 +171,7 @@ async def download(request: web.Request) -> web.Response:
     except InvalidQuery as exc:
         raise web.HTTPBadRequest(text=str(exc)) from None
     try:
-        cached = await _page(dash, text, request.query.get("after") or None, _size(request))
+        cached = await _page(dash, text, _continuation(request), _size(request))
     except caching.BudgetSpent as exc:
         raise web.HTTPServiceUnavailable(
             text=str(exc), headers={"Retry-After": str(int(exc.retry_after) + 1)}

@@ -33,10 +33,7 @@ class Chart:
 
     @property
     def query(self) -> str:
-        return (
-            f"SELECT {self.path}, COUNT() AS devices FROM devices "
-            f"WHERE {hub_access.DEVICES_ONLY} GROUP BY {self.path}"
-        )
+        return f"SELECT {self.path}, COUNT() AS devices FROM devices GROUP BY {self.path}"
 
     @property
     def data(self) -> dict[str, Any]:
