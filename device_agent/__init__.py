@@ -38,6 +38,7 @@ from device_agent.agent import DeviceAgent
 from device_agent.errors import AgentError, PermanentError, TemporaryError
 from device_agent.firmware import FirmwareUpdater
 from device_agent.platforms import CommandPlatform, Platform, RebootRequested, SimulatedPlatform
+from device_agent.signatures import TrustStore, UntrustedImage
 from device_agent.simulation import SimulatedFleet, run_simulated_device
 
 __all__ = [
@@ -51,6 +52,8 @@ __all__ = [
     "SimulatedFleet",
     "SimulatedPlatform",
     "TemporaryError",
+    "TrustStore",
+    "UntrustedImage",
     "handlers",
     "run_simulated_device",
 ]

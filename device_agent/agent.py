@@ -10,6 +10,12 @@ Sections and direct methods are handled by handlers (`device_agent.handlers`): t
 (firmware, configuration, reboot, factoryReset), those installed packages declare in the entry
 point group `twinfleet.handlers`, those passed as `handlers=`, and functions registered with the
 `section` and `method` decorators, each later one replacing an earlier one of the same kind.
+
+What arrives from the hub is untrusted input too: the device SDK parses desired patches and
+method payloads itself, and the agent checks each value against `INPUT_LIMITS` (size, nesting of
+arrays and objects, number length, valid Unicode) before any handler walks it. A refused patch
+is dropped with one log line (the agent keeps the desired state it had, and catches up on the
+next full twin read); a refused method payload is answered with status 400 naming the problem.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import jsonlimits
 from device_agent import errors
 from device_agent._client import DeviceConnection, MethodCall
 from device_agent.handlers import api as handlers_api
@@ -32,6 +39,7 @@ from device_agent.handlers.firmware import FirmwareHandler
 from device_agent.handlers.reboot import RebootHandler
 from device_agent.platforms import Platform, RebootRequested
 from device_agent.reporting import Reporter
+from device_agent.signatures import TrustStore
 from patterns.contracts import patches
 
 __all__ = ["DeviceAgent", "MethodFunction", "SectionFunction"]
@@ -39,6 +47,10 @@ __all__ = ["DeviceAgent", "MethodFunction", "SectionFunction"]
 log = logging.getLogger(__name__)
 
 UNHANDLED_SECTION = "agent"  # reported: what the agent itself says about the twin
+
+# IoT Hub caps desired at 32 KB and method payloads at 128 KB; a twin section is at most ten
+# levels deep below its name.
+INPUT_LIMITS = jsonlimits.Limits(max_bytes=256 * 1024, max_depth=32, max_number_chars=100)
 SectionFunction = handlers_api.SectionFunction
 MethodFunction = handlers_api.MethodFunction
 
@@ -56,6 +68,9 @@ class DeviceAgent:
         image_ca_file: a CA file to trust for https firmware URLs.
         handlers: more handlers (they replace built-in or installed ones of the same kind).
         installed: also load the handlers of the `twinfleet.handlers` entry points.
+        trust_store: a directory of public keys; when given, only firmware images signed by
+            one of them are installed.
+        security_floor: the lowest firmware version this device may ever run.
     """
 
     def __init__(
@@ -63,7 +78,8 @@ class DeviceAgent:
         ca_cert: str | None = None, configure: Configure | None = None,
         max_image_size: int = 512 * 1024 * 1024, image_ca_file: str | None = None,
         keep_alive: int = 60, handlers: Iterable[handlers_api.Handler] = (),
-        installed: bool = True,
+        installed: bool = True, trust_store: Path | None = None,
+        security_floor: str | None = None,
     ) -> None:  # fmt: skip
         self._platform = platform
         self._state_dir = Path(state_dir)
@@ -72,7 +88,11 @@ class DeviceAgent:
         self._keep_alive = keep_alive
         self._handlers: dict[str, handlers_api.Handler] = {}
         builtin: list[handlers_api.Handler] = [
-            FirmwareHandler(max_image_size=max_image_size, ca_file=image_ca_file),
+            FirmwareHandler(
+                max_image_size=max_image_size, ca_file=image_ca_file,
+                trust_store=TrustStore.load(trust_store) if trust_store is not None else None,
+                security_floor=security_floor,
+            ),
             ConfigurationHandler(configure), RebootHandler(), FactoryResetHandler(),
             DiagnosticsHandler(ca_file=image_ca_file),
         ]  # fmt: skip
@@ -226,11 +246,15 @@ class DeviceAgent:
     # -- desired state ---------------------------------------------------------------------
 
     def _on_twin(self, desired: dict[str, Any]) -> None:
+        if not self._acceptable("the desired properties", desired):
+            return
         self._desired = {k: v for k, v in desired.items() if k != "$version"}
         self._desired_version = int(desired.get("$version", 0))
         self._changed.set()
 
     def _on_patch(self, patch: dict[str, Any]) -> None:
+        if not self._acceptable("a desired patch", patch):
+            return
         version = int(patch.get("$version", 0))
         if version <= self._desired_version:
             return  # stale or repeated
@@ -238,6 +262,18 @@ class DeviceAgent:
         self._desired = patches.applied(self._desired, body)  # a null removes, as in the hub
         self._desired_version = version
         self._changed.set()
+
+    @staticmethod
+    def _acceptable(what: str, value: Any) -> bool:
+        try:
+            jsonlimits.check(value, INPUT_LIMITS)
+        except jsonlimits.JSONRefused as exc:
+            log.warning("refused %s from the hub: %s", what, exc.reason)
+            return False
+        if not isinstance(value, dict):
+            log.warning("refused %s from the hub: it is not a JSON object", what)
+            return False
+        return True
 
     async def _reconciler(self) -> None:
         while True:
@@ -295,6 +331,12 @@ class DeviceAgent:
     # -- methods ---------------------------------------------------------------------------
 
     async def _on_method(self, connection: DeviceConnection, call: MethodCall) -> None:
+        try:
+            jsonlimits.check(call.payload, INPUT_LIMITS)
+        except jsonlimits.JSONRefused as exc:
+            log.warning("refused the payload of method %r: %s", call.name, exc.reason)
+            await connection.answer(call, 400, {"error": f"the payload was refused: {exc.reason}"})
+            return
         handler = next(
             (h for h in self._handlers.values()
              if isinstance(h, handlers_api.MethodHandler) and h.method == call.name),

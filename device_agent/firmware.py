@@ -14,6 +14,13 @@ each one is safe to repeat:
 
 What the device reports is always read from the platform (`currentFwVersion` is what runs), so
 the back end never sees a version the device is not running.
+
+Before anything is downloaded, a request is checked against what the device will accept: with a
+trust store, the image must carry a signature (over its version, SHA-256 and security floor) by
+a trusted key; the version may not be below the device's recorded security floor, `force` or
+not; and a downgrade needs `force`. The floor starts at the agent's `security_floor` and is
+raised, once a signed image commits, to the floor that image was signed with; it is persisted
+with the machine's state, so it only ever rises.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from transitions import Machine
 from device_agent import downloading, errors
 from device_agent.persistence import StateFile
 from device_agent.platforms import Platform, RebootRequested
+from device_agent.signatures import TrustStore, UntrustedImage
 from patterns.contracts import FirmwareDesired, FirmwareReported, FirmwareStatus
 
 __all__ = ["ACTIVE_STATES", "STATES", "FirmwareUpdater", "version_key"]
@@ -57,6 +65,11 @@ def version_key(version: str) -> tuple[tuple[int, str], ...]:
     return tuple((int(p), "") if p.isdigit() else (-1, p) for p in re.split(r"[.\-+]", version))
 
 
+def _highest(*versions: str | None) -> str | None:
+    known = [v for v in versions if v]
+    return max(known, key=version_key) if known else None
+
+
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")[:-4] + "Z"
 
@@ -70,6 +83,9 @@ class FirmwareUpdater:
         report: called with each reported-properties patch (the `firmware` section).
         max_image_size: the largest image accepted, in bytes.
         ca_file: a CA file trusted for https image URLs.
+        trust_store: keys whose signatures the device requires on images; None accepts
+            unsigned images (the checksum alone).
+        security_floor: the lowest version the device may run; the recorded floor only rises.
     """
 
     state: str
@@ -86,6 +102,7 @@ class FirmwareUpdater:
     def __init__(
         self, platform: Platform, state_dir: Path, report: Report, *,
         max_image_size: int = 512 * 1024 * 1024, ca_file: str | None = None,
+        trust_store: TrustStore | None = None, security_floor: str | None = None,
     ) -> None:  # fmt: skip
         self.platform = platform
         self.state_dir = state_dir
@@ -100,6 +117,8 @@ class FirmwareUpdater:
         self.substatus: str = saved.get("substatus", "")
         self.started: str | None = saved.get("started")
         self.ended: str | None = saved.get("ended")
+        self.trust_store = trust_store
+        self.floor: str | None = _highest(saved.get("floor"), security_floor)
         self.machine = Machine(
             model=self, states=STATES, transitions=cast(Any, _TRANSITIONS),
             initial=saved.get("state", "current"), auto_transitions=False,
@@ -121,7 +140,7 @@ class FirmwareUpdater:
             {
                 "state": self.state, "target": self.target, "digest": self.digest,
                 "attempted": self.attempted, "substatus": self.substatus,
-                "started": self.started, "ended": self.ended,
+                "started": self.started, "ended": self.ended, "floor": self.floor,
             }
         )  # fmt: skip
         self._report()
@@ -167,10 +186,10 @@ class FirmwareUpdater:
         self.attempted = identity
         self.digest = None
         self.started, self.ended = _now(), None
-        if version_key(desired.version) < version_key(running) and not desired.force:
-            self.substatus = (
-                f"refused downgrade from {running} to {desired.version}; set force to allow it"
-            )
+        refusal = self._refusal(desired, running)
+        if refusal:
+            log.warning("firmware %s refused: %s", desired.version, refusal)
+            self.substatus = refusal
             self.ended = _now()
             self.fail()
             return
@@ -178,6 +197,22 @@ class FirmwareUpdater:
         self.image.unlink(missing_ok=True)
         self.start()
         self._drive()
+
+    def _refusal(self, desired: FirmwareDesired, running: str) -> str:
+        """Why the device will not install `desired` (the substatus to report), or "" if it may."""
+        if self.trust_store is not None:
+            try:
+                self.trust_store.check(desired.statement(), desired.signature)
+            except UntrustedImage as exc:
+                return f"refused: {exc}"
+        if self.floor is not None and version_key(desired.version) < version_key(self.floor):
+            return (
+                f"refused: version {desired.version} is below this device's security floor "
+                f"{self.floor}; force cannot override it"
+            )
+        if version_key(desired.version) < version_key(running) and not desired.force:
+            return f"refused downgrade from {running} to {desired.version}; set force to allow it"
+        return ""
 
     # -- doing -----------------------------------------------------------------------------
 
@@ -269,6 +304,8 @@ class FirmwareUpdater:
             self.booted_old()
             return
         self.platform.confirm_boot()
+        if self.trust_store is not None:  # only a signed floor may raise it
+            self.floor = _highest(self.floor, self.target.get("fwSecurityFloor"))
         self.substatus = ""
         self.ended = _now()
         self.image.unlink(missing_ok=True)

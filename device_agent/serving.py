@@ -102,6 +102,8 @@ async def serve(config: settings.AgentSettings, notifier: notifying.Notifier) ->
         ca_cert=ca_file.read_text() if ca_file else None,
         image_ca_file=str(image_ca) if image_ca else None,
         max_image_size=config.max_image_size, keep_alive=config.connection.keep_alive,
+        trust_store=config.trust.firmware_trust_store,
+        security_floor=config.trust.firmware_security_floor,
     )  # fmt: skip
     loading.install_handlers(agent, config.handlers)
     if isinstance(platform, SimulatedPlatform):

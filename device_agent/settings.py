@@ -23,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from device_agent import errors, keyfiles
+from device_agent import errors, keyfiles, signatures
 
 __all__ = [
     "EXAMPLE",
@@ -67,6 +67,8 @@ factory_reset = "/usr/local/sbin/factory-reset"
 
 # [trust]
 # image_ca_file = "/etc/ssl/certs/acme.pem"  # CA for https firmware URLs (default: ca_file)
+# firmware_trust_store = "/etc/twinfleet/keys"  # install only images signed by these keys
+# firmware_security_floor = "2.0.0"            # never run an older version
 """
 
 LogLevel = Literal["debug", "info", "warning", "error"]
@@ -219,22 +221,14 @@ PlatformSettings = Annotated[
 class TrustSettings(_Settings):
     """What the device trusts besides the hub's CA.
 
-    `firmware_trust_store` is reserved for signed firmware: until this agent checks signatures,
-    a file that names one is refused rather than letting its owner believe images are checked.
+    `firmware_trust_store` is a folder of Ed25519 public keys (`*.pem`, `*.pub`): when set, only
+    firmware images signed by one of them are installed. `firmware_security_floor` is the lowest
+    firmware version the device may ever run.
     """
 
     image_ca_file: Path | None = None
     firmware_trust_store: Path | None = None
-
-    @field_validator("firmware_trust_store")
-    @classmethod
-    def _signatures_not_checked_yet(cls, value: Path | None) -> Path | None:
-        if value is not None:
-            raise ValueError(
-                "firmware signature checking is not available in this version of the agent "
-                "(images are checked against their SHA-256 only); remove firmware_trust_store"
-            )
-        return value
+    firmware_security_floor: str | None = Field(default=None, min_length=1)
 
 
 class AgentSettings(_Settings):
@@ -457,5 +451,16 @@ def _check_files(settings: AgentSettings, path: Path | None, secret_in_file: boo
             raise errors.InvalidSettings(
                 f"{field}: {file} is not a readable file; fix the path", field=field
             )
+    store = settings.trust.firmware_trust_store
+    if store is not None:
+        try:
+            signatures.TrustStore.load(store)
+        except (OSError, ValueError) as exc:
+            detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise errors.InvalidSettings(
+                f"trust.firmware_trust_store: {store} is not a folder of public keys ({detail}); "
+                "fix the path",
+                field="trust.firmware_trust_store",
+            ) from None
     if connection.key_file is not None:
         settings.device_connection_string()  # checks the key file now, not at the first connect

@@ -9,6 +9,7 @@ The tree::
     ├── DeviceNotOnline         404  a direct method's device is not connected
     ├── NotFound                404  no such job, configuration or artifact
     ├── Conflict                409  the identity (or job, or configuration) already exists
+    ├── RequestTimeout          408  the request body arrived too slowly
     ├── PreconditionFailed      412  the If-Match etag is stale
     ├── Throttled               429  too many requests (a quota of the hub's tier, or injected)
     │   └── TooManyActiveJobs   429  the tier's limit of concurrent jobs is reached
@@ -30,6 +31,7 @@ __all__ = [
     "HubError",
     "NotFound",
     "PreconditionFailed",
+    "RequestTimeout",
     "ServerError",
     "Throttled",
     "TooManyActiveJobs",
@@ -80,6 +82,10 @@ class NotFound(HubError):
 
 class Conflict(HubError):
     status, error_code, code_name = 409, "409001", "DeviceAlreadyExists"
+
+
+class RequestTimeout(HubError):
+    status, error_code, code_name = 408, "408001", "RequestTimeout"
 
 
 class PreconditionFailed(HubError):

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 from local_hub import tokens
 from local_hub.clock import Clock
+from local_hub.limits import DEFAULT_CONNECTION_LIMITS, ConnectionLimits
 from local_hub.quotas import Quotas
 from local_hub.server import MQTT_PORT, HubServer
 
@@ -42,6 +43,7 @@ class LocalHub:
         name: the hub's name; devices use `<name>.local` as their HostName.
         clock: the time source (Unix seconds).
         configuration_interval: seconds between evaluations of automatic configurations.
+        connection_limits: timeouts and caps for slow, idle and unauthenticated clients.
         tier: enforce this IoT Hub tier's throttles (F1, S1, S2, S3); None (default): no quotas.
         units: the tier's number of units.
         limits: a `local_hub.quotas.Quotas` to enforce instead (tests inject clocks this way).
@@ -57,6 +59,7 @@ class LocalHub:
         name: str | None = None,
         clock: Clock = time.time,
         configuration_interval: float = 5.0,
+        connection_limits: ConnectionLimits = DEFAULT_CONNECTION_LIMITS,
         tier: str | None = None,
         units: int = 1,
         limits: Quotas | None = None,
@@ -66,6 +69,7 @@ class LocalHub:
             "clock": clock, "configuration_interval": configuration_interval, "tier": tier,
             "units": units, "limits": limits,
         }  # fmt: skip
+        self._args["connection_limits"] = connection_limits
         self.data_dir = Path(data_dir)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None

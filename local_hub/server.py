@@ -19,10 +19,12 @@ from typing import Any
 
 from aiohttp import web
 
-from local_hub import certs, configurations, files, jobs, quotas, registry, store
+from local_hub import certs, configurations, files, jobs, quotas, redacting, registry, store
 from local_hub.clock import Clock
+from local_hub.limits import DEFAULT_CONNECTION_LIMITS, ConnectionLimits
 from local_hub.mqtt import DeviceEndpoint
 from local_hub.rest import Faults, ServiceContext, make_app, signed_url
+from local_hub.rest.connections import CappedSite
 
 __all__ = ["DEFAULT_NAME", "HTTPS_PORT", "MQTT_PORT", "HubServer", "serve"]
 
@@ -64,12 +66,14 @@ class HubServer:
         name: str | None = None,
         clock: Clock = time.time,
         configuration_interval: float = 5.0,
+        connection_limits: ConnectionLimits = DEFAULT_CONNECTION_LIMITS,
         tier: str | None = None,
         units: int = 1,
         limits: quotas.Quotas | None = None,
     ) -> None:
         self.quotas = limits or (quotas.Quotas(tier, units) if tier is not None else None)
         self.data_dir = Path(data_dir)
+        self.connection_limits = connection_limits
         self.host = host
         self.name = name or DEFAULT_NAME
         self._requested_service_port = service_port
@@ -87,6 +91,7 @@ class HubServer:
             host_name=self.device_host_name,
             address=host,
             clock=clock,
+            limits=connection_limits,
             quotas=self.quotas,
         )
         self.jobs = jobs.JobRunner(
@@ -131,19 +136,26 @@ class HubServer:
             configurations=self.configurations,
             faults=self.faults,
             quotas=self.quotas,
+            body_timeout=self.connection_limits.https_body_timeout,
         )
-        self._runner = web.AppRunner(make_app(self.context), access_log=None)
+        self._runner = web.AppRunner(
+            make_app(self.context),
+            access_log=None,
+            keepalive_timeout=self.connection_limits.https_idle_timeout,
+            # after an early answer (a 408 for a slow body), read what still comes this long
+            lingering_time=min(2.0, self.connection_limits.https_body_timeout),
+        )
         await self._runner.setup()
-        site = web.TCPSite(
+        site = CappedSite(
             self._runner,
             self.host,
             self._requested_service_port,
             ssl_context=certs.server_ssl_context(self.certs),
+            limits=self.connection_limits,
+            refusals=self.context.refusals,
         )
         await site.start()
-        server = site._server
-        assert server is not None
-        self.service_port = int(server.sockets[0].getsockname()[1])  # type: ignore[attr-defined]
+        self.service_port = site.port
         self.context.host_name = self.service_host_name
         log.info(
             "device endpoint (MQTT over TLS) listening on %s:%d", self.host, self.endpoint.port
@@ -239,6 +251,7 @@ async def serve(
         OSError: an endpoint could not listen (address or port taken); nothing is left running.
         ValueError: an unknown tier or a unit count the tier does not allow.
     """
+    redacting.install_redactor()  # whatever handlers the caller configured: no secret in them
     server = HubServer(
         data_dir, host=host, service_port=service_port, name=name, tier=tier, units=units
     )

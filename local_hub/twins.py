@@ -79,7 +79,7 @@ def _validate_object(obj: dict[str, Any], where: str, depth: int) -> None:
     # The section itself is depth 0: {"one": {... {"ten": {"property": "value"}}}} is valid.
     if depth > DEPTH_LIMIT:
         raise errors.BadRequest(
-            f"{where} nests objects {depth} deep; IoT Hub allows at most {DEPTH_LIMIT}.",
+            f"{where} nests arrays and objects {depth} deep; IoT Hub allows at most {DEPTH_LIMIT}.",
             error_code="400027",
         )
     for key, value in obj.items():
@@ -97,8 +97,15 @@ def _validate_value(value: Any, where: str, depth: int) -> None:
     if isinstance(value, dict):
         _validate_object(value, where, depth + 1)
     elif isinstance(value, list):
+        # An array is a level too: a section of nested arrays is as deep as nested objects.
+        if depth + 1 > DEPTH_LIMIT:
+            raise errors.BadRequest(
+                f"{where} nests arrays and objects {depth + 1} deep; IoT Hub allows at most "
+                f"{DEPTH_LIMIT}.",
+                error_code="400027",
+            )
         for i, item in enumerate(value):
-            _validate_value(item, f"{where}[{i}]", depth)
+            _validate_value(item, f"{where}[{i}]", depth + 1)
     elif isinstance(value, str):
         if len(value.encode()) > _STRING_LIMIT:
             raise errors.BadRequest(

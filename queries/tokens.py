@@ -57,7 +57,8 @@ class Token:
 
 _ESCAPES = dict(zip("'\"\\/bfnrt", "'\"\\/\b\f\n\r\t", strict=True))
 _OPERATORS = ("<=", ">=", "<>", "!=", *"=<>+-*/%()[],.")
-_NUMBER = re.compile(r"0[xX][0-9a-fA-F]+|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_NUMBER = re.compile(r"0[xX][0-9a-fA-F]+|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_DIGITS = "0123456789"  # str.isdigit() also says yes to "²" and "٣", which no number holds
 _IDENT = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
 _SPACE = re.compile(r"\s+")
 
@@ -103,7 +104,7 @@ def tokenize(text: str) -> list[Token]:
             add(Kind.STRING, text[i:end], value, i, end)
             i = end
             continue
-        if ch.isdigit() or (ch == "." and i + 1 < n and text[i + 1].isdigit()):
+        if ch in _DIGITS or (ch == "." and i + 1 < n and text[i + 1] in _DIGITS):
             match = _NUMBER.match(text, i)
             assert match is not None
             word = match.group()

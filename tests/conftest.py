@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import hypothesis
 import pytest
 import requests
 from azure.iot.hub import IoTHubRegistryManager
@@ -45,6 +46,16 @@ _MQTT_PORT = 8883
 # it creates on first use and never shuts down (common/pipeline/pipeline_thread.py).
 _SDK_SINGLETONS = frozenset({"pipeline", "callback"})
 _counter = itertools.count()
+
+# Hypothesis times examples by the wall clock; on a 2-core machine shared with other test runs
+# that clock says nothing about the code, so its deadline and its too-slow health check made
+# property tests fail now and then. The examples and their number stay the same.
+hypothesis.settings.register_profile(
+    "twinfleet",
+    deadline=None,
+    suppress_health_check=[hypothesis.HealthCheck.too_slow],
+)
+hypothesis.settings.load_profile("twinfleet")
 
 
 class DeviceFactory(NamedTuple):

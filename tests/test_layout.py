@@ -5,6 +5,7 @@ import importlib
 import pytest
 
 PACKAGES = [
+    "jsonlimits",
     "queries",
     "local_hub",
     "twin_manager",

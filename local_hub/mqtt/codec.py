@@ -14,6 +14,7 @@ import struct
 from dataclasses import dataclass
 
 __all__ = [
+    "MAX_TOPIC",
     "ConnAck",
     "Connect",
     "Disconnect",
@@ -34,6 +35,7 @@ __all__ = [
 ]
 
 MAX_REMAINING = 268_435_455
+MAX_TOPIC = 0xFFFF  # a UTF-8 string's two-byte length prefix
 
 
 class MalformedPacket(ValueError):
@@ -138,7 +140,7 @@ def _str(text: str) -> bytes:
 
 
 def _bin(data: bytes) -> bytes:
-    if len(data) > 0xFFFF:
+    if len(data) > MAX_TOPIC:
         raise ValueError("string longer than 65535 bytes")
     return struct.pack("!H", len(data)) + data
 

@@ -8,6 +8,19 @@ them), and a reported patch re-sent with the same `$rid` (paho re-sends unacknow
 publishes with DUP after a reconnect) is answered again without being applied twice. A PUBACK or
 twin response is sent only after the change is durable in the store: changes join the store's
 group commit for the current loop turn, and the answers go out when it has committed.
+
+Everything a device sends is untrusted. A payload is parsed with `jsonlimits` (size, depth of
+arrays and objects, number length, valid Unicode) before anything recurses into it, and a refusal
+is answered the protocol's way: a twin request gets a twin response with status 400 whose body
+names the problem, a refused method response fails the service call waiting for it with the
+same sentence. A `$rid` longer than `RID_LIMIT` is refused too (echoed only if the response
+topic can still hold it). The connection stays up, and the log gets at most a few lines per
+device per minute (`RefusalLog`).
+
+Before a device is authenticated it costs as little as possible: its CONNECT may be at most
+`ConnectionLimits.mqtt_connect_max_bytes` (a real one is a few hundred bytes), must arrive within
+`mqtt_connect_timeout`, and one address may hold at most `mqtt_unauthenticated_per_source`
+connections that have not yet been accepted; more are closed at once.
 """
 
 from __future__ import annotations
@@ -19,20 +32,24 @@ import json
 import logging
 import ssl
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from typing import Any
 
+import jsonlimits
 from local_hub import errors, events, quotas, registry, tokens
+from local_hub.limits import DEFAULT_CONNECTION_LIMITS, ConnectionLimits
 from local_hub.mqtt import codec, lean_tls, throttling, topics
 from local_hub.mqtt.connection import Connection
+from local_hub.refusals import RefusalLog
 
 __all__ = ["DeviceEndpoint"]
 
 log = logging.getLogger(__name__)
 
 MAX_PACKET = 512 * 1024
-CONNECT_TIMEOUT = 10.0
 _RID_MEMORY = 64
+RID_LIMIT = 128  # the SDK sends a uuid4 (36 characters)
+PAYLOAD_LIMITS = jsonlimits.Limits(max_bytes=MAX_PACKET, max_depth=64, max_number_chars=100)
 _ACCEPTED, _BAD_PROTOCOL, _BAD_CLIENT_ID, _NOT_AUTHORIZED = 0, 1, 2, 5
 
 
@@ -51,10 +68,13 @@ class DeviceEndpoint:
         host_name: str,
         address: str | None = None,
         clock: Any = time.time,
+        limits: ConnectionLimits = DEFAULT_CONNECTION_LIMITS,
         quotas: quotas.Quotas | None = None,
     ) -> None:
         self._quotas = quotas
         self._registry = hub_registry
+        self._limits = limits
+        self._unauthenticated: Counter[str] = Counter()
         self._ssl = ssl_context
         # A device names the hub by its host name, or (having only the service connection
         # string's HostName to go by, as on Azure) by the address it listens on.
@@ -67,13 +87,20 @@ class DeviceEndpoint:
         self._pending: dict[str, tuple[str, asyncio.Future[tuple[int, Any]]]] = {}
         self._rids = itertools.count(1)
         self._answered: dict[str, OrderedDict[str, tuple[str, bytes]]] = {}
+        self._refusals = RefusalLog(log)
         hub_registry.add_listener(self._on_event)
 
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self, host: str, port: int = 8883) -> None:
         """Listen for devices on `host:port` (8883 is the SDK's fixed port)."""
-        self._server = await lean_tls.start_tls_server(self._accept, host, port, self._ssl)
+        self._server = await lean_tls.start_tls_server(
+            self._accept,
+            host,
+            port,
+            self._ssl,
+            handshake_timeout=self._limits.tls_handshake_timeout,
+        )
 
     @property
     def port(self) -> int:
@@ -204,8 +231,24 @@ class DeviceEndpoint:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         connection: Connection | None = None
+        peer = writer.get_extra_info("peername")
+        source = str(peer[0]) if isinstance(peer, tuple) else "unknown"
         try:
-            connection = await self._open(reader, writer)
+            if self._unauthenticated[source] >= self._limits.mqtt_unauthenticated_per_source:
+                self._refusals.refused(
+                    f"address {source}",
+                    "a connection",
+                    f"it already has {self._unauthenticated[source]} connections "
+                    "that have not authenticated",
+                )
+                return
+            self._unauthenticated[source] += 1
+            try:
+                connection = await self._open(reader, writer)
+            finally:
+                self._unauthenticated[source] -= 1
+                if not self._unauthenticated[source]:
+                    del self._unauthenticated[source]
             if connection is not None:
                 await self._serve(connection, reader)
         except codec.MalformedPacket as exc:
@@ -225,8 +268,10 @@ class DeviceEndpoint:
     async def _open(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> Connection | None:
-        async with asyncio.timeout(CONNECT_TIMEOUT):
-            packet = await codec.read_packet(reader, MAX_PACKET)
+        packet = await asyncio.wait_for(
+            codec.read_packet(reader, self._limits.mqtt_connect_max_bytes),
+            self._limits.mqtt_connect_timeout,
+        )
         if packet is None:
             return None
         if not isinstance(packet, codec.Connect):
@@ -358,7 +403,11 @@ class DeviceEndpoint:
             log.warning("device %s published to unknown topic; disconnecting", device_id)
             connection.close()
             return
-        if isinstance(request, topics.TwinGet):
+        if isinstance(request, topics.TwinGet | topics.ReportedPatch) and (
+            len(request.rid) > RID_LIMIT
+        ):
+            self._refuse_rid(connection, request.rid)
+        elif isinstance(request, topics.TwinGet):
             self._answer_twin_get(connection, request.rid)
         elif isinstance(request, topics.ReportedPatch):
             self._answer_reported(connection, request.rid, packet.payload)
@@ -370,6 +419,15 @@ class DeviceEndpoint:
             # After the group commit that holds this packet's change (and any before it).
             puback = codec.PubAck(packet.packet_id)
             self._registry.when_durable(lambda: connection.send(puback))
+
+    def _refuse_rid(self, connection: Connection, rid: str) -> None:
+        reason = f"its $rid has {len(rid)} characters; at most {RID_LIMIT} are allowed"
+        self._refusals.refused(f"device {connection.device_id}", "a twin request", reason)
+        body = json.dumps({"errorCode": 400004, "message": f"The twin request {reason}."})
+        topic = topics.twin_response_topic(400, rid)
+        if len(topic.encode()) > codec.MAX_TOPIC:
+            topic = topics.twin_response_topic(400, "")
+        connection.send(codec.Publish(topic, body.encode()))
 
     def _answer_twin_get(self, connection: Connection, rid: str) -> None:
         def answer() -> None:  # once what the device changed before is durable
@@ -397,9 +455,10 @@ class DeviceEndpoint:
     def _apply_reported(self, device_id: str, rid: str, payload: bytes) -> tuple[str, bytes]:
         try:
             try:
-                patch = json.loads(payload)
-            except (UnicodeDecodeError, json.JSONDecodeError):
-                raise errors.BadRequest("The reported patch is not valid JSON.") from None
+                patch = jsonlimits.loads(payload, PAYLOAD_LIMITS)
+            except jsonlimits.JSONRefused as exc:
+                self._refusals.refused(f"device {device_id}", "a reported patch", exc.reason)
+                raise errors.BadRequest(f"The reported patch was refused: {exc.reason}.") from None
             version = self._registry.patch_reported(device_id, patch, on_durable=_no_op)
         except errors.HubError as exc:
             body = json.dumps({"errorCode": int(exc.error_code), "message": exc.message})
@@ -413,7 +472,14 @@ class DeviceEndpoint:
         if pending is None or pending[0] != device_id or pending[1].done():
             return
         try:
-            value: Any = json.loads(payload) if payload.strip() else None
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            value = payload.decode("utf-8", "replace")
+            value: Any = jsonlimits.loads(payload, PAYLOAD_LIMITS) if payload.strip() else None
+        except jsonlimits.JSONRefused as exc:
+            self._refusals.refused(f"device {device_id}", "a method response", exc.reason)
+            pending[1].set_exception(
+                errors.BadRequest(
+                    f"Device {device_id!r} answered the method with a payload the hub refused: "
+                    f"{exc.reason}."
+                )
+            )
+            return
         pending[1].set_result((response.status, value))

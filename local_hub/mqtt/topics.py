@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import urllib.parse
 from dataclasses import dataclass
 
@@ -65,7 +66,7 @@ def parse_device_topic(topic: str, device_id: str) -> DeviceTopic | None:
     if path.startswith("$iothub/methods/res/"):
         status = path[len("$iothub/methods/res/") :].rstrip("/")
         rid = _properties(query).get("$rid")
-        if not rid or not status.lstrip("-").isdigit():
+        if not rid or not re.fullmatch(r"-?[0-9]{1,9}", status):
             return None
         return MethodResponse(rid, int(status))
     prefix = f"devices/{device_id}/messages/events/"

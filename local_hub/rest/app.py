@@ -18,6 +18,7 @@ from aiohttp import web
 from local_hub import errors, tokens
 from local_hub.clock import iso
 from local_hub.rest import artifacts, configurations, devices, jobs, querying, throttling, twins
+from local_hub.rest.connections import SERVER_NAME
 from local_hub.rest.context import CONTEXT, ServiceContext
 
 __all__ = ["error_response", "make_app"]
@@ -56,7 +57,10 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)
     except errors.HubError as exc:
         log.info("%s %s -> %d %s", request.method, request.path, exc.status, exc.code_name)
-        return error_response(exc, ctx.clock())
+        response = error_response(exc, ctx.clock())
+        if isinstance(exc, errors.RequestTimeout):
+            response.force_close()  # the rest of the body may still trickle in: no keep-alive
+        return response
     except web.HTTPNotFound:
         return error_response(errors.NotFound(f"No such resource: {request.path}."), ctx.clock())
     except ConnectionResetError:  # the client left mid-request; nothing was changed
@@ -116,10 +120,15 @@ async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     return await handler(request)
 
 
+async def _server_header(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers["Server"] = SERVER_NAME  # never the web server's name and version
+
+
 def make_app(context: ServiceContext) -> web.Application:
     """The aiohttp application serving `context`'s hub."""
     middlewares = [_errors, _auth, throttling.middleware]
     app = web.Application(middlewares=middlewares, client_max_size=1024 * 1024)
+    app.on_response_prepare.append(_server_header)
     app[CONTEXT] = context
     for module in (devices, twins, querying, jobs, configurations, artifacts, throttling):
         app.add_routes(module.routes)

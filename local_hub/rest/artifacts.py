@@ -34,7 +34,7 @@ from typing import Any
 from aiohttp import web
 
 from local_hub import errors
-from local_hub.rest.context import json_response, of
+from local_hub.rest.context import json_response, of, whole_number
 
 __all__ = [
     "ARTIFACT_NAME",
@@ -67,8 +67,10 @@ def verify_artifact_signature(
 ) -> None:
     """Raises Unauthorized unless `sig` signs `name` for `permission` until a future `expiry`."""
     what = "download" if permission == "r" else "upload"
-    if not expiry.isdigit() or int(expiry) <= now:
+    if not (expiry.isascii() and expiry.isdigit()) or int(expiry) <= now:
         raise errors.Unauthorized(f"The {what} URL has expired; ask for a new one.")
+    if not sig.isascii():  # compare_digest takes ASCII text only
+        raise errors.Unauthorized(f"The {what} URL's signature is not valid.")
     for key in keys:
         if hmac.compare_digest(sign_artifact(key, name, int(expiry), permission), sig):
             return
@@ -92,11 +94,12 @@ def _ttl(request: web.Request) -> int:
     text = request.query.get("ttl")
     if text is None:
         return DEFAULT_TTL
-    if not text.isdigit() or not 1 <= int(text) <= MAX_TTL:
+    ttl = whole_number(text, 1, MAX_TTL)
+    if ttl is None:
         raise errors.BadRequest(
             f"ttl {text[:40]!r} is not a whole number of seconds from 1 to {MAX_TTL}."
         )
-    return int(text)
+    return ttl
 
 
 def _signed(request: web.Request, name: str, permission: str = "r") -> dict[str, Any]:

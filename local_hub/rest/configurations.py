@@ -6,7 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from local_hub import configurations, errors
-from local_hub.rest.context import json_body, json_response, of
+from local_hub.rest.context import json_body, json_response, of, whole_number
 
 __all__ = ["routes"]
 
@@ -47,6 +47,7 @@ async def delete_configuration(request: web.Request) -> web.Response:
 @routes.get("/configurations")
 async def list_configurations(request: web.Request) -> web.Response:
     top_text = request.query.get("top", "100")
-    if not top_text.isdigit() or not 1 <= int(top_text) <= 100:
+    top = whole_number(top_text, 1, 100)
+    if top is None:
         raise errors.BadRequest("top must be a whole number from 1 to 100.")
-    return json_response(_manager(request).list(int(top_text)))
+    return json_response(_manager(request).list(top))

@@ -6,7 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from local_hub import bulk_operations, errors
-from local_hub.rest.context import json_body, json_response, of
+from local_hub.rest.context import json_body, json_response, of, whole_number
 
 __all__ = ["routes"]
 
@@ -61,9 +61,9 @@ async def list_devices(request: web.Request) -> web.Response:
     top_text = request.query.get("top")
     top = None
     if top_text is not None:
-        if not top_text.isdigit() or not 1 <= int(top_text) <= 1000:
+        top = whole_number(top_text, 1, 1000)
+        if top is None:
             raise errors.BadRequest("top must be a whole number from 1 to 1000.")
-        top = int(top_text)
     return json_response(of(request).registry.identities(top if top is not None else 1000))
 
 

@@ -24,9 +24,10 @@ from typing import Any
 
 from aiohttp import web
 
+import jsonlimits
 import queries
 from local_hub import errors
-from local_hub.rest.context import json_body, json_response, of
+from local_hub.rest.context import json_body, json_response, of, whole_number
 
 __all__ = ["routes"]
 
@@ -34,6 +35,7 @@ routes = web.RouteTableDef()
 
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
+_TOKEN_LIMITS = jsonlimits.Limits(max_bytes=768, max_depth=2, max_number_chars=20)
 
 
 SLICE = 1000  # twins examined between two yields to the event loop
@@ -58,9 +60,11 @@ def _position(token: str | None, query: str) -> dict[str, Any]:
     """
     if not token:
         return {}
+    if len(token) > 1024 or not token.isascii():
+        raise errors.BadRequest(_BAD_TOKEN)
     try:
-        body = json.loads(base64.urlsafe_b64decode(token.encode()))
-    except (binascii.Error, ValueError, UnicodeError):
+        body = jsonlimits.loads(base64.urlsafe_b64decode(token.encode()), _TOKEN_LIMITS)
+    except (binascii.Error, ValueError):  # JSONRefused is a ValueError
         raise errors.BadRequest(_BAD_TOKEN) from None
     if not isinstance(body, dict) or body.get("h") != _query_hash(query):
         raise errors.BadRequest(_BAD_TOKEN)
@@ -78,9 +82,10 @@ def _position(token: str | None, query: str) -> dict[str, Any]:
 def _page_size(text: str | None) -> int:
     if text is None:
         return DEFAULT_PAGE
-    if not text.isdigit() or not 1 <= int(text) <= MAX_PAGE:
+    size = whole_number(text, 1, MAX_PAGE)
+    if size is None:
         raise errors.BadRequest(f"x-ms-max-item-count must be a whole number from 1 to {MAX_PAGE}.")
-    return int(text)
+    return size
 
 
 @routes.post("/devices/query")

@@ -8,15 +8,15 @@ refused). Requests within the shaping queue are answered late, not refused.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+import jsonlimits
 from local_hub import quotas
-from local_hub.rest.context import json_response, of
+from local_hub.rest.context import BODY_LIMITS, json_response, of
 
 __all__ = ["middleware", "routes", "throttle_of"]
 
@@ -53,9 +53,9 @@ async def _cost(request: web.Request, throttle: str) -> float:
     if throttle == "directMethods":  # metered per 4 KB of payload
         return float(max(1, math.ceil(len(raw) / quotas.METHOD_METER)))
     try:  # a bulk registry call costs one per device
-        body = json.loads(raw)
-    except ValueError:
-        return 1.0
+        body = jsonlimits.loads(raw, BODY_LIMITS)
+    except jsonlimits.JSONRefused:
+        return 1.0  # the handler refuses it, naming why
     return float(max(1, len(body))) if isinstance(body, list) else 1.0
 
 

@@ -26,6 +26,9 @@ class FirmwareUpdate(api.Params):
     package_uri: str = Field(min_length=1)
     check_value: str = Field(pattern=r"^[0-9a-fA-F]{64}$")
     package_size: int | None = Field(default=None, ge=0)
+    # Made where the image was built (`twinfleet firmware sign`); the campaign only carries it.
+    signature: str | None = Field(default=None, max_length=200)
+    security_floor: str | None = Field(default=None, min_length=1)
     rollback_to: FirmwareUpdate | None = None
 
     @model_validator(mode="before")
@@ -40,6 +43,7 @@ class FirmwareUpdate(api.Params):
         return firmware.FirmwareDesired(
             version=self.version, package_uri=self.package_uri, check_value=self.check_value,
             package_size=self.package_size, campaign_id=campaign_id,
+            signature=self.signature, security_floor=self.security_floor,
         )  # fmt: skip
 
 

@@ -14,7 +14,12 @@ from patterns.contracts.diagnostics import (
     DiagnosticsRequest,
     DiagnosticsStatus,
 )
-from patterns.contracts.firmware import FirmwareDesired, FirmwareReported, FirmwareStatus
+from patterns.contracts.firmware import (
+    FirmwareDesired,
+    FirmwareReported,
+    FirmwareStatus,
+    signed_statement,
+)
 from patterns.contracts.methods import (
     FACTORY_RESET,
     REBOOT,
@@ -51,5 +56,6 @@ __all__ = [
     "methods",
     "parse_iso",
     "patches",
+    "signed_statement",
     "times",
 ]

@@ -1,4 +1,12 @@
-"""The firmware section of the twin, after Azure IoT Hub's firmware-update tutorial."""
+"""The firmware section of the twin, after Azure IoT Hub's firmware-update tutorial.
+
+Images may be signed (as Mender, RAUC and AWS IoT code signing do): `fwPackageSignature` is an
+Ed25519 signature, base64, over `signed_statement(...)`, which binds the version, the image's
+SHA-256 and the optional `fwSecurityFloor` together, so a signed old image cannot be relabelled
+as a new version and a floor cannot be lowered by whoever can write desired properties. The
+signature is made once per image, where the image is built (`twinfleet firmware sign`), and
+travels with it; nothing that writes desired state signs anything.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +14,13 @@ import enum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["SECTION", "FirmwareDesired", "FirmwareReported", "FirmwareStatus"]
+__all__ = [
+    "SECTION",
+    "FirmwareDesired",
+    "FirmwareReported",
+    "FirmwareStatus",
+    "signed_statement",
+]
 
 SECTION = "firmware"
 
@@ -36,10 +50,31 @@ class FirmwareDesired(_Section):
     package_size: int | None = Field(default=None, alias="fwPackageSize", ge=0)
     campaign_id: str | None = Field(default=None, alias="campaignId")
     force: bool = False
+    signature: str | None = Field(default=None, alias="fwPackageSignature", max_length=200)
+    security_floor: str | None = Field(default=None, alias="fwSecurityFloor", min_length=1)
+
+    def statement(self) -> bytes:
+        """What `fwPackageSignature` signs for this section."""
+        return signed_statement(self.version, self.check_value, self.security_floor)
 
     def wire(self) -> dict[str, object]:
         """The JSON the back end writes (camelCase; fields not given are left out)."""
         return self.model_dump(by_alias=True, mode="json", exclude_none=True)
+
+
+def signed_statement(version: str, sha256: str, security_floor: str | None = None) -> bytes:
+    """The bytes an image signature covers: version, image digest and security floor.
+
+    Args:
+        version: the image's firmware version (`fwVersion`).
+        sha256: the image's SHA-256, hex (`fwPackageCheckValue`; case does not matter).
+        security_floor: the lowest version a device may ever run once it installed this image
+            (`fwSecurityFloor`), or None.
+    """
+    return (
+        "twinfleet firmware signature v1\n"
+        f"version: {version}\nsha256: {sha256.lower()}\nsecurity-floor: {security_floor or ''}\n"
+    ).encode()
 
 
 class FirmwareReported(_Section):

@@ -153,6 +153,9 @@ PIECES = [
 @given(
     st.lists(st.sampled_from(PIECES), max_size=25).map(" ".join)
     | st.text(alphabet=string.printable + "é[]'\"$\u2028", max_size=60)
+    # digits and spaces outside ASCII ("²" is a digit to str.isdigit, not to int or \\d)
+    | st.text(alphabet=string.digits + " .=<>'\"²³٣߀\x85\xa0\u2003\x1c\ud800", max_size=30)
+    | st.text(max_size=20)
 )
 def test_any_text_raises_only_query_errors(text: str) -> None:
     for attempt in (text, "SELECT * FROM devices WHERE " + text, "SELECT " + text):

@@ -243,6 +243,12 @@ def _firmware(
     url: str | None = typer.Option(None, help="Where devices download it (not with --image)."),
     sha256: str | None = typer.Option(None, help="SHA-256 of the image, hex (with --url)."),
     size: int | None = typer.Option(None, help="The image's size in bytes (with --url)."),
+    signature: str | None = typer.Option(
+        None, help="The image's signature, from 'twinfleet firmware sign' (base64)."
+    ),
+    security_floor: str | None = typer.Option(
+        None, help="The security floor the image was signed with, if any."
+    ),
     hub_dir: Path | None = HubDirOption,
     connection_string: str | None = ConnectionOption,
 ) -> api.Params:  # fmt: skip
@@ -255,7 +261,10 @@ def _firmware(
         typer.echo(f"uploaded {image.name} ({size} bytes, sha256 {sha256})")
     if url is None or sha256 is None:
         raise typer.BadParameter("give --image FILE, or both --url and --sha256")
-    return FirmwareUpdate(version=version, package_uri=url, check_value=sha256, package_size=size)
+    return FirmwareUpdate(
+        version=version, package_uri=url, check_value=sha256, package_size=size,
+        signature=signature, security_floor=security_floor,
+    )  # fmt: skip
 
 
 @campaign_command(create_app, "config")

@@ -68,6 +68,7 @@ def serve(
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("local_hub").setLevel(logging.INFO)
+    local_hub.install_redactor()
     try:
         asyncio.run(_serve(data_dir, host, service_port, name, tier, units))
     except OSError as exc:

@@ -6,6 +6,7 @@ import sys
 import typer
 from pydantic import ValidationError
 
+import local_hub
 from queries import QueryError
 from twin_manager import InvalidQuery, TwinManagerError
 from twinfleet.cli import (
@@ -16,6 +17,7 @@ from twinfleet.cli import (
     demo,
     devices,
     dps,
+    firmware,
     fleet,
     hub,
     jobs,
@@ -48,6 +50,7 @@ def _main(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    local_hub.install_redactor()  # keys, signatures, connection strings: never in a log
 
 
 app.command("demo")(demo.demo)
@@ -57,6 +60,7 @@ app.add_typer(hub.app, name="hub")
 app.add_typer(dps.app, name="dps")
 app.add_typer(agent.app, name="agent")
 app.add_typer(fleet.app, name="fleet")
+app.add_typer(firmware.app, name="firmware")
 app.add_typer(devices.device_app, name="device")
 app.add_typer(devices.twin_app, name="twin")
 app.add_typer(campaigns.app, name="campaign")
