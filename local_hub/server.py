@@ -103,6 +103,7 @@ class HubServer:
         self.faults = Faults()
         self.context: ServiceContext | None = None
         self._runner: web.AppRunner | None = None
+        self._site: CappedSite | None = None
         self.service_port = 0
 
     @property
@@ -155,6 +156,7 @@ class HubServer:
             refusals=self.context.refusals,
         )
         await site.start()
+        self._site = site
         self.service_port = site.port
         self.context.host_name = self.service_host_name
         log.info(
@@ -173,11 +175,10 @@ class HubServer:
         """Close both endpoints and the store; remove hub.json."""
         (self.data_dir / "hub.json").unlink(missing_ok=True)
         if self._runner is not None:
-            # Idle keep-alive clients never answer a TLS close_notify: drop them at once.
-            web_server = self._runner.server
-            for handler in list(web_server.connections if web_server else []):
-                if handler.transport is not None:
-                    handler.transport.abort()
+            # Idle keep-alive clients, and clients that left without answering a TLS
+            # close_notify, would hold their sockets past the hub's stop: drop them at once.
+            if self._site is not None:
+                self._site.abort_connections()
             await self._runner.cleanup()
         await self.jobs.close()
         await self.configurations.close()

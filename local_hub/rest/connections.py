@@ -21,6 +21,7 @@ import json
 import logging
 import ssl
 import time
+import weakref
 
 from aiohttp import web
 
@@ -97,6 +98,12 @@ class _HubRequestHandler(web.RequestHandler):
     """aiohttp's connection handler, with its own error answers in IoT Hub's shape."""
 
     refusals: RefusalLog | None = None
+    transports: weakref.WeakSet[asyncio.BaseTransport] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        if self.transports is not None:
+            self.transports.add(transport)
 
     def handle_error(
         self,
@@ -140,10 +147,18 @@ class CappedSite(web.BaseSite):
         self._limits = limits
         self._refusals = refusals
         self.refused = 0
+        # Every connection's transport, closing ones included: a TLS close waits for the
+        # client's close_notify, which a client that simply leaves never sends.
+        self.transports: weakref.WeakSet[asyncio.BaseTransport] = weakref.WeakSet()
 
     @property
     def name(self) -> str:
         return f"https://{self._host}:{self._port}"
+
+    def abort_connections(self) -> None:
+        """Drop every connection at once, including those still waiting on a TLS close."""
+        for transport in list(self.transports):
+            transport.abort()  # type: ignore[attr-defined]
 
     @property
     def port(self) -> int:
@@ -172,6 +187,7 @@ class CappedSite(web.BaseSite):
                 return _Busy()
             handler = _HubRequestHandler(server, loop=loop, **options)
             handler.refusals = self._refusals
+            handler.transports = self.transports
             return handler
 
         self._server = await loop.create_server(
