@@ -42,7 +42,14 @@ SURFACE = {
         "parse",
         "parse_condition",
     ],
-    "local_hub": ["HubError", "HubServer", "LocalHub", "serve"],
+    "local_hub": [
+        "HubError",
+        "HubServer",
+        "LocalHub",
+        "SecretRedactor",
+        "install_redactor",
+        "serve",
+    ],
     "twin_manager": [
         "Artifact",
         "ArtifactNotFound",
@@ -83,6 +90,8 @@ SURFACE = {
         "SimulatedFleet",
         "SimulatedPlatform",
         "TemporaryError",
+        "TrustStore",
+        "UntrustedImage",
         "handlers",
         "run_simulated_device",
     ],
@@ -156,6 +165,7 @@ SURFACE = {
         "methods",
         "parse_iso",
         "patches",
+        "signed_statement",
         "times",
     ],
     "patterns.builtin": [
