@@ -3,16 +3,35 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import typer
 
 from device_agent import run_simulated_device
-from twin_manager import DeviceNotFound, TwinManager, read_hub_dir
+from twin_manager import DeviceNotFound, HubUnavailable, TwinManager, read_hub_dir
 
 __all__ = ["app", "settings_rejecter", "simulate_fleet"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+_RETRY_SECONDS = 2.0
+
+
+def _when_reachable(call: Callable[[], T]) -> T:
+    """`call()`, again every few seconds while the hub cannot be reached: a fleet started with
+    (or just after) its hub waits for it, as the devices' own connections do."""
+    while True:
+        try:
+            return call()
+        except HubUnavailable as exc:
+            log.warning("%s; trying again in %g s", exc, _RETRY_SECONDS)
+            time.sleep(_RETRY_SECONDS)
+
 
 app = typer.Typer(help="Simulated fleets.", no_args_is_help=True)
 
@@ -38,7 +57,9 @@ async def simulate_fleet(
     configure = settings_rejecter(reject_settings) if reject_settings else None
     devices = []
     for index, device_id in enumerate(ids):
-        connection_string = await asyncio.to_thread(fleet.device_connection_string, device_id)
+        connection_string = await asyncio.to_thread(
+            _when_reachable, functools.partial(fleet.device_connection_string, device_id)
+        )
         devices.append(
             run_simulated_device(
                 connection_string, state_root / device_id, ca_cert=ca_text,
@@ -90,9 +111,9 @@ def simulate(
         ids = [f"{prefix}-{i:04d}" for i in range(devices)]
         for device_id in ids:
             try:
-                fleet.get_device(device_id)
+                _when_reachable(functools.partial(fleet.get_device, device_id))
             except DeviceNotFound:
-                fleet.create_device(device_id)
+                _when_reachable(functools.partial(fleet.create_device, device_id))
     ca_file = read_hub_dir(hub_dir).ca_file
     rejected = frozenset(k.strip() for k in reject_settings.split(",") if k.strip())
     typer.echo(f"running {len(ids)} simulated devices (Ctrl-C to stop)", err=True)
