@@ -97,31 +97,42 @@ class Injector:
         target: what to break.
         seed: the random generator's seed.
         interval: the mean pause between faults, in seconds.
+        overlap: how many faults may be under way at once.
     """
 
-    def __init__(self, target: Target, seed: int, interval: float) -> None:
+    def __init__(self, target: Target, seed: int, interval: float, overlap: int = 3) -> None:
         self.target = target
+        self.overlap = overlap
         self.rng = random.Random(seed)
         self.interval = interval
         self.counts: collections.Counter[str] = collections.Counter()
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Start faults until `stop`; up to `overlap` run at once (a cut during a hub restart),
+        and the last ones finish before this returns."""
         names = list(KINDS)
         weights = [KINDS[name][0] for name in names]
+        running: set[asyncio.Task[None]] = set()
         while not stop.is_set():
             try:
                 await asyncio.wait_for(stop.wait(), self.rng.expovariate(1 / self.interval))
-                return
+                break
             except TimeoutError:
                 pass
-            kind = self.rng.choices(names, weights)[0]
-            started = time.monotonic()
-            try:
-                injected = await KINDS[kind][1](self.target, self.rng)
-            except Exception:
-                log.exception("injecting %s failed", kind)
+            if len(running) >= self.overlap:
                 continue
-            if not injected:  # e.g. no controller was running
-                continue
+            task = asyncio.create_task(self._inject(self.rng.choices(names, weights)[0]))
+            running.add(task)
+            task.add_done_callback(running.discard)
+        await asyncio.gather(*running)
+
+    async def _inject(self, kind: str) -> None:
+        started = time.monotonic()
+        try:
+            injected = await KINDS[kind][1](self.target, self.rng)
+        except Exception:
+            log.exception("injecting %s failed", kind)
+            return
+        if injected:  # not, e.g., when no controller was running
             self.counts[kind] += 1
             log.info("fault: %s (%.1f s)", kind, time.monotonic() - started)

@@ -136,6 +136,8 @@ class Soak:
         raise RuntimeError("the hub would not start")
 
     async def kill_hub(self, down_for: float) -> bool:
+        if "hub" in self.held:
+            return False
         self.held.add("hub")
         try:
             self.hub.kill()
@@ -151,7 +153,7 @@ class Soak:
 
     async def kill_controller(self, down_for: float) -> bool:
         controller = self.controller
-        if controller is None or not controller.alive:
+        if controller is None or not controller.alive or "controller" in self.held:
             return False
         self.held.add("controller")
         try:
@@ -163,7 +165,10 @@ class Soak:
         return True
 
     async def kill_agents(self, rng: random.Random, down_for: float) -> bool:
-        index = rng.randrange(len(self.groups))
+        free = [i for i, group in enumerate(self.groups) if group.name not in self.held]
+        if not free:
+            return False
+        index = rng.choice(free)
         group = self.groups[index]
         self.held.add(group.name)
         try:
