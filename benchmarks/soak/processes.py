@@ -38,6 +38,7 @@ class Child:
         self.process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
         self.starts = 0
+        self.started_at = 0.0
 
     @property
     def alive(self) -> bool:
@@ -57,6 +58,7 @@ class Child:
             env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
         )  # fmt: skip
         self.starts += 1
+        self.started_at = time.monotonic()
 
     def kill(self) -> None:
         """SIGKILL, as a power cut or the OOM killer does."""

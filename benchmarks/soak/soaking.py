@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 _MQTT_PORT = 8883
 _FLEET = "tags.soak = 'fleet'"
+_CONTROLLER_LIFE = 20.0  # seconds a controller runs before it may be killed
 _SETTLED_EXITS = (0, 3, 4, 5)  # `campaign run`: succeeded, aborted, completed with failures, ...
 
 
@@ -155,6 +156,8 @@ class Soak:
         controller = self.controller
         if controller is None or not controller.alive or "controller" in self.held:
             return False
+        if time.monotonic() - controller.started_at < _CONTROLLER_LIFE:
+            return False  # let each controller get some ticks done, or no campaign ever ends
         self.held.add("controller")
         try:
             controller.kill()
