@@ -201,13 +201,9 @@ class DeviceAgent:
         try:
             await self._connect(connection)
             self.connected.set()
-            connection.on_desired(self._loop, self._on_patch)
-            connection.on_method(
-                self._loop, lambda call: self._spawn(tasks, self._on_method(connection, call))
-            )
             tasks.append(asyncio.create_task(self._reporter.run(), name="reporter"))
             tasks.append(asyncio.create_task(self._reconciler(), name="reconciler"))
-            twin = await connection.get_twin()
+            twin = await self._listen(connection, tasks)
             self._reported = dict(twin.get("reported") or {})
             self._on_twin(twin.get("desired", {}))
             await self._stopped.wait()
@@ -220,6 +216,27 @@ class DeviceAgent:
             with contextlib.suppress(Exception):
                 await connection.shutdown()
         return self.outcome or "stopped"
+
+    async def _listen(
+        self, connection: DeviceConnection, tasks: list[asyncio.Task[Any]]
+    ) -> dict[str, Any]:
+        """Subscribe to desired patches and direct methods, then read the twin. A connection
+        lost meanwhile (the SDK raises from a subscription it could not make, and does not make
+        it again by itself) is made again and the whole sequence repeated."""
+        loop = asyncio.get_running_loop()
+        delay = 1.0
+        while True:
+            try:
+                connection.on_desired(loop, self._on_patch)
+                connection.on_method(
+                    loop, lambda call: self._spawn(tasks, self._on_method(connection, call))
+                )
+                return await connection.get_twin()
+            except errors.TemporaryError as exc:
+                log.warning("%s; connecting again in %.0f s", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(60.0, delay * 2)
+            await self._connect(connection)
 
     async def _connect(self, connection: DeviceConnection) -> None:
         delay = 1.0
