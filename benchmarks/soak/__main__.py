@@ -58,10 +58,6 @@ def print_table(soak: soaking.Soak, seconds: float) -> None:
         print(f"{invariant.name:<62} {invariant.checks:>7} {invariant.violations:>10}  {verdict}")
         for example in invariant.examples:
             print(f"    {example}")
-    if soak.observations:
-        print("\nobservations (processes that died without the injector's hand):")
-        for line in soak.observations[:20]:
-            print(f"  {line}")
     print(f"\nlogs in {soak.logs}")
 
 

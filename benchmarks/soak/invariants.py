@@ -17,6 +17,9 @@ platforms' files on disk), so a fault on the way cannot hide a violation or inve
   campaign started or the campaign's image; succeeded devices run the new one.
 - campaign consistent: a settled campaign is final, with nothing queued or admitted, and its
   counts add up to its devices.
+- no process dies by itself: the hub, an agent process or the controller exits only when the
+  injector kills it (or, the controller, when its campaign is over); the supervisor starts it
+  again either way, so one crash does not stop the soak.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ __all__ = [
     "NAMES",
     "OLD_OR_NEW",
     "REPORTED",
+    "SURVIVED",
     "Invariant",
     "Ledger",
     "disk_version",
@@ -45,7 +49,8 @@ REPORTED = "no device reports a firmware version it is not running"
 ADMITTED_ONCE = "no device admitted twice to one attempt"
 OLD_OR_NEW = "every device ends on the old or the new image"
 CONSISTENT = "every campaign ends consistent, counts equal to its devices"
-NAMES = (ACKED, REPORTED, ADMITTED_ONCE, OLD_OR_NEW, CONSISTENT)
+SURVIVED = "no process dies without the injector's hand"
+NAMES = (ACKED, REPORTED, ADMITTED_ONCE, OLD_OR_NEW, CONSISTENT, SURVIVED)
 
 _KEPT = 8  # violations kept per invariant for the report
 

@@ -111,7 +111,6 @@ class Soak:
         self.controller: processes.Child | None = None
         self.held: set[str] = set()
         self.ledger = invariants.Ledger()
-        self.observations: list[str] = []
         self.campaigns: list[str] = []
         self.injector = faults.Injector(self, options.seed, options.fault_interval)
         self._rng = random.Random(options.seed + 1)
@@ -188,13 +187,15 @@ class Soak:
         self.ledger.disturb(devices, time.monotonic())
 
     def observe(self, what: str) -> None:
+        """A process died by itself: a violation of SURVIVED."""
         log.warning("%s", what)
-        self.observations.append(what)
+        self.ledger[invariants.SURVIVED].check(False, what)
 
     async def supervise(self, stop: asyncio.Event) -> None:
         """Start again whatever died without the injector's hand (and say so)."""
         while not stop.is_set():
             await asyncio.sleep(1.0)
+            self.ledger[invariants.SURVIVED].check(True, "")
             if not self.hub.alive and "hub" not in self.held:
                 self.observe(f"the hub exited by itself (exit {self.hub.returncode}); see hub.log")
                 self.held.add("hub")
