@@ -167,10 +167,12 @@ class Campaign:
     def _set_status(
         self, status: CampaignState, why: str,
         when: Callable[[CampaignState], bool] = lambda now: not now.final,
+        at: float | None = None,
     ) -> bool:  # fmt: skip
         """Set the status if `when(current status)` holds on the stored record (which another
-        process may have changed since this one read it); True when it was set."""
-        now = self.clock()
+        process may have changed since this one read it); True when it was set. `at` is the
+        time to log it at (a tick's own time, so its lines read in the order it acted)."""
+        now = self.clock() if at is None else at
         applied = False
 
         def change(record: records.CampaignRecord) -> None:
@@ -327,7 +329,7 @@ class Campaign:
             self.record.update(self.fleet, start)
             self._enqueue(now)
             if not self._set_status(CampaignState.RUNNING, "started",
-                                    lambda now: now == CampaignState.CREATED):  # fmt: skip
+                                    lambda now: now == CampaignState.CREATED, now):  # fmt: skip
                 return self.status()  # paused or cancelled before it started
         elif self.spec.mode == "continuous":
             self._enqueue(now)
@@ -348,7 +350,7 @@ class Campaign:
             self._cancel_queued("campaign ended")
             self._set_status(CampaignState.COMPLETED,
                              f"{current.counts.get(DeviceState.SUCCEEDED, 0)} succeeded, "
-                             f"{current.failed} failed")  # fmt: skip
+                             f"{current.failed} failed", at=now)  # fmt: skip
         return self.status()
 
     def _group_of(self, twin: dict[str, Any]) -> str:
