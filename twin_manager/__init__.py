@@ -17,6 +17,8 @@ from twin_manager.errors import (
     HubError,
     HubUnavailable,
     InvalidQuery,
+    InvalidScheme,
+    InvalidTags,
     MethodTimeout,
     PreconditionFailed,
     Throttled,
@@ -35,6 +37,7 @@ from twin_manager.models import (
     Twin,
 )
 from twin_manager.retrying import RetryPolicy
+from twin_manager.schemes import FleetScheme, load_scheme
 from twin_manager.sentinels import NOT_GIVEN
 
 __all__ = [
@@ -48,10 +51,13 @@ __all__ = [
     "DeviceJobResult",
     "DeviceNotFound",
     "DeviceNotOnline",
+    "FleetScheme",
     "HubConfigurationError",
     "HubError",
     "HubUnavailable",
     "InvalidQuery",
+    "InvalidScheme",
+    "InvalidTags",
     "Job",
     "JobStatistics",
     "LocalHubInfo",
@@ -64,5 +70,6 @@ __all__ = [
     "TwinManager",
     "TwinManagerError",
     "Unauthorized",
+    "load_scheme",
     "read_hub_dir",
 ]
