@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from twin_manager import Device
-from twinfleet.cli.connecting import ConnectionOption, HubDirOption, connect
+from twinfleet.cli.connecting import ConnectionOption, HubDirOption, SchemeOption, connect
 
 __all__ = ["device_app", "twin_app"]
 
@@ -138,9 +138,11 @@ def set_desired(
 def set_tags(
     device_id: str,
     patch: str = typer.Argument(..., help="A JSON merge patch."),
+    scheme: str | None = SchemeOption,
     hub_dir: Path | None = HubDirOption,
     connection_string: str | None = ConnectionOption,
 ) -> None:
-    """Merge-patch tags (null deletes)."""
-    twin = connect(hub_dir, connection_string).update_tags(device_id, _json(patch, "the patch"))
+    """Merge-patch tags (null deletes); checked against the fleet's scheme when one is given."""
+    fleet = connect(hub_dir, connection_string, scheme)
+    twin = fleet.update_tags(device_id, _json(patch, "the patch"))
     typer.echo(f"tags updated, etag {twin.etag}")
