@@ -130,8 +130,9 @@ def list_jobs(
 @app.command("cancel")
 def cancel(
     job_id: str,
+    as_json: bool = JsonOption,
     hub_dir: Path | None = HubDirOption,
     connection_string: str | None = ConnectionOption,
 ) -> None:
     """Cancel a job: no new device is started."""
-    _print(connect(hub_dir, connection_string).cancel_job(job_id))
+    _print(connect(hub_dir, connection_string).cancel_job(job_id), as_json)

@@ -57,6 +57,9 @@ def invoke(
     method: str,
     payload: str = typer.Option("null", "--payload", help="JSON payload."),
     timeout: int = typer.Option(30, help="Response timeout in seconds."),
+    as_json: bool = typer.Option(
+        False, "--json", help="It prints JSON anyway; accepted so every data command takes --json."
+    ),
     hub_dir: Path | None = HubDirOption,
     connection_string: str | None = ConnectionOption,
 ) -> None:
