@@ -27,6 +27,10 @@ __all__ = ["HubError", "HubServer", "LocalHub", "SecretRedactor", "install_redac
 _LAZY = {"LocalHub": "local_hub.hub", "HubServer": "local_hub.server", "serve": "local_hub.server"}
 
 
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
