@@ -81,7 +81,7 @@ class CampaignRecord:
         self.tokens = float(limiter.get("tokens", 1.0))
         self.last_tick: float | None = limiter.get("lastTick")
         self.started_at: float | None = limiter.get("startedAt")
-        self.log_lines = [labels[k] for k in sorted(labels) if k.startswith("log.")]
+        self.log_lines = _in_time_order([labels[k] for k in sorted(labels) if k.startswith("log.")])
         self._unsaved_log: list[str] = []
 
     @property
