@@ -34,7 +34,7 @@ from typing import Any
 
 from local_hub import errors, registry
 
-__all__ = ["MAX_DEVICES", "MODES", "apply"]
+__all__ = ["IMPORT_MODES", "MAX_DEVICES", "MODES", "apply", "apply_entry"]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,8 @@ MODES = (
     "updateTwin",
     "updateTwinIfMatchETag",
 )
+# Import jobs also take these (`createOrUpdate` is their default), as IoT Hub's do.
+IMPORT_MODES = (*MODES, "createOrUpdate", "createOrUpdateIfMatchETag")
 _IDENTITY_FIELDS = ("status", "statusReason", "authentication", "capabilities")
 
 
@@ -109,7 +111,7 @@ def apply(hub_registry: registry.Registry, body: Any) -> tuple[int, dict[str, An
         device_id = entry.get("id")
         mode = entry.get("importMode")
         try:
-            warning = _apply_one(hub_registry, entry, mode)
+            warning = apply_entry(hub_registry, entry, mode)
         except errors.HubError as exc:
             failures.append(
                 {
@@ -133,13 +135,26 @@ def apply(hub_registry: registry.Registry, body: Any) -> tuple[int, dict[str, An
     return (400 if failures else 200), result
 
 
-def _apply_one(hub_registry: registry.Registry, entry: dict[str, Any], mode: Any) -> str | None:
-    """Apply one entry; returns a warning for a twin part that was refused, else None."""
+def apply_entry(
+    hub_registry: registry.Registry,
+    entry: dict[str, Any],
+    mode: Any,
+    modes: tuple[str, ...] = MODES,
+) -> str | None:
+    """Apply one `ExportImportDevice` entry in `mode` (one of `modes`); returns a warning for a
+    twin part that was refused, else None.
+
+    Raises:
+        HubError: the entry was refused (nothing of it changed).
+    """
     device_id = entry.get("id")
     if not isinstance(device_id, str) or not device_id:
         raise errors.BadRequest("The entry has no device id ('id').")
-    if mode not in MODES:
-        raise errors.BadRequest(f"importMode {mode!r} is not one of {', '.join(MODES)}.")
+    if mode not in modes:
+        raise errors.BadRequest(f"importMode {str(mode)[:40]!r} is not one of {', '.join(modes)}.")
+    if mode.startswith("createOrUpdate"):
+        exists = hub_registry.get_device(device_id) is not None
+        mode = mode.replace("createOrUpdate", "update") if exists else "create"
     if mode in ("delete", "deleteIfMatchETag"):
         hub_registry.delete_device(device_id, _etag(entry, "eTag", mode))
         return None

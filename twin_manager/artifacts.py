@@ -193,3 +193,33 @@ class ArtifactStore:
         """
         self._request("DELETE", self._path(name), f"deleting {name!r}")
         log.info("deleted artifact %s", name)
+
+    # -- blob containers (what import/export jobs read and write) ----------------------------
+
+    def container_url(self, container: str, *, permissions: str = "rw", ttl: int = 3600) -> str:
+        """A signed URL of the blob container `container` (`r`, `w` or `rw`), valid `ttl`
+        seconds: what an import/export job's `inputBlobContainerUri` and
+        `outputBlobContainerUri` take. It is a secret: anyone holding it can use it.
+
+        Raises:
+            HubError: the container name, the permissions or the ttl is refused.
+        """
+        response = self._request(
+            "POST", self._path(container, "/container-url"), f"signing container {container!r}",
+            params={"ttl": str(ttl), "sp": permissions},
+        )  # fmt: skip
+        return str(response.json()["url"])
+
+    def put_blob(self, container: str, name: str, data: bytes) -> None:
+        """Store `data` as blob `name` of `container` (made if new), replacing any."""
+        path = f"{self._path(container)}/{urllib.parse.quote(name, safe='')}"
+        self._request("PUT", path, f"uploading {container}/{name}", data=data)
+
+    def get_blob(self, container: str, name: str) -> bytes:
+        """Blob `name` of `container`.
+
+        Raises:
+            ArtifactNotFound: there is no such blob.
+        """
+        path = f"{self._path(container)}/{urllib.parse.quote(name, safe='')}"
+        return self._request("GET", path, f"downloading {container}/{name}").content
