@@ -54,6 +54,8 @@ SURFACE = {
         "Artifact",
         "ArtifactNotFound",
         "ArtifactStore",
+        "BulkFailure",
+        "BulkResult",
         "Configuration",
         "Conflict",
         "Device",

@@ -26,6 +26,8 @@ from twin_manager.errors import (
 from twin_manager.hubdirs import LocalHubInfo, read_hub_dir
 from twin_manager.manager import TwinManager
 from twin_manager.models import (
+    BulkFailure,
+    BulkResult,
     Configuration,
     Device,
     DeviceJobResult,
@@ -42,6 +44,8 @@ __all__ = [
     "Artifact",
     "ArtifactNotFound",
     "ArtifactStore",
+    "BulkFailure",
+    "BulkResult",
     "Configuration",
     "Conflict",
     "Device",

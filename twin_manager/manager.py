@@ -247,6 +247,28 @@ class TwinManager:
         gateway = gateway_host_name or self._gateway_host_name
         return text + (f";GatewayHostName={gateway}" if gateway else "")
 
+    def bulk_registry(self, entries: list[dict[str, Any]]) -> models.BulkResult:
+        """One bulk registry operation (`POST /devices`): up to 100 `ExportImportDevice`
+        entries (`id`, `importMode` such as `create` or `updateTwin`, `status`,
+        `authentication`, `tags`, `properties.desired`), each applied on its own.
+
+        Returns:
+            Which entries failed and why (every other entry was applied).
+
+        Raises:
+            ValueError: more than 100 entries, or none.
+        """
+        if not 1 <= len(entries) <= 100:
+            raise ValueError(
+                f"A bulk registry operation takes 1 to 100 devices, not {len(entries)}."
+            )
+        body = self._sdk.bulk_entries(entries)
+        raw = self._call(
+            f"Bulk registry operation on {len(entries)} devices",
+            lambda c: c.registry.protocol.bulk_registry.update_registry(body, raw=True),
+        )
+        return models.BulkResult.from_raw(raw or {"isSuccessful": True})
+
     # -- twins -----------------------------------------------------------------------------
 
     def get_twin(self, device_id: str) -> models.Twin:

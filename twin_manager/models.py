@@ -9,6 +9,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 __all__ = [
+    "BulkFailure",
+    "BulkResult",
     "Configuration",
     "Device",
     "DeviceJobResult",
@@ -214,3 +216,30 @@ class Configuration(_Model):
     @property
     def applied_count(self) -> int:
         return self.system_metrics.get("appliedCount", 0)
+
+
+class BulkFailure(_Model):
+    """One entry of a bulk registry operation that failed (or warned), and why."""
+
+    device_id: str | None = Field(default=None, alias="deviceId")
+    error_code: str = Field(default="", alias="errorCode")
+    error_status: str = Field(default="", alias="errorStatus")
+    operation: str | None = None
+
+
+class BulkResult(_Model):
+    """What a bulk registry operation (`POST /devices`, up to 100 devices) answered: every entry
+    not in `errors` was applied; `warnings` name devices registered whose twin part was not."""
+
+    is_successful: bool = Field(alias="isSuccessful")
+    errors: tuple[BulkFailure, ...] = ()
+    warnings: tuple[BulkFailure, ...] = ()
+
+    @classmethod
+    def from_raw(cls, raw: dict[str, Any]) -> BulkResult:
+        warnings = [
+            {"deviceId": w.get("deviceId"), "errorCode": w.get("warningCode", ""),
+             "errorStatus": w.get("warningStatus", "")}
+            for w in raw.get("warnings") or []
+        ]  # fmt: skip
+        return cls.model_validate({**raw, "errors": raw.get("errors") or [], "warnings": warnings})
