@@ -36,6 +36,7 @@ from twin_manager.models import (
     MethodResult,
     Twin,
 )
+from twin_manager.provisioning import Blocked, ProvisioningService
 from twin_manager.retrying import RetryPolicy
 from twin_manager.sentinels import NOT_GIVEN
 
@@ -44,6 +45,7 @@ __all__ = [
     "Artifact",
     "ArtifactNotFound",
     "ArtifactStore",
+    "Blocked",
     "BulkFailure",
     "BulkResult",
     "Configuration",
@@ -62,6 +64,7 @@ __all__ = [
     "MethodResult",
     "MethodTimeout",
     "PreconditionFailed",
+    "ProvisioningService",
     "RetryPolicy",
     "Throttled",
     "Twin",

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 import logging
 import time
 import urllib.parse
@@ -26,6 +25,7 @@ from typing import Any
 import requests
 
 from twin_manager import errors
+from twin_manager._signing import sas_token
 
 __all__ = ["Artifact", "ArtifactStore"]
 
@@ -55,13 +55,6 @@ class Artifact:
             url=body.get("url"),
             expires_at=body.get("expiresAt"),
         )
-
-
-def _sas_token(host_name: str, key_name: str, key: bytes, expiry: int) -> str:
-    resource = urllib.parse.quote(host_name, safe="")
-    signature = hmac.new(key, f"{resource}\n{expiry}".encode(), hashlib.sha256).digest()
-    quoted = urllib.parse.quote(base64.b64encode(signature).decode(), safe="")
-    return f"SharedAccessSignature sr={resource}&sig={quoted}&se={expiry}&skn={key_name}"
 
 
 class ArtifactStore:
@@ -96,7 +89,7 @@ class ArtifactStore:
                 f"{what}: Azure IoT Hub stores no artifacts; upload the image to Blob Storage and "
                 "give the campaign its SAS URL (--url and --sha256)."
             )
-        token = _sas_token(self.host_name, self._key_name, self._key, int(time.time()) + _TOKEN_TTL)
+        token = sas_token(self.host_name, self._key_name, self._key, int(time.time()) + _TOKEN_TTL)
         try:
             response = requests.request(
                 method, f"https://{self.host_name}{path}", headers={"Authorization": token},

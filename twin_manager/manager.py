@@ -20,7 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
 
-from twin_manager import artifacts, errors, hubdirs, models
+from twin_manager import artifacts, errors, hubdirs, models, provisioning
 from twin_manager._sdk import Sdk
 from twin_manager.querying import checked_condition, checked_query
 from twin_manager.retrying import RetryPolicy
@@ -65,6 +65,10 @@ class TwinManager:
         retry: the retry policy for transient failures.
         device_host_name: the HostName devices use, when it differs from the service's.
         gateway_host_name: the GatewayHostName devices dial, if any.
+
+    Attributes:
+        provisioning: the Device Provisioning Service the fleet's devices register through,
+            if it uses one (set it to let retirement stop devices from provisioning again).
     """
 
     def __init__(
@@ -84,6 +88,7 @@ class TwinManager:
         # hub's service connection string; Azure's host names carry none): they dial 8883.
         self._device_host_name = device_host_name or _without_port(self._sdk.host_name)
         self._gateway_host_name = gateway_host_name
+        self.provisioning: provisioning.ProvisioningService | None = None
 
     @classmethod
     def from_connection_string(

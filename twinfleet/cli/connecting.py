@@ -8,15 +8,44 @@ from pathlib import Path
 
 import typer
 
-from twin_manager import ArtifactStore, TwinManager, read_hub_dir
+from twin_manager import ArtifactStore, ProvisioningService, TwinManager, read_hub_dir
 
-__all__ = ["ConnectionOption", "HubDirOption", "connect", "connect_artifacts"]
+__all__ = [
+    "ConnectionOption",
+    "DpsConnectionOption",
+    "DpsDirOption",
+    "HubDirOption",
+    "connect",
+    "connect_artifacts",
+    "with_provisioning",
+]
 
 HubDirOption = typer.Option(None, "--hub-dir", help="A running local hub's data directory.")
 ConnectionOption = typer.Option(
     None, "--connection-string", help="Service connection string (or TWINFLEET_CONNECTION_STRING).",
     show_default=False,
 )  # fmt: skip
+
+
+DpsDirOption = typer.Option(
+    None, "--dps-dir", help="The data directory of the local DPS the devices provision through."
+)
+DpsConnectionOption = typer.Option(
+    None, "--dps-connection-string", show_default=False,
+    help="The DPS's service connection string (or TWINFLEET_DPS_CONNECTION_STRING).",
+)  # fmt: skip
+
+
+def with_provisioning(
+    fleet: TwinManager, dps_dir: Path | None, dps_connection_string: str | None
+) -> TwinManager:
+    """`fleet`, knowing the provisioning service the options (or the environment) name."""
+    text = dps_connection_string or os.environ.get("TWINFLEET_DPS_CONNECTION_STRING")
+    if dps_dir is not None:
+        fleet.provisioning = ProvisioningService.from_dps_dir(dps_dir)
+    elif text:
+        fleet.provisioning = ProvisioningService(text)
+    return fleet
 
 
 def _connection_string(connection_string: str | None) -> str:

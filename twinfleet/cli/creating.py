@@ -9,6 +9,7 @@ once, in `_COMMON`, and added to each command's signature by `campaign_command`.
 
 from __future__ import annotations
 
+import getpass
 import inspect
 import json
 from collections.abc import Callable
@@ -19,6 +20,7 @@ import typer
 import typer.main
 
 from patterns import api
+from patterns.builtin.retire import Retire
 from patterns.campaigns import (
     AbortCriteria,
     Campaign,
@@ -295,3 +297,12 @@ def _reboot(
 def _factory_reset() -> api.Params:
     """A factory reset campaign."""
     return FactoryReset()
+
+
+@campaign_command(create_app, "retire")
+def _retire(
+    reason: str = typer.Option(..., "--reason", help="Why the devices are retired."),
+    keep_twin: bool = typer.Option(False, "--keep-twin", help="Keep the disabled twins."),
+) -> api.Params:
+    """Retire devices for good (run it with --dps-dir to block their provisioning too)."""
+    return Retire(reason=reason, by=getpass.getuser(), keep_twin=keep_twin)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import sys
 from pathlib import Path
 
@@ -9,12 +10,21 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+from patterns import api, retiring
+from patterns.builtin.retire import Retire
 from twinfleet import devicefiles, exporting, importing
-from twinfleet.cli.connecting import ConnectionOption, HubDirOption, connect
+from twinfleet.cli.connecting import (
+    ConnectionOption,
+    DpsConnectionOption,
+    DpsDirOption,
+    HubDirOption,
+    connect,
+    with_provisioning,
+)
 from twinfleet.cli.devices import device_app
 from twinfleet.cli.exit_codes import ExitCode
 
-__all__ = ["export_devices", "import_devices"]
+__all__ = ["export_devices", "import_devices", "replace", "retire"]
 
 
 def _count_rows(path: Path, csv_format: bool) -> int:
@@ -75,3 +85,56 @@ def export_devices(
     fleet = connect(hub_dir, connection_string)
     for row in exporting.export_rows(fleet, query, include_keys=include_keys):
         devicefiles.write_row(sys.stdout, row, include_keys=include_keys)
+
+
+def _who() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return "twinfleet"
+
+
+def _report(verdict: api.Verdict) -> None:
+    if verdict.outcome == api.Outcome.FAILED:
+        typer.echo(f"error: {verdict.reason}", err=True)
+        raise typer.Exit(ExitCode.ERROR)
+    typer.echo(verdict.note or "retired")
+
+
+@device_app.command("retire")
+def retire(
+    device_id: str,
+    reason: str = typer.Option(..., "--reason", help="Why: kept with the device's record."),
+    keep_twin: bool = typer.Option(
+        False, "--keep-twin", help="Keep the disabled identity and twin instead of deleting them."
+    ),
+    hub_dir: Path | None = HubDirOption,
+    connection_string: str | None = ConnectionOption,
+    dps_dir: Path | None = DpsDirOption,
+    dps_connection_string: str | None = DpsConnectionOption,
+) -> None:
+    """Take a device out of service for good: tag it retired, disable it, block its
+    registration in the DPS (with --dps-dir), archive its twin and delete it (or --keep-twin)."""
+    fleet = with_provisioning(connect(hub_dir, connection_string), dps_dir, dps_connection_string)
+    params = Retire(reason=reason, by=_who(), keep_twin=keep_twin)
+    _report(retiring.retire_device(fleet, device_id, params))
+
+
+@device_app.command("replace")
+def replace(
+    old: str = typer.Argument(..., help="The failed device."),
+    new: str = typer.Argument(..., help="Its replacement (registered or provisioned already)."),
+    reason: str | None = typer.Option(None, "--reason", help="Why (default: replaced by NEW)."),
+    keep_twin: bool = typer.Option(False, "--keep-twin", help="Keep the old device's twin."),
+    hub_dir: Path | None = HubDirOption,
+    connection_string: str | None = ConnectionOption,
+    dps_dir: Path | None = DpsDirOption,
+    dps_connection_string: str | None = DpsConnectionOption,
+) -> None:
+    """Move a failed device's tags and desired properties to its replacement (which then
+    converges to the same configuration and firmware), then retire the old device."""
+    fleet = with_provisioning(connect(hub_dir, connection_string), dps_dir, dps_connection_string)
+    params = Retire(reason=reason or f"replaced by {new}", by=_who(), keep_twin=keep_twin)
+    verdict = retiring.replace_device(fleet, old, new, params)
+    typer.echo(f"{new} took over the tags and desired properties of {old}")
+    _report(verdict)
