@@ -24,3 +24,10 @@ def job_manager(hub: LocalHub) -> Any:
 def jobs_of() -> Callable[[LocalHub], Any]:
     """`jobs_of(hub)`: the service SDK's job manager for a hub."""
     return job_manager
+
+
+# Provisioning services and simulated devices as their own folders' tests run them.
+from tests.agent.conftest import SimDevice  # noqa: E402
+from tests.provisioning.conftest import RunningDps, make_dps  # noqa: E402
+
+__all__ = ["RunningDps", "SimDevice", "job_manager", "make_dps"]
