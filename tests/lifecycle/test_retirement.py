@@ -21,11 +21,12 @@ from azure.iot.device.exceptions import ClientError, ServiceError
 
 from local_hub import LocalHub
 from local_hub.provisioning import derive_device_key
+from patterns import api, retiring
 from patterns.builtin.retire import RETIRED_TAG, Retire
 from patterns.campaigns import Campaign, CampaignSpec, Reboot, plan
 from tests.agent.conftest import SimDevice
 from tests.provisioning.conftest import RunningDps
-from twin_manager import TwinManager
+from twin_manager import ProvisioningService, TwinManager
 
 IMAGE = b"replacement firmware image " * 1000
 
@@ -180,3 +181,20 @@ def test_a_replacement_converges_to_the_old_device_configuration_and_firmware(
             assert configuration["version"] == 4
         finally:
             device.stop()
+
+
+def test_retiring_an_individually_enrolled_device_disables_its_enrollment(
+    hub: LocalHub, make_dps: Callable[..., RunningDps]
+) -> None:
+    dps = make_dps([hub])
+    enrollment = dps.enrollments().create("solo-1")
+    key = enrollment["attestation"]["symmetricKey"]["primaryKey"]
+    assert _register(dps, "solo-1", key).status == "assigned"
+    with TwinManager.from_local_hub(hub) as fleet:
+        fleet.provisioning = ProvisioningService.from_dps_dir(dps.data_dir)
+        verdict = retiring.retire_device(fleet, "solo-1", Retire(reason="stolen", by="security"))
+        assert verdict.outcome == api.Outcome.SUCCEEDED, verdict.reason
+        assert "enrollment disabled" in verdict.note
+        assert dps.enrollments().enrollment("solo-1")["provisioningStatus"] == "disabled"
+        assert "invalid registration status disabled" in _refused_registration(dps, "solo-1", key)
+        assert fleet.list_devices() == []

@@ -32,6 +32,7 @@ from patterns.campaigns import (
     Reboot,
     Retries,
     Rollout,
+    targeting,
 )
 from twin_manager import TwinManager
 from twinfleet.cli.connecting import ConnectionOption, HubDirOption, connect, connect_artifacts
@@ -140,10 +141,10 @@ def _create(pattern: api.Params, campaign_id: str, options: dict[str, Any]) -> N
 def _refuse_empty(fleet: TwinManager, spec: CampaignSpec, allow_empty: bool) -> None:
     """A campaign whose target matches no device would run and "complete" having done nothing:
     refuse it (exit 1) unless the user says so, e.g. for a continuous campaign."""
-    if allow_empty or fleet.count(spec.target) > 0:
+    if allow_empty or fleet.count(targeting.target_condition(spec)) > 0:
         return
     typer.echo(
-        f"error: the target matches no device: {spec.target}\n"
+        f"error: the target matches no device (retired devices never count): {spec.target}\n"
         "  (check its paths and quoting with `twinfleet query`, or pass --allow-empty)",
         err=True,
     )
