@@ -21,10 +21,9 @@ from twinfleet.cli.connecting import (
     connect,
     with_provisioning,
 )
-from twinfleet.cli.devices import device_app
 from twinfleet.cli.exit_codes import ExitCode
 
-__all__ = ["export_devices", "import_devices", "replace", "retire"]
+__all__ = ["export_devices", "import_devices", "register", "replace", "retire"]
 
 
 def _count_rows(path: Path, csv_format: bool) -> int:
@@ -33,7 +32,6 @@ def _count_rows(path: Path, csv_format: bool) -> int:
     return max(0, rows - 1) if csv_format else rows
 
 
-@device_app.command("import")
 def import_devices(
     file: Path = typer.Argument(..., help="A device file: JSON lines, or CSV (*.csv)."),
     hub_dir: Path | None = HubDirOption,
@@ -66,7 +64,6 @@ def import_devices(
         raise typer.Exit(ExitCode.ERROR)
 
 
-@device_app.command("export")
 def export_devices(
     query: str | None = typer.Option(
         None, "--query", help="Only the devices this condition selects, e.g. \"tags.site = 'a'\"."
@@ -101,7 +98,6 @@ def _report(verdict: api.Verdict) -> None:
     typer.echo(verdict.note or "retired")
 
 
-@device_app.command("retire")
 def retire(
     device_id: str,
     reason: str = typer.Option(..., "--reason", help="Why: kept with the device's record."),
@@ -120,7 +116,6 @@ def retire(
     _report(retiring.retire_device(fleet, device_id, params))
 
 
-@device_app.command("replace")
 def replace(
     old: str = typer.Argument(..., help="The failed device."),
     new: str = typer.Argument(..., help="Its replacement (registered or provisioned already)."),
@@ -138,3 +133,11 @@ def replace(
     verdict = retiring.replace_device(fleet, old, new, params)
     typer.echo(f"{new} took over the tags and desired properties of {old}")
     _report(verdict)
+
+
+def register(app: typer.Typer) -> None:
+    """Add these commands to `app` (the `device` group)."""
+    app.command("import")(import_devices)
+    app.command("export")(export_devices)
+    app.command("retire")(retire)
+    app.command("replace")(replace)

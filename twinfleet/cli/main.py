@@ -62,8 +62,8 @@ app.add_typer(dps.app, name="dps")
 app.add_typer(agent.app, name="agent")
 app.add_typer(fleet.app, name="fleet")
 app.add_typer(firmware.app, name="firmware")
-app.add_typer(devices.device_app, name="device")  # with `lifecycle`'s commands
-del lifecycle  # imported for the commands it adds to `device`
+lifecycle.register(devices.device_app)
+app.add_typer(devices.device_app, name="device")
 app.add_typer(devices.twin_app, name="twin")
 app.add_typer(campaigns.app, name="campaign")
 app.add_typer(artifacts.app, name="artifact")
