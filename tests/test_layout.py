@@ -66,6 +66,7 @@ SURFACE = {
         "HubConfigurationError",
         "HubError",
         "HubUnavailable",
+        "ImportExportJob",
         "InvalidQuery",
         "Job",
         "JobStatistics",

@@ -216,3 +216,12 @@ class ArtifactStore:
         """
         path = f"{self._path(container)}/{urllib.parse.quote(name, safe='')}"
         return self._request("GET", path, f"downloading {container}/{name}").content
+
+    def delete_blob(self, container: str, name: str) -> None:
+        """Remove blob `name` of `container`.
+
+        Raises:
+            ArtifactNotFound: there is no such blob.
+        """
+        path = f"{self._path(container)}/{urllib.parse.quote(name, safe='')}"
+        self._request("DELETE", path, f"deleting {container}/{name}")

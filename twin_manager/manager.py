@@ -576,6 +576,68 @@ class TwinManager:
                 raise TimeoutError(f"Job {job_id!r} is still {job.status} after {timeout:g} s.")
             time.sleep(poll)
 
+    # -- import and export jobs ------------------------------------------------------------
+
+    def export_devices(
+        self, output_container_url: str, *, exclude_keys: bool = True
+    ) -> models.ImportExportJob:
+        """Start an export job: every identity and twin, one JSON line each, to `devices.txt`
+        in the blob container (a Blob SAS URL on Azure; `ArtifactStore.container_url` on a
+        local hub).
+
+        Raises:
+            Conflict: another import or export job is running.
+        """
+        return self._import_export(
+            {"type": "export", "outputBlobContainerUri": output_container_url,
+             "excludeKeysInExport": exclude_keys}
+        )  # fmt: skip
+
+    def import_devices(
+        self, input_container_url: str, output_container_url: str
+    ) -> models.ImportExportJob:
+        """Start an import job: the `devices.txt` of the input container, line by line (each
+        line's `importMode`, `createOrUpdate` by default); failed lines go to `importErrors.log`
+        in the output container.
+
+        Raises:
+            Conflict: another import or export job is running.
+        """
+        return self._import_export(
+            {"type": "import", "inputBlobContainerUri": input_container_url,
+             "outputBlobContainerUri": output_container_url}
+        )  # fmt: skip
+
+    def _import_export(self, body: dict[str, Any]) -> models.ImportExportJob:
+        request = self._sdk.job_properties(body)
+        raw = self._call(
+            f"Starting an {body['type']} job",
+            lambda c: c.jobs.protocol.jobs.create_import_export_job(request, raw=True),
+        )
+        return models.ImportExportJob.model_validate(raw)
+
+    def get_import_export_job(self, job_id: str) -> models.ImportExportJob:
+        raw = self._call(
+            f"Reading import/export job {job_id!r}",
+            lambda c: c.jobs.protocol.jobs.get_import_export_job(job_id, raw=True),
+        )
+        return models.ImportExportJob.model_validate(raw)
+
+    def wait_for_import_export_job(
+        self, job_id: str, timeout: float, *, poll: float = 0.5
+    ) -> models.ImportExportJob:
+        """Poll until the import or export job completes, fails or is cancelled.
+
+        Raises:
+            TimeoutError: it has not finished within `timeout` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        while not (job := self.get_import_export_job(job_id)).finished:
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"Job {job_id!r} is still {job.status} after {timeout:g} s.")
+            time.sleep(poll)
+        return job
+
     # -- configurations --------------------------------------------------------------------
 
     def create_configuration(

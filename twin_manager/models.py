@@ -14,6 +14,7 @@ __all__ = [
     "Configuration",
     "Device",
     "DeviceJobResult",
+    "ImportExportJob",
     "Job",
     "JobStatistics",
     "MethodResult",
@@ -155,6 +156,25 @@ class Job(_Model):
     failure_reason: str | None = Field(default=None, alias="failureReason")
     status_message: str | None = Field(default=None, alias="statusMessage")
     statistics: JobStatistics = Field(default_factory=JobStatistics, alias="deviceJobStatistics")
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("completed", "failed", "cancelled")
+
+
+class ImportExportJob(_Model):
+    """An import or export job (`JobProperties`): identities and twins in bulk through blob
+    containers. The container URLs are secrets (anyone holding one can use it)."""
+
+    job_id: str = Field(alias="jobId")
+    type: str
+    status: str
+    progress: int = 0
+    start_time: datetime | None = Field(default=None, alias="startTimeUtc")
+    end_time: datetime | None = Field(default=None, alias="endTimeUtc")
+    failure_reason: str | None = Field(default=None, alias="failureReason")
+    output_blob_name: str | None = Field(default=None, alias="outputBlobName")
+    input_blob_name: str | None = Field(default=None, alias="inputBlobName")
 
     @property
     def finished(self) -> bool:

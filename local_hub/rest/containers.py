@@ -6,12 +6,13 @@
 - `PUT /artifacts/{container}/{blob}` (owner key, or the container URL's query with `w` and the
   header `x-ms-blob-type: BlockBlob`, as Blob Storage wants): store a blob;
 - `GET /artifacts/{container}/{blob}` (owner key, or the container URL's query with `r`);
-- `DELETE /artifacts/{container}/{blob}` (owner key).
+- `DELETE /artifacts/{container}/{blob}` (owner key); the container goes with its last blob.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import uuid
@@ -107,8 +108,11 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
 async def delete_blob(request: web.Request) -> web.Response:
     ctx = of(request)
     container, blob = request.match_info["container"], request.match_info["blob"]
+    path = blobs.blob_path(ctx.artifacts_dir, container, blob)
     try:
-        blobs.blob_path(ctx.artifacts_dir, container, blob).unlink()
+        path.unlink()
     except FileNotFoundError:
         raise errors.NotFound(f"No blob {blob!r} in container {container!r}.") from None
+    with contextlib.suppress(OSError):  # a container lasts as long as it holds blobs
+        path.parent.rmdir()
     return web.Response(status=204)

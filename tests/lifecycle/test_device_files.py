@@ -49,6 +49,8 @@ def test_import_then_export_round_trips(hub: LocalHub, tmp_path: Path) -> None:
     with TwinManager.from_local_hub(hub) as fleet:
         device = fleet.get_device("imp-0007")
     assert (row["primaryKey"], row["secondaryKey"]) == (device.primary_key, device.secondary_key)
+    # The keys came from one export job, whose container is gone with its file.
+    assert not list((hub.data_dir / "artifacts").glob("twinfleet-export-*"))
 
 
 def test_bad_rows_by_line_and_a_resumed_import(hub: LocalHub, tmp_path: Path) -> None:
