@@ -43,42 +43,23 @@ def _fleet(info: dict[str, Any]) -> TwinManager:
     )
 
 
-def _wait(fleet: TwinManager, job_id: str) -> float:
-    """Seconds until an import/export job finishes (polled through the service SDK's jobs)."""
-    started = time.perf_counter()
-    jobs = fleet._sdk._clients().jobs  # the job manager of this thread, trusting the hub's CA
-    while (job := jobs.get_import_export_job(job_id)).status not in ("completed", "failed"):
-        time.sleep(0.1)
-    if job.status != "completed":
-        raise RuntimeError(f"job {job_id} failed: {job.failure_reason}")
-    return time.perf_counter() - started
-
-
 def _jobs_round_trip(fleet: TwinManager, other_info: dict[str, Any]) -> None:
-    from azure.iot.hub.models import JobProperties
-
-    jobs = fleet._sdk._clients().jobs
     out = fleet.artifact_store().container_url("bench-export")
     started = time.perf_counter()
-    job = jobs.create_import_export_job(
-        JobProperties(type="export", output_blob_container_uri=out, exclude_keys_in_export=False)
-    )
-    _wait(fleet, job.job_id)
+    job = fleet.export_devices(out, exclude_keys=False)
+    fleet.wait_for_import_export_job(job.job_id, 3600, poll=0.1)
     exported = time.perf_counter() - started
     data = fleet.artifact_store().get_blob("bench-export", "devices.txt")
     other = _fleet(other_info)
     store = other.artifact_store()
     store.put_blob("bench-import", "devices.txt", data)
     url = store.container_url("bench-import")
-    other_jobs = other._sdk._clients().jobs
     started = time.perf_counter()
-    job = other_jobs.create_import_export_job(
-        JobProperties(type="import", input_blob_container_uri=url, output_blob_container_uri=url)
-    )
-    _wait(other, job.job_id)
+    job = other.import_devices(url, url)
+    done = other.wait_for_import_export_job(job.job_id, 3600, poll=0.1)
     imported = time.perf_counter() - started
     errors = store.get_blob("bench-import", "importErrors.log")
-    same = other.count() == DEVICES and not errors
+    same = done.status == "completed" and other.count() == DEVICES and not errors
     print(f"   export job: {DEVICES:,} devices in {exported:.2f} s; import job into a second hub: "
           f"{imported:.2f} s = {DEVICES / imported:,.0f} devices/s; round trip "
           f"{'complete' if same else 'INCOMPLETE'}")  # fmt: skip
