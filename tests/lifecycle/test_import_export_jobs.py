@@ -223,3 +223,30 @@ def test_cancel(hub: LocalHub, jobs_of: Callable[[LocalHub], Any]) -> None:
     with pytest.raises(HttpOperationError) as missing:
         jobs.get_import_export_job("no-such-job")
     assert missing.value.response.status_code == 404
+
+
+def test_a_job_that_cannot_run_fails_with_a_reason_and_keys_stay_out_when_asked(
+    hub: LocalHub, jobs_of: Callable[[LocalHub], Any]
+) -> None:
+    jobs = jobs_of(hub)
+    with TwinManager.from_local_hub(hub) as fleet:
+        fleet.create_device("secretive")
+        store = fleet.artifact_store()
+        empty = store.container_url("empty")
+        job = jobs.create_import_export_job(
+            JobProperties(
+                type="import", input_blob_container_uri=empty, output_blob_container_uri=empty
+            )
+        )
+        failed = _wait(jobs, job.job_id)
+        assert failed.status == "failed"
+        assert "no blob 'devices.txt'" in failed.failure_reason
+
+        out = store.container_url("out")
+        job = jobs.create_import_export_job(
+            JobProperties(type="export", output_blob_container_uri=out, exclude_keys_in_export=True)
+        )
+        assert _wait(jobs, job.job_id).status == "completed"
+        line = json.loads(store.get_blob("out", "devices.txt"))
+        assert line["id"] == "secretive"
+        assert line["authentication"]["symmetricKey"] == {"primaryKey": None, "secondaryKey": None}
