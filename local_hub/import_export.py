@@ -32,11 +32,12 @@ As on IoT Hub, one import or export job runs at a time; statuses are `enqueued`,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +67,7 @@ CREATE TABLE IF NOT EXISTS import_errors (
 ContainerResolver = Callable[[Any, str, str], str]
 
 
-def _lines(path: Path, skip: int) -> Iterator[tuple[int, bytes | None]]:
+def _lines(path: Path, skip: int) -> Generator[tuple[int, bytes | None], None, None]:
     """(line number, bytes) of each line after the first `skip`; None for a line too long."""
     with path.open("rb") as source:
         number = 0
@@ -251,12 +252,17 @@ class ImportExportJobs:
                 await self._import(job)
         except (OSError, errors.HubError) as exc:
             reason = exc.message if isinstance(exc, errors.HubError) else f"{exc.strerror}"
-            current = self._current(job_id)
-            if current is not None:
-                current.update(status="failed", endTimeUtc=iso(self._clock()),
-                               failureReason=reason)  # fmt: skip
-                self._save(current)
-            log.warning("import/export job %s failed: %s", job_id, reason)
+            self._fail(job_id, reason)
+        except Exception:  # a bug must not leave the one job slot taken for good
+            log.exception("import/export job %s failed", job_id)
+            self._fail(job_id, "The job failed inside the hub; the hub's log says why.")
+
+    def _fail(self, job_id: str, reason: str) -> None:
+        current = self._current(job_id)
+        if current is not None:
+            current.update(status="failed", endTimeUtc=iso(self._clock()), failureReason=reason)
+            self._save(current)
+        log.warning("import/export job %s failed: %s", job_id, reason)
 
     def _finish(self, job_id: str) -> None:
         job = self._current(job_id)
@@ -331,18 +337,15 @@ class ImportExportJobs:
                 "file there first."
             )
         total = max(1, source.stat().st_size)
-        lines = _lines(source, job["_linesDone"])
-        while True:
-            chunk = [line for _, line in zip(range(CHUNK), lines, strict=False)]
-            if not chunk:
-                break
-            if self._quotas is not None:
-                await self._quotas.pace("jobsDeviceOperations", len(chunk))
-            current = self._current(job_id)
-            if current is None:
-                return
-            self._apply_chunk(current, chunk, total)
-            await asyncio.sleep(0)
+        with contextlib.closing(_lines(source, job["_linesDone"])) as lines:  # closes the file
+            while chunk := [line for _, line in zip(range(CHUNK), lines, strict=False)]:
+                if self._quotas is not None:
+                    await self._quotas.pace("jobsDeviceOperations", len(chunk))
+                current = self._current(job_id)
+                if current is None:
+                    return
+                self._apply_chunk(current, chunk, total)
+                await asyncio.sleep(0)
         self._write_errors(job)
         self._finish(job_id)
 
