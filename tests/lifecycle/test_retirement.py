@@ -230,3 +230,30 @@ def test_a_factory_reset_then_retirement_campaign(hub: LocalHub, tmp_path: Path)
         archives = list((hub.data_dir / "artifacts" / "retired").iterdir())
         archive = json.loads(archives[0].read_text())
         assert archive["twin"]["properties"]["reported"]["factoryReset"]["status"] == "completed"
+
+
+def test_a_retire_campaign_from_the_command_line_blocks_the_group_members(
+    hub: LocalHub, make_dps: Callable[..., RunningDps]
+) -> None:
+    dps = make_dps([hub])
+    group = dps.enrollments().create_group("line-b", initial_twin={"tags": {"line": "b"}})
+    keys = {r: derive_device_key(group["attestation"]["symmetricKey"]["primaryKey"], r)
+            for r in ("b-1", "b-2")}  # fmt: skip
+    for registration_id, key in keys.items():
+        assert _register(dps, registration_id, key).status == "assigned"
+
+    def campaign(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "twinfleet", "campaign", *args,
+                   "--hub-dir", str(hub.data_dir)]  # fmt: skip
+        return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+
+    created = campaign("create", "retire", "close_b", "--target", "tags.line = 'b'",
+                       "--reason", "line b closed")  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    ran = campaign("run", "close_b", "--poll", "0.2", "--dps-dir", str(dps.data_dir))
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    for registration_id, key in keys.items():
+        refusal = _refused_registration(dps, registration_id, key)
+        assert "invalid registration status disabled" in refusal
+    with TwinManager.from_local_hub(hub) as fleet:
+        assert fleet.list_devices() == []
