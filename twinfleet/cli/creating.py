@@ -9,6 +9,7 @@ once, in `_COMMON`, and added to each command's signature by `campaign_command`.
 
 from __future__ import annotations
 
+import getpass
 import inspect
 import json
 from collections.abc import Callable
@@ -19,6 +20,7 @@ import typer
 import typer.main
 
 from patterns import api
+from patterns.builtin.retire import Retire
 from patterns.campaigns import (
     AbortCriteria,
     Campaign,
@@ -30,6 +32,7 @@ from patterns.campaigns import (
     Reboot,
     Retries,
     Rollout,
+    targeting,
 )
 from twin_manager import TwinManager
 from twinfleet.cli.connecting import (
@@ -145,10 +148,10 @@ def _create(pattern: api.Params, campaign_id: str, options: dict[str, Any]) -> N
 def _refuse_empty(fleet: TwinManager, spec: CampaignSpec, allow_empty: bool) -> None:
     """A campaign whose target matches no device would run and "complete" having done nothing:
     refuse it (exit 1) unless the user says so, e.g. for a continuous campaign."""
-    if allow_empty or fleet.count(spec.target) > 0:
+    if allow_empty or fleet.count(targeting.target_condition(spec)) > 0:
         return
     typer.echo(
-        f"error: the target matches no device: {spec.target}\n"
+        f"error: the target matches no device (retired devices never count): {spec.target}\n"
         "  (check its paths and quoting with `twinfleet query`, or pass --allow-empty)",
         err=True,
     )
@@ -303,3 +306,12 @@ def _reboot(
 def _factory_reset() -> api.Params:
     """A factory reset campaign."""
     return FactoryReset()
+
+
+@campaign_command(create_app, "retire")
+def _retire(
+    reason: str = typer.Option(..., "--reason", help="Why the devices are retired."),
+    keep_twin: bool = typer.Option(False, "--keep-twin", help="Keep the disabled twins."),
+) -> api.Params:
+    """Retire devices for good (run it with --dps-dir to block their provisioning too)."""
+    return Retire(reason=reason, by=getpass.getuser(), keep_twin=keep_twin)
