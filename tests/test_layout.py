@@ -117,6 +117,7 @@ SURFACE = {
         "Handler",
         "HandlerError",
         "Invocation",
+        "KeyProvider",
         "MethodHandler",
         "SectionHandler",
         "function_method",
