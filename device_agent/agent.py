@@ -255,7 +255,10 @@ class DeviceAgent:
         offered: list[str] = []
         if configured is not None:
             for provider in providers:
-                offered += provider.keys(configured, self)
+                try:
+                    offered += provider.keys(configured, self)
+                except Exception:
+                    log.exception("the %s handler failed to offer keys", provider.kind)
             offered.append(configured)
         candidates: list[str | None] = [*dict.fromkeys(offered)] or [None]
         for number, key in enumerate(candidates, 1):
@@ -280,7 +283,10 @@ class DeviceAgent:
             self._ready.set()
             if key is not None:
                 for provider in providers:
-                    provider.connected(key, self)
+                    try:
+                        provider.connected(key, self)
+                    except Exception:
+                        log.exception("the %s handler failed after connecting", provider.kind)
             return
 
     async def _read_twin(self) -> None:

@@ -23,6 +23,11 @@ point, and every point resumes safely:
 The back end never removes the key the device reports as in use (see
 `patterns.builtin.key_rotation`), so a device that is offline, or whose rotation fails, keeps
 working on its old key. Keys never appear in logs, errors or reports: only their fingerprints.
+
+The keys are kept in the state folder, not in the settings' key file (which the agent may not
+be allowed to write): a device whose state folder is wiped after a completed rotation is left
+with the settings' key, which the rotation revoked. Keep the state folder across updates and
+factory resets, or give such a device its current key again from the hub.
 """
 
 from __future__ import annotations
@@ -99,7 +104,10 @@ class KeyRotationHandler:
         elif state.get("previous") in refused:
             state["previous"] = None
         if state != before:
-            self._file(agent).save(state)
+            try:
+                self._file(agent).save(state)
+            except OSError as exc:  # a pending key stays saved, and is offered first next time
+                log.error("the device's keys could not be saved (%s)", exc.strerror)
         if pending and pending != key:
             log.warning("the hub refused the new key; connected with the previous one")
         elif pending:
