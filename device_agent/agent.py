@@ -10,6 +10,9 @@ Sections and direct methods are handled by handlers (`device_agent.handlers`): t
 (firmware, configuration, reboot, factoryReset), those installed packages declare in the entry
 point group `twinfleet.handlers`, those passed as `handlers=`, and functions registered with the
 `section` and `method` decorators, each later one replacing an earlier one of the same kind.
+A handler may also choose which key the agent connects with (`handlers.api.KeyProvider`, as key
+rotation does): at start and at every `reconnect()` the agent tries the keys it offers, then the
+configured one, and reads the whole twin again once connected.
 
 What arrives from the hub is untrusted input too: the device SDK parses desired patches and
 method payloads itself, and the agent checks each value against `INPUT_LIMITS` (size, nesting of

@@ -98,8 +98,9 @@ def test_a_rotation_campaign_moves_every_device_to_a_new_key_and_revokes_the_old
         reported = contract.KeyRotationReported.model_validate(twin.reported[contract.SECTION])
         assert reported.status == contract.KeyRotationStatus.ROTATED
         assert reported.campaign_id == "rotate:1"
-        assert reported.fingerprint == contract.fingerprint(identity.primary_key or "")
-        assert (reported.fingerprint, "") != (key_rotation.fingerprints(fleet, device_id)[1], "")
+        primary, secondary = key_rotation.fingerprints(fleet, device_id)
+        assert reported.fingerprint == primary == contract.fingerprint(identity.primary_key or "")
+        assert contract.fingerprint(old[device_id] or "") not in (primary, secondary)
         saved = saved_keys(tmp_path, device_id)
         assert saved["current"] == identity.primary_key != old[device_id]
         assert saved.get("pending") is None
@@ -237,3 +238,24 @@ def test_a_controller_that_stops_between_steps_converges_when_started_again(
     assert reported["fingerprint"] == contract.fingerprint(identity.primary_key or "")
     assert reported["campaignId"] == ("restart:2" if stop == "before-delivery" else "restart:1")
     assert refused(hub, device_id, old)
+
+
+def test_a_bad_key_is_refused_by_the_device_without_echoing_it(
+    hub: LocalHub, fleet: TwinManager, devices: Any, agents: Any
+) -> None:
+    (device_id,) = devices(1)
+    key = fleet.get_device(device_id).primary_key or ""
+    agents([device_id])
+    reporting(fleet, [device_id])
+    secret = "c2hvcnQ="  # base64, but 5 bytes: not a key IoT Hub would take
+    result = fleet.invoke(device_id, contract.METHOD, {"key": secret, "campaignId": "x:1"})
+    assert result.status == 400
+    assert "16 to 64 bytes" in result.payload["error"]
+    assert secret not in json.dumps(result.payload)
+    request = contract.KeyRotationRequest(key=key, campaign_id="x:1")
+    assert key not in repr(request)
+    assert key not in str(request)
+    assert request.wire()["key"] == key
+    assert fleet.get_twin(device_id).reported[contract.SECTION]["fingerprint"] == (
+        contract.fingerprint(key)
+    )
