@@ -32,7 +32,8 @@ from __future__ import annotations
 
 import base64
 import secrets
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError
 
@@ -59,11 +60,9 @@ def new_key(size: int = 32) -> str:
     return base64.b64encode(secrets.token_bytes(size)).decode()
 
 
-def _reported(device: api.Device) -> key_rotation.KeyRotationReported | None:
+def _reported(reported: Mapping[str, Any]) -> key_rotation.KeyRotationReported | None:
     try:
-        return key_rotation.KeyRotationReported.model_validate(
-            device.reported.get(key_rotation.SECTION)
-        )
+        return key_rotation.KeyRotationReported.model_validate(reported.get(key_rotation.SECTION))
     except ValidationError:
         return None
 
@@ -80,8 +79,7 @@ class KeyRotationPattern:
         fleet = device.fleet
         identity = fleet.get_device(device.device_id)
         twin = fleet.get_twin(device.device_id)  # the freshest word on the key in use
-        reported = _reported(api.Device(fleet, device.device_id, device.attempt, twin.reported,
-                                        twin.desired))  # fmt: skip
+        reported = _reported(twin.reported)
         if reported is None:
             return api.Verdict.failed(
                 "the device reports no key fingerprint (reported.keyRotation): it runs no "
@@ -89,9 +87,10 @@ class KeyRotationPattern:
             )
         if identity.primary_key is None or identity.secondary_key is None or identity.etag is None:
             return api.Verdict.failed("the identity has no symmetric keys to rotate")
-        in_use = {key_rotation.fingerprint(k): k
-                  for k in (identity.secondary_key, identity.primary_key)}.get(
-                      reported.fingerprint)  # fmt: skip
+        keys = {
+            key_rotation.fingerprint(k): k for k in (identity.secondary_key, identity.primary_key)
+        }
+        in_use = keys.get(reported.fingerprint)  # the device's key stays, as primary
         if in_use is None:
             return api.Verdict.failed(
                 f"the device reports a key (fingerprint {reported.fingerprint}) that the hub "
@@ -120,7 +119,7 @@ class KeyRotationPattern:
         return api.Verdict.in_progress()
 
     def outcome(self, params: KeyRotation, device: api.Device) -> api.Verdict:
-        reported = _reported(device)
+        reported = _reported(device.reported)
         if reported is None or reported.campaign_id != device.attempt.tag:
             return api.Verdict.in_progress()
         status = reported.status
