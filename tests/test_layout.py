@@ -126,6 +126,7 @@ SURFACE = {
         "Handler",
         "HandlerError",
         "Invocation",
+        "KeyProvider",
         "MethodHandler",
         "SectionHandler",
         "function_method",

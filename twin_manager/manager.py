@@ -241,6 +241,37 @@ class TwinManager:
         )
         return models.Device.from_raw(raw)
 
+    def set_keys(
+        self, device_id: str, primary_key: str, secondary_key: str, *, if_match: str
+    ) -> models.Device:
+        """Replace a device's SAS keys, only if its identity is still at `if_match` (its etag):
+        the step of a key rotation, safe against another writer. The keys are secrets: they are
+        never logged or put in an error.
+
+        Raises:
+            PreconditionFailed: the identity changed since it was read (read it again).
+            DeviceNotFound: there is no such device.
+        """
+        device = self.get_device(device_id)
+        body = self._sdk.device(
+            {
+                "deviceId": device_id,
+                "status": device.status,
+                "authentication": {
+                    "type": "sas",
+                    "symmetricKey": {"primaryKey": primary_key, "secondaryKey": secondary_key},
+                },
+            }
+        )
+        raw = self._call(
+            f"Updating the keys of device {device_id!r}",
+            lambda c: c.registry.protocol.devices.create_or_update_identity(
+                device_id, body, _quoted(if_match), raw=True
+            ),
+            device_id,
+        )
+        return models.Device.from_raw(raw)
+
     def delete_device(self, device_id: str, *, if_match: IfMatch = NOT_GIVEN) -> None:
         self._call(
             f"Deleting device {device_id!r}",
