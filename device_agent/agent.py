@@ -190,6 +190,11 @@ class DeviceAgent:
 
         On "reboot" the platform's reboot was requested: a real device goes down; a simulated
         one is booted again (`SimulatedPlatform.boot()`) and a fresh agent run on it.
+
+        Raises:
+            HubRefused: the hub refused the device's credentials, at the first connect or when
+                reconnecting after it dropped the device (`device_agent.provisioning` then
+                provisions the device again and runs a fresh agent).
         """
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
@@ -201,6 +206,7 @@ class DeviceAgent:
         try:
             await self._connect(connection)
             self.connected.set()
+            connection.on_refused(self._loop, self._on_refused)
             connection.on_desired(self._loop, self._on_patch)
             connection.on_method(
                 self._loop, lambda call: self._spawn(tasks, self._on_method(connection, call))
@@ -213,6 +219,12 @@ class DeviceAgent:
             await self._stopped.wait()
             if self.outcome == "reboot":
                 await self._reporter.flush(5)
+            if self.outcome == "refused":
+                raise errors.HubRefused(
+                    "the hub dropped the device and refused its reconnection (its identity was "
+                    "deleted or disabled, or it was moved to another hub)",
+                    after_connect=True,
+                )
         finally:
             for task in tasks:
                 task.cancel()
@@ -227,12 +239,16 @@ class DeviceAgent:
             try:
                 await connection.connect()
                 return
+            except errors.HubRefused:
+                raise
             except Exception as exc:
-                if "Credential" in type(exc).__name__:
-                    raise
                 log.warning("connecting failed (%s); retrying in %.0f s", type(exc).__name__, delay)
                 await asyncio.sleep(delay)
                 delay = min(60.0, delay * 2)
+
+    def _on_refused(self) -> None:
+        log.warning("the hub refused the device's reconnection")
+        self.stop("refused")
 
     def stop(self, outcome: str = "stopped") -> None:
         """Stop the agent (from its loop)."""
