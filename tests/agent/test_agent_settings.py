@@ -57,11 +57,14 @@ provisioning_host = "127.0.0.9"
 id_scope = "0ne0000ABCD"
 registration_id = "sensor-7"
 """
-DPS = """state_dir = "state"
+DPS = (
+    """state_dir = "state"
 [connection]
 key_file = "device.key"
 ca_file = "ca.pem"
-""" + PROVISIONING
+"""
+    + PROVISIONING
+)
 
 
 def test_a_key_file_and_commands_make_the_connection_and_the_platform(folder: Path) -> None:
@@ -118,7 +121,8 @@ def test_a_provisioning_table_or_its_options_make_a_device_that_provisions_itsel
     overrides = {"dps_host": "127.0.0.10", "id_scope": "0ne0000EEEE", "registration_id": "r-2",
                  "symmetric_key": other}  # fmt: skip
     replaced = settings.load(_write(folder, KEY_FILE + SIMULATED), overrides)
-    assert replaced.connection.key_file is None and replaced.connection.device_id is None
+    assert replaced.connection.key_file is None
+    assert replaced.connection.device_id is None
     assert replaced.provisioning_key() == other
     assert other not in repr(replaced)
     alone = settings.load(None, {**overrides, "simulated": True, "state_dir": Path("s"),
