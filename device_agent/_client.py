@@ -134,6 +134,8 @@ async def register(
         except exceptions.ClientError as exc:
             cause = exc.__cause__
             detail = str(cause) if cause is not None and str(cause) else type(exc).__name__
+            if "status disabled" in detail:  # the SDK takes DPS's "disabled" for an unknown one
+                detail = "its enrollment or enrollment group is disabled"
             raise errors.ProvisioningFailed(
                 f"registration {registration_id} at {provisioning_host} failed: {detail}",
                 registration_id=registration_id,

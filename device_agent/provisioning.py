@@ -217,7 +217,7 @@ class Provisioner:
             if refused.after_connect:
                 self.backoff.reset()
             delay = self.backoff.next()
-            log.warning("the hub refused %s (%s); provisioning again in %.1f s",
+            log.warning("the hub refused %s: %s; provisioning again in %.1f s",
                         self.credentials.registration_id, refused, delay)  # fmt: skip
             await self._sleep(delay)
         assignment = await self.assignment()

@@ -1,0 +1,201 @@
+"""The agent provisions itself: real agent processes (`twinfleet agent run`, `twinfleet-agent`)
+that know only a provisioning host, an ID scope, a registration id and a derived key, against a
+real local DPS and hub on loopback, through the unmodified device SDK."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from local_hub import LocalHub
+from local_hub.provisioning import derive_device_key
+from tests.provisioning.conftest import RunningDps
+from twin_manager import DeviceNotFound, TwinManager
+
+
+def _eventually(check: Callable[[], Any], timeout: float = 60, what: str = "it") -> Any:
+    deadline = time.monotonic() + timeout
+    while not (value := check()):
+        assert time.monotonic() < deadline, f"{what} did not happen within {timeout} s"
+        time.sleep(0.2)
+    return value
+
+
+class Agent:
+    """An agent process with its stderr in a file; stopped by SIGTERM."""
+
+    def __init__(self, command: list[str], log: Path, **environ: str) -> None:
+        self.log = log
+        with log.open("ab") as out:
+            self.process = subprocess.Popen(
+                command, stdout=subprocess.DEVNULL, stderr=out, env={**os.environ, **environ}
+            )
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=30)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait()
+
+
+@pytest.fixture
+def agents() -> Iterator[Callable[..., Agent]]:
+    started: list[Agent] = []
+
+    def start(command: list[str], log: Path, **environ: str) -> Agent:
+        agent = Agent(command, log, **environ)
+        started.append(agent)
+        return agent
+
+    yield start
+    for agent in started:
+        agent.stop()
+
+
+def _group_key(dps: RunningDps, group_id: str, registration_id: str, **options: Any) -> str:
+    group = dps.enrollments().create_group(group_id, **options)
+    return derive_device_key(group["attestation"]["symmetricKey"]["primaryKey"], registration_id)
+
+
+def _settings(dps: RunningDps, folder: Path, registration_id: str, key: str) -> Path:
+    """A settings file for a provisioned device (key in a 0600 key file, fast retries)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    key_file = folder / "device.key"
+    key_file.write_text(key + "\n")
+    key_file.chmod(0o600)
+    path = folder / "agent.toml"
+    path.write_text(
+        f'state_dir = "state"\n[connection]\nkey_file = "device.key"\n'
+        f"ca_file = {json.dumps(dps.info['caCertificatePath'])}\nkeep_alive = 10\n"
+        f"[connection.provisioning]\nprovisioning_host = {json.dumps(dps.host)}\n"
+        f"id_scope = {json.dumps(dps.id_scope)}\nregistration_id = {json.dumps(registration_id)}\n"
+        'retry_initial = 0.5\nretry_max = 2\n[platform]\nkind = "simulated"\n'
+    )
+    return path
+
+
+def _connected(fleet: TwinManager, device_id: str) -> bool:
+    try:
+        return fleet.get_twin(device_id).connection_state == "Connected"
+    except DeviceNotFound:
+        return False
+
+
+def _registrations(agent: Agent) -> int:
+    return len(re.findall(r"registering \S+ with ", agent.text()))
+
+
+def test_an_agent_provisions_itself_converges_and_restarts_on_its_stored_hub_without_dps(
+    hub: LocalHub, make_dps: Callable[..., RunningDps], agents: Callable[..., Agent],
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    dps = make_dps([hub])
+    key = _group_key(dps, "line-a", "sensor-1", initial_twin={"tags": {"line": "a"}})
+    fleet = TwinManager.from_local_hub(hub)
+    state = tmp_path / "state"
+    command = [
+        "run", "--dps-host", dps.host, "--id-scope", dps.id_scope, "--registration-id",
+        "sensor-1", "--ca-cert", dps.info["caCertificatePath"], "--state-dir", str(state),
+        "--simulated",
+    ]  # fmt: skip
+    first = agents(
+        [sys.executable, "-m", "twinfleet", "agent", *command, "--symmetric-key", key],
+        tmp_path / "first.log",
+    )
+    _eventually(lambda: _connected(fleet, "sensor-1"), what="the device connecting")
+    assert fleet.get_twin("sensor-1").tags == {"line": "a"}  # the group's initial twin
+    fleet.update_desired("sensor-1", {"configuration": {"version": 1, "interval": 15}})
+    _eventually(
+        lambda: fleet.get_twin("sensor-1").reported.get("configuration", {}).get("status")
+        == "applied",
+        what="the device applying its configuration",
+    )
+    stored = json.loads((state / "agent" / "assignment.json").read_text())
+    assert (stored["assigned_hub"], stored["device_id"]) == (hub.host, "sensor-1")
+    assert first.stop() == 0
+
+    dps.close()  # later boots need no provisioning service
+    second = agents(
+        [sys.executable, "-m", "device_agent", *command[1:]],
+        tmp_path / "second.log",
+        TWINFLEET_DEVICE_SYMMETRIC_KEY=key,
+    )
+    _eventually(lambda: _connected(fleet, "sensor-1"), what="the device connecting again")
+    _eventually(lambda: "connected to the hub as sensor-1" in second.text())
+    assert _registrations(first) == 1
+    assert _registrations(second) == 0
+    assert second.stop() == 0
+    for agent in (first, second):
+        assert key not in agent.text()
+
+
+def test_a_deleted_identity_makes_the_agent_provision_again_and_the_device_come_back(
+    hub: LocalHub, make_dps: Callable[..., RunningDps], agents: Callable[..., Agent],
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    dps = make_dps([hub])
+    key = _group_key(dps, "line-b", "sensor-2", initial_twin={"tags": {"line": "b"}})
+    fleet = TwinManager.from_local_hub(hub)
+    config = _settings(dps, tmp_path / "device", "sensor-2", key)
+    agent = agents([sys.executable, "-m", "device_agent", "--config", str(config)],
+                   tmp_path / "agent.log")  # fmt: skip
+    _eventually(lambda: _connected(fleet, "sensor-2"), what="the device connecting")
+    fleet.delete_device("sensor-2")
+
+    # The hub drops it and refuses its reconnection; it registers again and DPS recreates it.
+    _eventually(lambda: _connected(fleet, "sensor-2"), timeout=90, what="the device returning")
+    assert fleet.get_twin("sensor-2").tags == {"line": "b"}
+    text = agent.text()
+    assert "the hub refused sensor-2" in text and "provisioning again in" in text
+    assert _registrations(agent) == 2
+    assert agent.process.poll() is None
+    assert key not in text
+
+
+def test_a_disabled_enrollment_keeps_the_agent_backing_off_never_in_a_hot_loop(
+    hub: LocalHub, make_dps: Callable[..., RunningDps], agents: Callable[..., Agent],
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    dps = make_dps([hub])
+    key = _group_key(dps, "line-c", "sensor-3")
+    enrollments = dps.enrollments()
+    fleet = TwinManager.from_local_hub(hub)
+    config = _settings(dps, tmp_path / "device", "sensor-3", key)
+    agent = agents([sys.executable, "-m", "device_agent", "--config", str(config)],
+                   tmp_path / "agent.log")  # fmt: skip
+    _eventually(lambda: _connected(fleet, "sensor-3"), what="the device connecting")
+    enrollments.set_group_enabled("line-c", False)
+    fleet.delete_device("sensor-3")
+
+    _eventually(lambda: "was not assigned" in agent.text() or "failed:" in agent.text(),
+                timeout=90, what="a refused registration")  # fmt: skip
+    start = _registrations(agent)
+    window = 10.0
+    time.sleep(window)  # the agent's backoff at work, watched from outside
+    attempts = _registrations(agent) - start
+    # retry_initial 0.5 s doubling to retry_max 2 s, jittered to at least half: at most one
+    # attempt a second over the window. A hot loop would make hundreds.
+    assert 2 <= attempts <= window + 1, attempts
+    delays = [float(d) for d in re.findall(r"registering again in ([0-9.]+) s", agent.text())]
+    assert all(0.25 <= d <= 2 for d in delays), delays
+    assert agent.process.poll() is None
+
+    enrollments.set_group_enabled("line-c", True)  # it keeps trying, so it comes back
+    _eventually(lambda: _connected(fleet, "sensor-3"), what="the device returning")
