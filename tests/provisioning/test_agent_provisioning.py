@@ -201,3 +201,38 @@ def test_a_disabled_enrollment_keeps_the_agent_backing_off_never_in_a_hot_loop(
 
     enrollments.set_group_enabled("line-c", True)  # it keeps trying, so it comes back
     _eventually(lambda: _connected(fleet, "sensor-3"), what="the device returning")
+
+
+def test_fleet_simulate_provisions_each_device_through_the_dps(
+    hub: LocalHub, make_dps: Callable[..., RunningDps], agents: Callable[..., Agent],
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    dps = make_dps([hub])
+    dps.enrollments().create_group("line-d", initial_twin={"tags": {"line": "d"}})
+    fleet = TwinManager.from_local_hub(hub)
+    simulate = agents(
+        [sys.executable, "-m", "twinfleet", "fleet", "simulate", "--dps-dir", str(dps.data_dir),
+         "--enrollment-group", "line-d", "--devices", "3", "--prefix", "pump",
+         "--state-root", str(tmp_path / "devices")],
+        tmp_path / "simulate.log",
+    )  # fmt: skip
+    _eventually(lambda: fleet.count("connectionState = 'Connected'") == 3, what="3 devices")
+    assert fleet.count("tags.line = 'd'") == 3
+    registered = {r["registrationId"]: r for r in dps.enrollments().registrations()}
+    assert sorted(registered) == ["pump-0000", "pump-0001", "pump-0002"]
+    assert {r["assignedHub"] for r in registered.values()} == {hub.host}
+    for name in registered:
+        assert (tmp_path / "devices" / name / "agent" / "assignment.json").is_file()
+    simulate.process.send_signal(signal.SIGINT)
+    assert simulate.process.wait(timeout=30) == 0
+
+    unknown = subprocess.run(
+        [sys.executable, "-m", "twinfleet", "fleet", "simulate", "--dps-dir", str(dps.data_dir),
+         "--enrollment-group", "line-z", "--state-root", str(tmp_path / "devices")],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert unknown.returncode == 2
+    assert unknown.stderr == (
+        "error: There is no enrollment group 'line-z'. Create it with `twinfleet dps "
+        "enrollment-group create`.\n"
+    )
