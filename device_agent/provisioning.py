@@ -166,10 +166,10 @@ class Provisioner:
 
     def stored(self) -> Assignment | None:
         """The stored assignment, if it belongs to these credentials."""
-        data = self._state.load()
         try:
+            data = self._state.load()
             assignment = Assignment(**data) if data else None
-        except TypeError:
+        except (ValueError, TypeError):
             log.warning("ignoring an unreadable stored assignment in %s", self._state.path)
             return None
         if assignment is None or not assignment.matches(self.credentials):

@@ -74,16 +74,19 @@ def _group_key(dps: RunningDps, group_id: str, registration_id: str, **options: 
     return derive_device_key(group["attestation"]["symmetricKey"]["primaryKey"], registration_id)
 
 
-def _settings(dps: RunningDps, folder: Path, registration_id: str, key: str) -> Path:
+def _settings(
+    dps: RunningDps, folder: Path, registration_id: str, key: str, ca_file: Path | None = None
+) -> Path:
     """A settings file for a provisioned device (key in a 0600 key file, fast retries)."""
     folder.mkdir(parents=True, exist_ok=True)
     key_file = folder / "device.key"
     key_file.write_text(key + "\n")
     key_file.chmod(0o600)
     path = folder / "agent.toml"
+    ca = str(ca_file or dps.info["caCertificatePath"])
     path.write_text(
         f'state_dir = "state"\n[connection]\nkey_file = "device.key"\n'
-        f"ca_file = {json.dumps(dps.info['caCertificatePath'])}\nkeep_alive = 10\n"
+        f"ca_file = {json.dumps(ca)}\nkeep_alive = 10\n"
         f"[connection.provisioning]\nprovisioning_host = {json.dumps(dps.host)}\n"
         f"id_scope = {json.dumps(dps.id_scope)}\nregistration_id = {json.dumps(registration_id)}\n"
         'retry_initial = 0.5\nretry_max = 2\n[platform]\nkind = "simulated"\n'
@@ -169,6 +172,41 @@ def test_a_deleted_identity_makes_the_agent_provision_again_and_the_device_come_
     assert _registrations(agent) == 2
     assert agent.process.poll() is None
     assert key not in text
+
+
+def test_a_device_disabled_in_its_hub_after_its_group_moved_follows_to_the_new_hub(
+    make_hub: Callable[..., LocalHub], make_dps: Callable[..., RunningDps],
+    agents: Callable[..., Agent], tmp_path: Path,
+) -> None:  # fmt: skip
+    first, second = make_hub(), make_hub()
+    dps = make_dps([first, second])
+    enrollments = dps.enrollments()
+    group = enrollments.create_group("line-m", iot_hubs=[first.host])
+    pair = group["attestation"]["symmetricKey"]
+    key = derive_device_key(pair["primaryKey"], "sensor-4")
+    old, new = TwinManager.from_local_hub(first), TwinManager.from_local_hub(second)
+    # Each local hub has a CA of its own (on Azure, every hub has a public one): the device
+    # trusts both, as a device trusts every hub its enrollment may send it to.
+    bundle = tmp_path / "hubs-ca.pem"
+    bundle.write_text(first.ca_certificate + second.ca_certificate)
+    config = _settings(dps, tmp_path / "device", "sensor-4", key, ca_file=bundle)
+    agent = agents([sys.executable, "-m", "device_agent", "--config", str(config)],
+                   tmp_path / "agent.log")  # fmt: skip
+    _eventually(lambda: _connected(old, "sensor-4"), what="the device connecting")
+    old.update_tags("sensor-4", {"site": "plant-7"})
+    enrollments.create_group(
+        "line-m", iot_hubs=[second.host], primary_key=pair["primaryKey"],
+        secondary_key=pair["secondaryKey"], replace=True,
+    )  # fmt: skip
+    old.set_enabled("sensor-4", False)  # the operator sends it on its way
+
+    _eventually(lambda: _connected(new, "sensor-4"), timeout=90, what="the device moving")
+    assert new.get_twin("sensor-4").tags == {"site": "plant-7"}  # migrated with it
+    with pytest.raises(DeviceNotFound):
+        old.get_device("sensor-4")
+    stored = json.loads((tmp_path / "device" / "state" / "agent" / "assignment.json").read_text())
+    assert stored["assigned_hub"] == second.host
+    assert key not in agent.text()
 
 
 def test_a_disabled_enrollment_keeps_the_agent_backing_off_never_in_a_hot_loop(
