@@ -5,6 +5,7 @@ real local DPS and hub on loopback, through the unmodified device SDK."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import signal
@@ -99,6 +100,11 @@ def _connected(fleet: TwinManager, device_id: str) -> bool:
         return fleet.get_twin(device_id).connection_state == "Connected"
     except DeviceNotFound:
         return False
+
+
+def _refused(caplog: pytest.LogCaptureFixture) -> int:
+    """Registrations the provisioning service refused because the enrollment is disabled."""
+    return sum("its enrollment is disabled" in r.getMessage() for r in caplog.records)
 
 
 def _registrations(agent: Agent) -> int:
@@ -211,8 +217,9 @@ def test_a_device_disabled_in_its_hub_after_its_group_moved_follows_to_the_new_h
 
 def test_a_disabled_enrollment_keeps_the_agent_backing_off_never_in_a_hot_loop(
     hub: LocalHub, make_dps: Callable[..., RunningDps], agents: Callable[..., Agent],
-    tmp_path: Path,
+    tmp_path: Path, caplog: pytest.LogCaptureFixture,
 ) -> None:  # fmt: skip
+    caplog.set_level(logging.INFO, logger="local_hub.provisioning")
     dps = make_dps([hub])
     key = _group_key(dps, "line-c", "sensor-3")
     enrollments = dps.enrollments()
@@ -226,10 +233,11 @@ def test_a_disabled_enrollment_keeps_the_agent_backing_off_never_in_a_hot_loop(
 
     _eventually(lambda: "was not assigned" in agent.text() or "failed:" in agent.text(),
                 timeout=90, what="a refused registration")  # fmt: skip
-    start = _registrations(agent)
+    start, refused_before = _registrations(agent), _refused(caplog)
     window = 10.0
     time.sleep(window)  # the agent's backoff at work, watched from outside
     attempts = _registrations(agent) - start
+    assert abs((_refused(caplog) - refused_before) - attempts) <= 1  # as the service saw it
     # retry_initial 0.5 s doubling to retry_max 2 s, jittered to at least half: at most one
     # attempt a second over the window. A hot loop would make hundreds.
     assert 2 <= attempts <= window + 1, attempts
