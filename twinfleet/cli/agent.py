@@ -61,9 +61,10 @@ def run(
     """Connect, reconcile toward the desired twin and report, until stopped (Ctrl-C).
 
     Give a settings file with --config (a real device's commands need one),
-    or say everything with --connection-string, --state-dir and --simulated; a device that
-    provisions itself gives --dps-host, --id-scope, --registration-id and --symmetric-key
-    instead of --connection-string.
+    or say everything with --connection-string, --state-dir and --simulated.
+
+    A device that provisions itself gives --dps-host, --id-scope,
+    --registration-id and --symmetric-key instead of --connection-string.
     """
     arguments: list[str] = []
     # Secrets through the environment, not argv: they stay out of `ps` and survive a re-exec.
