@@ -131,7 +131,7 @@ async def register(
     try:
         try:
             result = await client.register()
-        except exceptions.ClientError as exc:
+        except (exceptions.ClientError, exceptions.OperationTimeout) as exc:
             cause = exc.__cause__
             detail = str(cause) if cause is not None and str(cause) else type(exc).__name__
             if "status disabled" in detail:  # the SDK takes DPS's "disabled" for an unknown one

@@ -114,6 +114,17 @@ class ProvisioningSettings(_Settings):
     retry_initial: float = Field(2.0, gt=0, le=3600)
     retry_max: float = Field(300.0, gt=0, le=86400)
 
+    @field_validator("symmetric_key")
+    @classmethod
+    def _base64_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not keyfiles.is_key(value.get_secret_value()):
+            raise ValueError(
+                "must be the device's base64 symmetric key (in an enrollment group, the key "
+                "`twinfleet dps derive-key` or `az iot dps enrollment-group compute-device-key` "
+                "gives)"
+            )
+        return value
+
     @model_validator(mode="after")
     def _retry_bounds(self) -> ProvisioningSettings:
         if self.retry_initial > self.retry_max:

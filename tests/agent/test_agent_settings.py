@@ -186,6 +186,9 @@ BAD_FILES = [
     pytest.param(DPS.replace('"sensor-7"', '"Sensor 7"') + SIMULATED,
                  "connection.provisioning.registration_id: must be 1 to 128 lower-case letters",
                  id="dps-registration-id"),
+    pytest.param(DPS.replace('key_file = "device.key"\n', "") + 'symmetric_key = "k3y!"\n'
+                 + SIMULATED, "connection.provisioning.symmetric_key: must be the device's "
+                 "base64 symmetric key", id="dps-bad-key"),
     pytest.param(DPS + "retry_initial = 60\nretry_max = 10\n" + SIMULATED,
                  "connection.provisioning: retry_initial must not exceed retry_max",
                  id="dps-retry"),
