@@ -4,6 +4,7 @@ real local DPS and hub on loopback, through the unmodified device SDK."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -18,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from device_agent import Backoff, Credentials, Provisioner
 from local_hub import LocalHub
 from local_hub.provisioning import derive_device_key
 from tests.provisioning.conftest import RunningDps
@@ -282,3 +284,41 @@ def test_fleet_simulate_provisions_each_device_through_the_dps(
         "error: There is no enrollment group 'line-z'. Create it with `twinfleet dps "
         "enrollment-group create`.\n"
     )
+
+
+class _Stop(Exception):
+    """Ends a registration loop once the test has seen enough of it."""
+
+
+def test_the_provisioner_keeps_its_assignment_per_registration_and_backs_off_on_refusals(
+    hub: LocalHub, make_dps: Callable[..., RunningDps], tmp_path: Path
+) -> None:
+    dps = make_dps([hub])
+    group = dps.enrollments().create_group("line-p")
+    group_key = group["attestation"]["symmetricKey"]["primaryKey"]
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:  # the injected clock: note the wait, skip it
+        waits.append(seconds)
+        if len(waits) >= 4:
+            raise _Stop
+
+    def provisioner(registration_id: str, key: str | None = None) -> Provisioner:
+        credentials = Credentials(dps.host, dps.id_scope, registration_id,
+                                  key or derive_device_key(group_key, registration_id))  # fmt: skip
+        return Provisioner(credentials, tmp_path / "state", ca_pem=dps.ca_pem,
+                           backoff=Backoff(1, 8, rng=lambda: 1.0), sleep=sleep)  # fmt: skip
+
+    first = asyncio.run(provisioner("valve-1").assignment())
+    assert (first.assigned_hub, first.device_id) == (hub.host, "valve-1")
+    assert asyncio.run(provisioner("valve-1").assignment()) == first  # stored: no DPS needed
+    other = asyncio.run(provisioner("valve-2").assignment())  # other credentials: registers
+    assert other.device_id == "valve-2"
+    assert provisioner("valve-1").stored() is None
+    (tmp_path / "state" / "assignment.json").write_text("{not json")
+    assert provisioner("valve-2").stored() is None  # a torn or foreign file is not trusted
+
+    wrong = derive_device_key(group_key, "someone-else")
+    with pytest.raises(_Stop):
+        asyncio.run(provisioner("valve-3", wrong).assignment())
+    assert waits == [1, 2, 4, 8]  # doubling to the cap (jitter pinned to its top)
