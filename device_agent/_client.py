@@ -73,27 +73,62 @@ class DeviceConnection:
         self._client.on_background_exception = background
 
     async def get_twin(self) -> dict[str, Any]:
-        twin: dict[str, Any] = await self._client.get_twin()
+        """The twin's desired and reported properties.
+
+        Raises:
+            HubRefused: the hub dropped the device before it answered.
+        """
+        try:
+            twin: dict[str, Any] = await self._client.get_twin()
+        except exceptions.NoConnectionError:
+            raise errors.HubRefused(
+                "the hub dropped the device before it read its twin (its identity deleted or "
+                "disabled, or the connection lost)"
+            ) from None
         return twin
 
     async def patch_reported(self, patch: dict[str, Any]) -> None:
         await self._client.patch_twin_reported_properties(patch)
 
-    def on_desired(
+    async def on_desired(
         self, loop: asyncio.AbstractEventLoop, handler: Callable[[dict[str, Any]], None]
     ) -> None:
+        """Hand desired patches to `handler` on `loop` (subscribes now).
+
+        Raises:
+            HubRefused: the hub dropped the device before the subscription was made.
+        """
+
         def received(patch: dict[str, Any]) -> None:
             loop.call_soon_threadsafe(handler, patch)
 
-        self._client.on_twin_desired_properties_patch_received = received
+        await self._set_handler("on_twin_desired_properties_patch_received", received)
 
-    def on_method(
+    async def on_method(
         self, loop: asyncio.AbstractEventLoop, handler: Callable[[MethodCall], None]
     ) -> None:
+        """Hand direct method requests to `handler` on `loop` (subscribes now).
+
+        Raises:
+            HubRefused: the hub dropped the device before the subscription was made.
+        """
+
         def requested(request: Any) -> None:
             loop.call_soon_threadsafe(handler, MethodCall(request))
 
-        self._client.on_method_request_received = requested
+        await self._set_handler("on_method_request_received", requested)
+
+    async def _set_handler(self, name: str, handler: Callable[..., None]) -> None:
+        # The SDK's handler setters subscribe synchronously, waiting on the SDK's own loop (up
+        # to its 30 s timeout when the connection is gone): on a worker thread, the agent's
+        # loop keeps running meanwhile.
+        try:
+            await asyncio.to_thread(setattr, self._client, name, handler)
+        except exceptions.ClientError:
+            raise errors.HubRefused(
+                "the hub dropped the device as it subscribed (its identity deleted or disabled, "
+                "or the connection lost)"
+            ) from None
 
     async def answer(self, call: MethodCall, status: int, payload: Any) -> None:
         await self._client.send_method_response(

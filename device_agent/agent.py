@@ -106,6 +106,7 @@ class DeviceAgent:
         self._stopped = asyncio.Event()
         self.connected = asyncio.Event()  # set once the first connection succeeded
         self.outcome: str | None = None
+        self._failure: Exception | None = None  # what ended the session, if it failed
         self._reporter: Reporter | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
@@ -207,16 +208,15 @@ class DeviceAgent:
             await self._connect(connection)
             self.connected.set()
             connection.on_refused(self._loop, self._on_refused)
-            connection.on_desired(self._loop, self._on_patch)
-            connection.on_method(
-                self._loop, lambda call: self._spawn(tasks, self._on_method(connection, call))
-            )
+            await self._subscribe(connection, tasks)
             tasks.append(asyncio.create_task(self._reporter.run(), name="reporter"))
             tasks.append(asyncio.create_task(self._reconciler(), name="reconciler"))
-            twin = await connection.get_twin()
-            self._reported = dict(twin.get("reported") or {})
-            self._on_twin(twin.get("desired", {}))
+            # Read the twin beside the stop: a hub refusing the device right after it connected
+            # ends the session at once rather than after the SDK's twin request times out.
+            tasks.append(asyncio.create_task(self._read_twin(connection), name="twin"))
             await self._stopped.wait()
+            if self._failure is not None and self.outcome == "failed":
+                raise self._failure
             if self.outcome == "reboot":
                 await self._reporter.flush(5)
             if self.outcome == "refused":
@@ -245,6 +245,46 @@ class DeviceAgent:
                 log.warning("connecting failed (%s); retrying in %.0f s", type(exc).__name__, delay)
                 await asyncio.sleep(delay)
                 delay = min(60.0, delay * 2)
+
+    async def _subscribe(
+        self, connection: DeviceConnection, tasks: list[asyncio.Task[Any]]
+    ) -> None:
+        """Subscribe to desired patches and methods, unless the session ends first (a hub that
+        refuses the device right after it connected leaves the SDK's subscription waiting for
+        its timeout; the session need not wait with it)."""
+
+        async def subscribe() -> None:
+            assert self._loop is not None
+            await connection.on_desired(self._loop, self._on_patch)
+            await connection.on_method(
+                self._loop, lambda call: self._spawn(tasks, self._on_method(connection, call))
+            )
+
+        subscribing = asyncio.create_task(subscribe(), name="subscribe")
+        ended = asyncio.create_task(self._stopped.wait(), name="ended")
+        try:
+            await asyncio.wait({subscribing, ended}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            ended.cancel()
+            if not subscribing.done():
+                subscribing.cancel()
+                tasks.append(subscribing)  # gathered when the session ends
+        if subscribing.done() and not subscribing.cancelled():
+            subscribing.result()  # HubRefused: dropped before the subscriptions were made
+
+    async def _read_twin(self, connection: DeviceConnection) -> None:
+        try:
+            twin = await connection.get_twin()
+        except errors.HubRefused:
+            self._on_refused()
+            return
+        except Exception as exc:
+            if self.outcome is None:  # not already ending (a refusal, a stop)
+                self._failure = exc
+                self.stop("failed")
+            return
+        self._reported = dict(twin.get("reported") or {})
+        self._on_twin(twin.get("desired", {}))
 
     def _on_refused(self) -> None:
         log.warning("the hub refused the device's reconnection")

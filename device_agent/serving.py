@@ -164,11 +164,18 @@ async def serve(config: settings.AgentSettings, notifier: notifying.Notifier) ->
         notifier.notify(READY="1", STATUS=f"connecting as {source.description}")
 
         async def session(connection_string: str) -> str:
-            agent = make_agent(connection_string)
-            current[:] = [agent]
             if stopping.is_set():
                 return "stopped"
-            return await _run(agent, connection_string, version, config, stopping, notifier)
+            agent = make_agent(connection_string)
+            current[:] = [agent]
+            try:
+                return await _run(agent, connection_string, version, config, stopping, notifier)
+            except errors.HubRefused:
+                if stopping.is_set():  # stopped while the session was ending: no new one
+                    return "stopped"
+                raise
+            finally:
+                current.clear()  # a stop between sessions (backing off) cancels them
 
         sessions = asyncio.create_task(provisioning.run_sessions(source, session))
         return await _until_stopped(sessions, stopping, current)

@@ -78,8 +78,9 @@ def _group_key(dps: RunningDps, group_id: str, registration_id: str, **options: 
 
 
 def _settings(
-    dps: RunningDps, folder: Path, registration_id: str, key: str, ca_file: Path | None = None
-) -> Path:
+    dps: RunningDps, folder: Path, registration_id: str, key: str, ca_file: Path | None = None,
+    retry: tuple[float, float] = (0.5, 2),
+) -> Path:  # fmt: skip
     """A settings file for a provisioned device (key in a 0600 key file, fast retries)."""
     folder.mkdir(parents=True, exist_ok=True)
     key_file = folder / "device.key"
@@ -92,7 +93,8 @@ def _settings(
         f"ca_file = {json.dumps(ca)}\nkeep_alive = 10\n"
         f"[connection.provisioning]\nprovisioning_host = {json.dumps(dps.host)}\n"
         f"id_scope = {json.dumps(dps.id_scope)}\nregistration_id = {json.dumps(registration_id)}\n"
-        'retry_initial = 0.5\nretry_max = 2\n[platform]\nkind = "simulated"\n'
+        f"retry_initial = {retry[0]}\nretry_max = {retry[1]}\n"
+        '[platform]\nkind = "simulated"\n'
     )
     return path
 
@@ -322,3 +324,22 @@ def test_the_provisioner_keeps_its_assignment_per_registration_and_backs_off_on_
     with pytest.raises(_Stop):
         asyncio.run(provisioner("valve-3", wrong).assignment())
     assert waits == [1, 2, 4, 8]  # doubling to the cap (jitter pinned to its top)
+
+
+def test_a_stop_while_the_agent_backs_off_ends_it_at_once(
+    hub: LocalHub, make_dps: Callable[..., RunningDps], agents: Callable[..., Agent],
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    dps = make_dps([hub])
+    key = _group_key(dps, "line-s", "sensor-5")
+    fleet = TwinManager.from_local_hub(hub)
+    config = _settings(dps, tmp_path / "device", "sensor-5", key, retry=(600, 600))
+    agent = agents([sys.executable, "-m", "device_agent", "--config", str(config)],
+                   tmp_path / "agent.log")  # fmt: skip
+    _eventually(lambda: _connected(fleet, "sensor-5"), what="the device connecting")
+    fleet.delete_device("sensor-5")  # refused after a connected session: a 5-10 minute wait
+    _eventually(lambda: "provisioning again in" in agent.text(), what="the refusal")
+    stopped = time.monotonic()
+    assert agent.stop() == 0
+    assert time.monotonic() - stopped < 20
+    assert "received SIGTERM: stopping" in agent.text()
