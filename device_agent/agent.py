@@ -266,6 +266,7 @@ class DeviceAgent:
             await asyncio.wait({subscribing, ended}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             ended.cancel()
+            tasks.append(ended)
             if not subscribing.done():
                 subscribing.cancel()
                 tasks.append(subscribing)  # gathered when the session ends
