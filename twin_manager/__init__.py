@@ -3,11 +3,16 @@
 from twin_manager import TwinManager
 
 with TwinManager.from_connection_string(connection_string) as fleet:  # or .from_hub_dir("hub")
-    fleet.update_desired("thermostat-1", {"telemetryInterval": 30})
-    print(fleet.group_by("properties.reported.firmware.currentFwVersion"))
+    fleet.twins.update_desired("thermostat-1", {"telemetryInterval": 30})
+    print(fleet.queries.group_by("properties.reported.firmware.currentFwVersion"))
+
+`TwinManager` is a small facade: one attribute per concern (`devices`, `twins`, `methods`,
+`queries`, `jobs`, `configurations`), each a class of this package.
 """
 
 from twin_manager.artifacts import Artifact, ArtifactStore
+from twin_manager.configurations import Configurations
+from twin_manager.devices import Devices
 from twin_manager.errors import (
     ArtifactNotFound,
     Conflict,
@@ -24,7 +29,9 @@ from twin_manager.errors import (
     Unauthorized,
 )
 from twin_manager.hubdirs import LocalHubInfo, read_hub_dir
+from twin_manager.jobs import Jobs
 from twin_manager.manager import TwinManager
+from twin_manager.methods import Methods
 from twin_manager.models import (
     Configuration,
     Device,
@@ -34,8 +41,10 @@ from twin_manager.models import (
     MethodResult,
     Twin,
 )
+from twin_manager.querying import Queries
 from twin_manager.retrying import RetryPolicy
 from twin_manager.sentinels import NOT_GIVEN
+from twin_manager.twins import Twins
 
 __all__ = [
     "NOT_GIVEN",
@@ -43,26 +52,32 @@ __all__ = [
     "ArtifactNotFound",
     "ArtifactStore",
     "Configuration",
+    "Configurations",
     "Conflict",
     "Device",
     "DeviceJobResult",
     "DeviceNotFound",
     "DeviceNotOnline",
+    "Devices",
     "HubConfigurationError",
     "HubError",
     "HubUnavailable",
     "InvalidQuery",
     "Job",
     "JobStatistics",
+    "Jobs",
     "LocalHubInfo",
     "MethodResult",
     "MethodTimeout",
+    "Methods",
     "PreconditionFailed",
+    "Queries",
     "RetryPolicy",
     "Throttled",
     "Twin",
     "TwinManager",
     "TwinManagerError",
+    "Twins",
     "Unauthorized",
     "read_hub_dir",
 ]

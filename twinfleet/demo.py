@@ -98,8 +98,8 @@ def _register(fleet: TwinManager, count: int) -> list[dict[str, Any]]:
             "model": "gw-100" if i % 3 else "gw-200",
             "ring": "canary" if i < max(2, count // 10) else "main",
         }
-        fleet.create_device(device_id)
-        fleet.update_tags(device_id, tags)
+        fleet.devices.create(device_id)
+        fleet.twins.update_tags(device_id, tags)
         devices.append(
             {"id": device_id, "offline": i >= count - max(1, count // 10),
              "flaky": tags["model"] == "gw-200" and i % 4 == 1}
@@ -112,11 +112,11 @@ def _summary(console: Console, fleet: TwinManager, campaigns: list[CampaignStatu
     table.add_column("currentFwVersion")
     table.add_column("fwUpdateStatus")
     table.add_column("devices", justify="right")
-    versions = fleet.group_by(
+    versions = fleet.queries.group_by(
         "properties.reported.firmware.currentFwVersion", "IS_DEFINED(properties.reported.firmware)"
     )
     for version in sorted(versions, key=str):
-        statuses = fleet.group_by(
+        statuses = fleet.queries.group_by(
             "properties.reported.firmware.fwUpdateStatus",
             f"properties.reported.firmware.currentFwVersion = {nodes.literal_sql(version)}",
         )
@@ -195,7 +195,7 @@ def run_demo(
 
         def power_on(device: dict[str, Any]) -> None:
             simulated.add(
-                fleet.device_connection_string(device["id"]), workdir / "devices" / device["id"],
+                fleet.devices.connection_string(device["id"]), workdir / "devices" / device["id"],
                 ca_cert=ca_text, image_ca_file=ca_file, fail_first_boots=int(device["flaky"]),
             )  # fmt: skip
 
@@ -204,7 +204,7 @@ def run_demo(
             power_on(device)
         console.print(f"{devices} devices registered; {len(online)} online, "
                       f"{devices - len(online)} offline for now")  # fmt: skip
-        _wait(lambda: fleet.count("properties.reported.firmware.fwUpdateStatus = 'current'")
+        _wait(lambda: fleet.queries.count("properties.reported.firmware.fwUpdateStatus = 'current'")
               >= len(online), 60, "the online devices reporting")  # fmt: skip
 
         image = b"twinfleet demo firmware 2.0.0\n" * 20000
@@ -255,11 +255,12 @@ def run_demo(
         converged = (
             first.status == "completed"
             and second.status == "aborted"
-            and fleet.count("properties.reported.firmware.currentFwVersion = '2.0.0'") == devices
+            and fleet.queries.count("properties.reported.firmware.currentFwVersion = '2.0.0'")
+            == devices
         )
         elapsed = time.monotonic() - started
         verdict = "[green]converged[/]" if converged else "[red]did not converge[/]"
-        retried = fleet.count("tags.twinfleet.firmware_2_0_0.attempt > 1")
+        retried = fleet.queries.count("tags.twinfleet.firmware_2_0_0.attempt > 1")
         console.print(
             f"{retried} devices failed their first boot, rolled back, and succeeded on retry."
         )

@@ -103,7 +103,7 @@ class Campaign:
         """
         for condition in (spec.target, *(g.condition for g in spec.groups),
                           *(h.condition for h in spec.health_gates)):  # fmt: skip
-            fleet.validate_condition(condition)
+            fleet.queries.validate_condition(condition)
         return cls(fleet, records.CampaignRecord.create(fleet, spec), clock)
 
     @classmethod
@@ -132,14 +132,14 @@ class Campaign:
         """Counts per device state (queued, admitted, succeeded, failed, timedout, cancelled)."""
         counts = {
             str(k): v
-            for k, v in self.fleet.group_by(
+            for k, v in self.fleet.queries.group_by(
                 f"{self._tag}.state", f"IS_DEFINED({self._tag})"
             ).items()
             if k is not None
         }
         reasons = {
             str(k): v
-            for k, v in self.fleet.group_by(
+            for k, v in self.fleet.queries.group_by(
                 f"{self._tag}.reason", self._in(DeviceState.FAILED, DeviceState.TIMEDOUT)
             ).items()
             if k
@@ -158,7 +158,7 @@ class Campaign:
         if state is not None:
             condition = self._in(DeviceState(state))
         text = f"SELECT deviceId, {self._tag} AS progress FROM devices WHERE {condition}"
-        rows = self.fleet.query(text, page_size=1000)
+        rows = self.fleet.queries.run(text, page_size=1000)
         found = [(row["deviceId"], DeviceProgress.model_validate(row["progress"])) for row in rows]
         return sorted(found, key=lambda pair: pair[0])
 
@@ -199,7 +199,7 @@ class Campaign:
         their outcome by `tick` (no retry, no next step)."""
         if self._set_status(CampaignState.CANCELLED, "cancelled by the operator"):
             self._cancel_queued("cancelled")
-            in_flight = self.fleet.count(self._in(DeviceState.ADMITTED))
+            in_flight = self.fleet.queries.count(self._in(DeviceState.ADMITTED))
             if in_flight:
                 self.record.log(self.clock(), f"following {in_flight} devices in flight")
                 self.record.save(self.fleet)
@@ -222,8 +222,8 @@ class Campaign:
         if not status.final and status != CampaignState.CREATED:
             raise ValueError(f"campaign {self.id} is {status}; cancel it first")
         removed = 0
-        for twin in self.fleet.query_twins(f"IS_DEFINED({self._tag})", page_size=1000):
-            self.fleet.update_tags(twin.device_id, {TAG: {self.id: None}})
+        for twin in self.fleet.queries.twins(f"IS_DEFINED({self._tag})", page_size=1000):
+            self.fleet.twins.update_tags(twin.device_id, {TAG: {self.id: None}})
             removed += 1
         self.record.delete(self.fleet)
         return removed
@@ -234,7 +234,7 @@ class Campaign:
                 return None
             return progress.but(state=DeviceState.CANCELLED, reason=reason)
 
-        for twin in self.fleet.query_twins(self._in(DeviceState.QUEUED), page_size=1000):
+        for twin in self.fleet.queries.twins(self._in(DeviceState.QUEUED), page_size=1000):
             self._change(twin, cancel)
 
     def _change(
@@ -250,14 +250,14 @@ class Campaign:
                 return False
             if self._write(twin.device_id, twin.etag, changed):
                 return True
-            twin = self.fleet.get_twin(twin.device_id)
+            twin = self.fleet.twins.get(twin.device_id)
         return False
 
     def _write(self, device_id: str, etag: str | None, progress: DeviceProgress) -> bool:
         """Write this campaign's tag on one device whole; False when another writer got there
         first (the twin's etag changed since it was read)."""
         try:
-            self.fleet.update_tags(device_id, {TAG: {self.id: progress.wire()}},
+            self.fleet.twins.update_tags(device_id, {TAG: {self.id: progress.wire()}},
                                    if_match=etag or "*")  # fmt: skip
         except PreconditionFailed:
             return False
@@ -275,7 +275,7 @@ class Campaign:
                 return None
             return progress.but(state=DeviceState.QUEUED, tries=0, not_before=None)
 
-        for twin in self.fleet.query_twins(self._in(*stopped), page_size=1000):
+        for twin in self.fleet.queries.twins(self._in(*stopped), page_size=1000):
             again += self._change(twin, requeue)
         self.record.log(now, f"re-run: {again} devices queued again")
         bucket = limiting.TokenBucket().restart(now)
@@ -360,14 +360,14 @@ class Campaign:
     def _enqueue(self, now: float) -> None:
         text = f"SELECT * FROM devices WHERE ({self.spec.target}) AND NOT IS_DEFINED({self._tag})"
         added = 0
-        for row in self.fleet.query(text, page_size=1000):
+        for row in self.fleet.queries.run(text, page_size=1000):
             queued = DeviceProgress(state=DeviceState.QUEUED, group=self._group_of(row))
             etag = row.get("etag")
             for _ in range(5):  # the device may be reporting at this very moment
                 if self._write(row["deviceId"], etag, queued):
                     added += 1
                     break
-                twin = self.fleet.get_twin(row["deviceId"])
+                twin = self.fleet.twins.get(row["deviceId"])
                 if DeviceProgress.of(twin.tags, self.id) is not None:
                     break  # another controller queued it
                 etag = twin.etag
@@ -386,7 +386,7 @@ class Campaign:
         """Record the outcome of each admitted device; once the campaign is `stopped` (aborted
         or cancelled) a failure is final and a succeeded step starts no next one."""
         steps = self.spec.all_steps
-        for twin in self.fleet.query_twins(self._in(DeviceState.ADMITTED), page_size=1000):
+        for twin in self.fleet.queries.twins(self._in(DeviceState.ADMITTED), page_size=1000):
             progress = DeviceProgress.of(twin.tags, self.id)
             if progress is None:
                 continue
@@ -431,7 +431,7 @@ class Campaign:
             verdict = api.Verdict.failed(f"{exc.error_code or exc.status}")
         if verdict.outcome == api.Outcome.SUCCEEDED:
             if step + 1 < len(self.spec.all_steps):
-                return self._start(self.fleet.get_twin(twin.device_id), claim, step + 1, now)
+                return self._start(self.fleet.twins.get(twin.device_id), claim, step + 1, now)
             self._write(twin.device_id, None, claim.but(state=DeviceState.SUCCEEDED))
         elif verdict.outcome == api.Outcome.FAILED:
             reason = verdict.reason
@@ -469,7 +469,9 @@ class Campaign:
         for gate in self.spec.health_gates:
             if updated < gate.min_devices:
                 continue
-            bad = self.fleet.count(f"{self._in(DeviceState.SUCCEEDED)} AND ({gate.condition})")
+            bad = self.fleet.queries.count(
+                f"{self._in(DeviceState.SUCCEEDED)} AND ({gate.condition})"
+            )
             if bad / updated > gate.max_fraction:
                 why = f"health gate {gate.condition!r}: {bad} of {updated} updated devices"
                 if gate.action == "abort":
@@ -486,7 +488,7 @@ class Campaign:
         if self.spec.abort and self.spec.abort.rollback and previous is not None:
             pattern = api.registry().get(previous.kind)
             touched = self._in(DeviceState.ADMITTED, DeviceState.FAILED)
-            for twin in self.fleet.query_twins(touched, page_size=1000):
+            for twin in self.fleet.queries.twins(touched, page_size=1000):
                 progress = DeviceProgress.of(twin.tags, self.id)
                 attempt = api.Attempt(f"{self.id}-rollback", progress.attempt if progress else 0,
                                       times.iso(self.clock()))  # fmt: skip
@@ -509,7 +511,9 @@ class Campaign:
         names = [g.name for g in self.spec.groups] + ["rest"] if self.spec.groups else ["all"]
         for name in names:
             counts = dict(
-                self.fleet.group_by(f"{self._tag}.state", f"{self._tag}.group = {literal(name)}")
+                self.fleet.queries.group_by(
+                    f"{self._tag}.state", f"{self._tag}.group = {literal(name)}"
+                )
             )
             total = sum(counts.values())
             if not total:
@@ -569,7 +573,7 @@ class Campaign:
             condition = f"{self._in(DeviceState.QUEUED)} AND {self._tag}.group = {literal(group)}"
             if self.spec.trigger == "on_connect":
                 condition += " AND connectionState = 'Connected'"
-            for twin in self.fleet.query_twins(condition, page_size=1000):
+            for twin in self.fleet.queries.twins(condition, page_size=1000):
                 if admitted >= allowed:
                     break
                 progress = DeviceProgress.of(twin.tags, self.id)

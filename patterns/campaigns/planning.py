@@ -33,7 +33,7 @@ def plan(fleet: TwinManager, spec: specs.CampaignSpec) -> Plan:
     by_group: dict[str, list[str]] = {name: [] for name, _ in conditions}
     fallback = "rest" if spec.groups else "all"
     by_group[fallback] = []
-    for row in fleet.query(f"SELECT * FROM devices WHERE {spec.target}", page_size=1000):
+    for row in fleet.queries.run(f"SELECT * FROM devices WHERE {spec.target}", page_size=1000):
         name = next((n for n, c in conditions if c.matches(row)), fallback)
         by_group[name].append(row["deviceId"])
     devices: list[PlannedDevice] = []

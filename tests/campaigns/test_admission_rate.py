@@ -13,7 +13,7 @@ from twin_manager import TwinManager
 
 
 def _admitted(fleet: TwinManager, campaign_id: str) -> int:
-    return fleet.count(f"IS_DEFINED(tags.twinfleet.{campaign_id}.admittedAt)")
+    return fleet.queries.count(f"IS_DEFINED(tags.twinfleet.{campaign_id}.admittedAt)")
 
 
 def _passes(campaign: Campaign, clock: Any, fleet: TwinManager, seconds: int) -> list[int]:

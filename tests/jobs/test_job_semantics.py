@@ -51,7 +51,7 @@ def _request(kind: str, condition: str, **fields: Any) -> JobRequest:
 
 def test_star_selects_every_device_for_a_twin_update(fleet: TwinManager, jobs: Any) -> None:
     for device_id in ("star-1", "star-2", "star-3"):
-        fleet.create_device(device_id)
+        fleet.devices.create(device_id)
     request = _request(
         "scheduleUpdateTwin", "*",
         update_twin=Twin(etag="*", properties=TwinProperties(desired={"temperature": 98.6})),
@@ -62,7 +62,7 @@ def test_star_selects_every_device_for_a_twin_update(fleet: TwinManager, jobs: A
     assert done.status == "completed"
     stats = done.device_job_statistics
     assert (stats.device_count, stats.succeeded_count, stats.failed_count) == (3, 3, 0)
-    assert {fleet.get_twin(d).desired["temperature"] for d in ("star-1", "star-2")} == {98.6}
+    assert {fleet.twins.get(d).desired["temperature"] for d in ("star-1", "star-2")} == {98.6}
 
 
 @pytest.mark.parametrize("condition", ["**", "* OR tags.a = 1", "SELECT *"])
@@ -79,7 +79,7 @@ def test_star_is_accepted_only_alone(jobs: Any, condition: str) -> None:
 def test_method_job_with_an_offline_device_completes_and_counts_it(
     fleet: TwinManager, jobs: Any
 ) -> None:
-    fleet.create_device("never-online")
+    fleet.devices.create("never-online")
     request = _request(
         "scheduleDeviceMethod", "*",
         cloud_to_device_method=CloudToDeviceMethod(
@@ -93,7 +93,7 @@ def test_method_job_with_an_offline_device_completes_and_counts_it(
     assert (done.status, done.failure_reason) == ("completed", None)
     stats = done.device_job_statistics
     assert (stats.device_count, stats.failed_count, stats.succeeded_count) == (1, 1, 0)
-    (row,) = fleet.job_results(request.job_id)
+    (row,) = fleet.jobs.results(request.job_id)
     assert (row.device_id, row.status) == ("never-online", "failed")
     assert row.error == {
         "code": "DeviceNotOnline",
@@ -104,7 +104,7 @@ def test_method_job_with_an_offline_device_completes_and_counts_it(
 def test_job_that_runs_out_of_time_completes_with_devices_failed(
     fleet: TwinManager, jobs: Any
 ) -> None:
-    fleet.create_device("late")
+    fleet.devices.create("late")
     request = _request(
         "scheduleDeviceMethod", "deviceId = 'late'",
         cloud_to_device_method=CloudToDeviceMethod(method_name="ping", payload=None),
@@ -120,7 +120,7 @@ def test_job_that_runs_out_of_time_completes_with_devices_failed(
 def test_configuration_without_a_target_condition_targets_no_device(
     hub: LocalHub, fleet: TwinManager
 ) -> None:
-    fleet.create_device("bystander")
+    fleet.devices.create("bystander")
     manager = IoTHubConfigurationManager.from_connection_string(hub.service_connection_string)
     manager.protocol.config.connection.verify = hub.ca_certificate_path
     config = Configuration(
@@ -130,6 +130,6 @@ def test_configuration_without_a_target_condition_targets_no_device(
     created = manager.create_configuration(config)
     assert created.target_condition == ""
     assert manager.get_configuration("no-target").id == "no-target"
-    assert "chiller" not in fleet.get_twin("bystander").desired
+    assert "chiller" not in fleet.twins.get("bystander").desired
     manager.delete_configuration("no-target")
     assert manager.get_configurations() == []

@@ -138,7 +138,7 @@ def _create(pattern: api.Params, campaign_id: str, options: dict[str, Any]) -> N
 def _refuse_empty(fleet: TwinManager, spec: CampaignSpec, allow_empty: bool) -> None:
     """A campaign whose target matches no device would run and "complete" having done nothing:
     refuse it (exit 1) unless the user says so, e.g. for a continuous campaign."""
-    if allow_empty or fleet.count(spec.target) > 0:
+    if allow_empty or fleet.queries.count(spec.target) > 0:
         return
     typer.echo(
         f"error: the target matches no device: {spec.target}\n"

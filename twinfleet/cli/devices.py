@@ -38,8 +38,8 @@ def create(
 ) -> None:
     """Register a device (keys generated) and print its connection string."""
     fleet = connect(hub_dir, connection_string)
-    fleet.create_device(device_id, enabled=not disabled)
-    typer.echo(fleet.device_connection_string(device_id))
+    fleet.devices.create(device_id, enabled=not disabled)
+    typer.echo(fleet.devices.connection_string(device_id))
 
 
 @device_app.command("list")
@@ -49,7 +49,7 @@ def list_devices(
     connection_string: str | None = ConnectionOption,
 ) -> None:
     """List device identities (keys hidden)."""
-    devices = connect(hub_dir, connection_string).list_devices()
+    devices = connect(hub_dir, connection_string).devices.list()
     if as_json:
         typer.echo(json.dumps([_identity(device) for device in devices], indent=2))
         return
@@ -71,7 +71,7 @@ def show_device(
     connection_string: str | None = ConnectionOption,
 ) -> None:
     """Show one identity as JSON (keys hidden: see `device connection-string show`)."""
-    device = connect(hub_dir, connection_string).get_device(device_id)
+    device = connect(hub_dir, connection_string).devices.get(device_id)
     typer.echo(json.dumps(_identity(device), indent=2))
 
 
@@ -93,7 +93,7 @@ def show_connection_string(
         typer.echo(f"error: --key-type is primary or secondary, not {key_type!r}", err=True)
         raise typer.Exit(2)
     fleet = connect(hub_dir, connection_string)
-    typer.echo(fleet.device_connection_string(device_id, key_type=key_type))
+    typer.echo(fleet.devices.connection_string(device_id, key_type=key_type))
 
 
 @device_app.command("delete")
@@ -103,7 +103,7 @@ def delete_device(
     connection_string: str | None = ConnectionOption,
 ) -> None:
     """Delete a device and its twin."""
-    connect(hub_dir, connection_string).delete_device(device_id)
+    connect(hub_dir, connection_string).devices.delete(device_id)
     typer.echo(f"deleted {device_id}")
 
 
@@ -114,7 +114,7 @@ def show_twin(
     connection_string: str | None = ConnectionOption,
 ) -> None:
     """Print a twin as JSON, exactly as IoT Hub returns it."""
-    twin = connect(hub_dir, connection_string).get_twin(device_id)
+    twin = connect(hub_dir, connection_string).twins.get(device_id)
     typer.echo(json.dumps(twin.to_json(), indent=2))
 
 
@@ -128,7 +128,7 @@ def set_desired(
 ) -> None:
     """Merge-patch desired properties (null deletes)."""
     fleet = connect(hub_dir, connection_string)
-    twin = fleet.update_desired(
+    twin = fleet.twins.update_desired(
         device_id, _json(patch, "the patch"), **({"if_match": etag} if etag else {})
     )
     typer.echo(f"desired $version {twin.desired_version}, etag {twin.etag}")
@@ -142,5 +142,7 @@ def set_tags(
     connection_string: str | None = ConnectionOption,
 ) -> None:
     """Merge-patch tags (null deletes)."""
-    twin = connect(hub_dir, connection_string).update_tags(device_id, _json(patch, "the patch"))
+    twin = connect(hub_dir, connection_string).twins.update_tags(
+        device_id, _json(patch, "the patch")
+    )
     typer.echo(f"tags updated, etag {twin.etag}")

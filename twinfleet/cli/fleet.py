@@ -38,7 +38,7 @@ async def simulate_fleet(
     configure = settings_rejecter(reject_settings) if reject_settings else None
     devices = []
     for index, device_id in enumerate(ids):
-        connection_string = await asyncio.to_thread(fleet.device_connection_string, device_id)
+        connection_string = await asyncio.to_thread(fleet.devices.connection_string, device_id)
         devices.append(
             run_simulated_device(
                 connection_string, state_root / device_id, ca_cert=ca_text,
@@ -81,7 +81,7 @@ def simulate(
     or for every device a query condition selects (`--query`)."""
     fleet = TwinManager.from_hub_dir(hub_dir)
     if query is not None:
-        ids = [row["deviceId"] for row in fleet.query(
+        ids = [row["deviceId"] for row in fleet.queries.run(
             f"SELECT deviceId FROM devices WHERE {query}", page_size=1000)]  # fmt: skip
         if not ids:
             typer.echo(f"error: no device matches {query}", err=True)
@@ -90,9 +90,9 @@ def simulate(
         ids = [f"{prefix}-{i:04d}" for i in range(devices)]
         for device_id in ids:
             try:
-                fleet.get_device(device_id)
+                fleet.devices.get(device_id)
             except DeviceNotFound:
-                fleet.create_device(device_id)
+                fleet.devices.create(device_id)
     ca_file = read_hub_dir(hub_dir).ca_file
     rejected = frozenset(k.strip() for k in reject_settings.split(",") if k.strip())
     typer.echo(f"running {len(ids)} simulated devices (Ctrl-C to stop)", err=True)

@@ -1,0 +1,118 @@
+"""`Configurations`: automatic device configurations (desired content for a targeted set)."""
+
+from __future__ import annotations
+
+import builtins
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from twin_manager import models, raw
+from twin_manager._sdk import Sdk
+from twin_manager.querying import checked_condition
+from twin_manager.sentinels import NOT_GIVEN, NotGiven
+
+__all__ = ["Configurations"]
+
+
+def _checked_target(target_condition: str) -> None:
+    if target_condition.strip() != "*":
+        checked_condition(target_condition)
+
+
+class Configurations:
+    """Automatic device configurations of one hub (`fleet.configurations`)."""
+
+    def __init__(self, sdk: Sdk) -> None:
+        self._sdk = sdk
+
+    def create(
+        self,
+        config_id: str,
+        *,
+        target_condition: str,
+        desired: Mapping[str, Any],
+        priority: int = 0,
+        labels: Mapping[str, str] | None = None,
+        metrics: Mapping[str, str] | None = None,
+    ) -> models.Configuration:
+        """An automatic device configuration: `desired` maps paths under `properties.desired`
+        (e.g. `{"properties.desired.configuration": {...}}`) to their content; a
+        `target_condition` of `*` targets every device.
+
+        Raises:
+            InvalidQuery: the target condition is not one IoT Hub would accept.
+            Conflict: the id is taken.
+        """
+        _checked_target(target_condition)
+        configuration: raw.RawConfiguration = {
+            "id": config_id,
+            "schemaVersion": "1.0",
+            "labels": dict(labels or {}),
+            "content": {"deviceContent": dict(desired)},
+            "targetCondition": target_condition,
+            "priority": priority,
+            "metrics": {"queries": dict(metrics or {})},
+        }
+        return models.Configuration.from_raw(self._sdk.put_configuration(configuration))
+
+    def get(self, config_id: str) -> models.Configuration:
+        return models.Configuration.from_raw(self._sdk.get_configuration(config_id))
+
+    def update(
+        self,
+        configuration: models.Configuration,
+        *,
+        target_condition: str | None = None,
+        priority: int | None = None,
+        labels: Mapping[str, str] | None = None,
+        metrics: Mapping[str, str] | None = None,
+    ) -> models.Configuration:
+        """Change a configuration's targeting, priority, labels or metrics (content is fixed,
+        as on IoT Hub). Uses the configuration's etag: stale copies get PreconditionFailed."""
+        if target_condition is not None:
+            _checked_target(target_condition)
+        changed: raw.RawConfiguration = {
+            "id": configuration.id,
+            "schemaVersion": "1.0",
+            "labels": dict(labels if labels is not None else configuration.labels),
+            "content": {"deviceContent": configuration.device_content},
+            "targetCondition": target_condition or configuration.target_condition,
+            "priority": configuration.priority if priority is None else priority,
+            "metrics": {
+                "queries": dict(metrics if metrics is not None else configuration.metric_queries)
+            },
+            "etag": configuration.etag,
+        }
+        return models.Configuration.from_raw(
+            self._sdk.put_configuration(changed, configuration.etag or "*")
+        )
+
+    def delete(self, config_id: str, *, if_match: str | NotGiven = NOT_GIVEN) -> None:
+        self._sdk.delete_configuration(
+            config_id, None if isinstance(if_match, NotGiven) else if_match
+        )
+
+    def list(self, top: int = 100) -> builtins.list[models.Configuration]:
+        return [models.Configuration.from_raw(c) for c in self._sdk.list_configurations(top)]
+
+    def wait_until_applied(
+        self, config_id: str, ratio: float, timeout: float, *, poll: float = 0.5
+    ) -> models.Configuration:
+        """Poll until `appliedCount / targetedCount >= ratio`.
+
+        Raises:
+            TimeoutError: the ratio was not reached within `timeout` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            configuration = self.get(config_id)
+            targeted = configuration.targeted_count
+            if targeted and configuration.applied_count / targeted >= ratio:
+                return configuration
+            if time.monotonic() >= deadline:
+                raise TimeoutError(
+                    f"Configuration {config_id!r} reached {configuration.applied_count}/{targeted}"
+                    f" applied, short of {ratio:.0%}, after {timeout:g} s."
+                )
+            time.sleep(poll)

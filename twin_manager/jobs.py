@@ -1,0 +1,144 @@
+"""`Jobs`: scheduled jobs that patch twins or call a method on every device a condition selects."""
+
+from __future__ import annotations
+
+import builtins
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from twin_manager import models, raw
+from twin_manager._sdk import Sdk
+from twin_manager.querying import Queries, checked_condition, quoted
+
+__all__ = ["Jobs", "iso"]
+
+
+def iso(moment: datetime) -> str:
+    """`moment` as IoT Hub writes times: ISO-8601 in UTC with microseconds and a `Z`."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _new_job_id() -> str:
+    return f"twinfleet-{uuid.uuid4().hex[:16]}"
+
+
+class Jobs:
+    """Scheduled jobs of one hub (`fleet.jobs`)."""
+
+    def __init__(self, sdk: Sdk, queries: Queries) -> None:
+        self._sdk = sdk
+        self._queries = queries
+
+    def _schedule(self, job: raw.RawJobRequest) -> models.Job:
+        checked_condition(job["queryCondition"])
+        return models.Job.model_validate(self._sdk.create_job(job))
+
+    def schedule_twin_update(
+        self,
+        query_condition: str,
+        *,
+        desired: Mapping[str, Any] | None = None,
+        tags: Mapping[str, Any] | None = None,
+        start: datetime | None = None,
+        max_execution: int = 3600,
+        job_id: str | None = None,
+    ) -> models.Job:
+        """Apply a twin patch to every device the condition selects, as a hub job.
+
+        Raises:
+            InvalidQuery: the condition is not one IoT Hub would accept.
+            ValueError: neither `desired` nor `tags` is given.
+        """
+        if desired is None and tags is None:
+            raise ValueError("A twin update job needs desired properties, tags, or both.")
+        patch: raw.RawTwinPatch = {"etag": "*"}
+        if tags is not None:
+            patch["tags"] = dict(tags)
+        if desired is not None:
+            patch["properties"] = {"desired": dict(desired)}
+        job: raw.RawJobRequest = {
+            "jobId": job_id or _new_job_id(),
+            "type": "scheduleUpdateTwin",
+            "queryCondition": query_condition,
+            "startTime": iso(start or datetime.now(UTC)),
+            "maxExecutionTimeInSeconds": max_execution,
+            "updateTwin": patch,
+        }
+        return self._schedule(job)
+
+    def schedule_method(
+        self,
+        query_condition: str,
+        method: str,
+        payload: Any = None,
+        *,
+        timeout: int = 30,
+        connect_timeout: int = 0,
+        start: datetime | None = None,
+        max_execution: int = 3600,
+        job_id: str | None = None,
+    ) -> models.Job:
+        """Call a direct method on every device the condition selects, as a hub job.
+
+        Raises:
+            InvalidQuery: the condition is not one IoT Hub would accept.
+        """
+        job: raw.RawJobRequest = {
+            "jobId": job_id or _new_job_id(),
+            "type": "scheduleDeviceMethod",
+            "queryCondition": query_condition,
+            "startTime": iso(start or datetime.now(UTC)),
+            "maxExecutionTimeInSeconds": max_execution,
+            "cloudToDeviceMethod": {
+                "methodName": method,
+                "payload": payload,
+                "responseTimeoutInSeconds": timeout,
+                "connectTimeoutInSeconds": connect_timeout,
+            },
+        }
+        return self._schedule(job)
+
+    def get(self, job_id: str) -> models.Job:
+        return models.Job.model_validate(self._sdk.get_job(job_id))
+
+    def cancel(self, job_id: str) -> models.Job:
+        return models.Job.model_validate(self._sdk.cancel_job(job_id))
+
+    def list(
+        self, job_type: str | None = None, status: str | None = None
+    ) -> builtins.list[models.Job]:
+        """The hub's jobs, of one type and status when given."""
+        return [models.Job.model_validate(job) for job in self._sdk.list_jobs(job_type, status)]
+
+    def results(self, job_id: str) -> builtins.list[models.DeviceJobResult]:
+        """Each device's part in a job (`SELECT * FROM devices.jobs WHERE ...jobId = ...`)."""
+        text = f"SELECT * FROM devices.jobs WHERE devices.jobs.jobId = {quoted(job_id)}"
+        rows = self._queries.run(text, page_size=1000)
+        return [models.DeviceJobResult.model_validate(row) for row in rows]
+
+    def wait(
+        self,
+        job_id: str,
+        timeout: float,
+        *,
+        on_progress: Callable[[models.Job], None] | None = None,
+        poll: float = 0.5,
+    ) -> models.Job:
+        """Poll until the job completes, fails or is cancelled.
+
+        Raises:
+            TimeoutError: the job has not finished within `timeout` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            job = self.get(job_id)
+            if on_progress is not None:
+                on_progress(job)
+            if job.finished:
+                return job
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"Job {job_id!r} is still {job.status} after {timeout:g} s.")
+            time.sleep(poll)
