@@ -11,7 +11,24 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["StateFile"]
+__all__ = ["StateFile", "write_json"]
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Replace `path` with `data` as JSON: write a temporary file, fsync it, rename it over
+    `path`, fsync the folder. A reader sees the old document or the new one, never a part."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    with temporary.open("w") as out:
+        json.dump(data, out)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(temporary, path)
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
 
 
 class StateFile:
@@ -30,18 +47,7 @@ class StateFile:
 
     def save(self, data: dict[str, Any]) -> None:
         """Replace the document durably."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.path.with_name(f".{self.path.name}.tmp")
-        with temporary.open("w") as out:
-            json.dump(data, out)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, self.path)
-        folder = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(folder)
-        finally:
-            os.close(folder)
+        write_json(self.path, data)
 
     def clear(self) -> None:
         self.path.unlink(missing_ok=True)

@@ -25,7 +25,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import requests
 from azure.iot.hub.auth import ConnectionStringAuthentication
@@ -43,6 +43,7 @@ from twin_manager.retrying import RetryPolicy
 __all__ = ["Sdk", "etag_header"]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _BY_CODE: dict[str, type[errors.HubError]] = {
     "DeviceNotFound": errors.DeviceNotFound,
@@ -150,8 +151,9 @@ class Sdk:
             raise _refused(response, what, device_id)
         return response.json() if response.content else None
 
-    def _json(self, what: str, send: Send, device_id: str | None = None) -> Any:
-        return self._retry.call(lambda: self.call(what, send, device_id), what)
+    def _json(self, kind: type[T], what: str, send: Send, device_id: str | None = None) -> T:
+        """`send` retried on transient failures; the JSON it answered, taken as a `kind`."""
+        return cast(T, self._retry.call(lambda: self.call(what, send, device_id), what))
 
     # -- device identities -----------------------------------------------------------------
 
@@ -159,111 +161,85 @@ class Sdk:
         """Create a device identity, or replace it when `if_match` is given."""
         device_id = device["deviceId"]
         model = sdk_models.Device.deserialize(device)
-        verb = "Creating" if if_match is None else "Updating"
-        return cast(
+        etag = None if if_match is None else etag_header(if_match)
+        return self._json(
             raw.RawDevice,
-            self._json(
-                f"{verb} device {device_id!r}",
-                lambda c: (
-                    c.protocol.devices.create_or_update_identity(
-                        device_id,
-                        model,
-                        None if if_match is None else etag_header(if_match),
-                        raw=True,
-                    ).response
-                ),
-                device_id,
+            f"{'Creating' if etag is None else 'Updating'} device {device_id!r}",
+            lambda c: (
+                c.protocol.devices.create_or_update_identity(
+                    device_id, model, etag, raw=True
+                ).response
             ),
+            device_id,
         )
 
     def get_device(self, device_id: str) -> raw.RawDevice:
-        return cast(
+        return self._json(
             raw.RawDevice,
-            self._json(
-                f"Reading device {device_id!r}",
-                lambda c: c.protocol.devices.get_identity(device_id, raw=True).response,
-                device_id,
-            ),
+            f"Reading device {device_id!r}",
+            lambda c: c.protocol.devices.get_identity(device_id, raw=True).response,
+            device_id,
         )
 
     def list_devices(self, top: int) -> list[raw.RawDevice]:
-        return cast(
+        return self._json(
             list[raw.RawDevice],
-            self._json(
-                "Listing devices", lambda c: c.protocol.devices.get_devices(top, raw=True).response
-            ),
+            "Listing devices",
+            lambda c: c.protocol.devices.get_devices(top, raw=True).response,
         )
 
     def delete_device(self, device_id: str, if_match: str | None) -> None:
+        etag = etag_header(if_match)
         self._json(
+            type(None),
             f"Deleting device {device_id!r}",
-            lambda c: (
-                c.protocol.devices.delete_identity(
-                    device_id, etag_header(if_match), raw=True
-                ).response
-            ),
+            lambda c: c.protocol.devices.delete_identity(device_id, etag, raw=True).response,
             device_id,
         )
 
     # -- twins -----------------------------------------------------------------------------
 
     def get_twin(self, device_id: str) -> raw.RawTwin:
-        return cast(
+        return self._json(
             raw.RawTwin,
-            self._json(
-                f"Reading the twin of {device_id!r}",
-                lambda c: c.protocol.devices.get_twin(device_id, raw=True).response,
-                device_id,
-            ),
+            f"Reading the twin of {device_id!r}",
+            lambda c: c.protocol.devices.get_twin(device_id, raw=True).response,
+            device_id,
         )
 
     def update_twin(
         self, device_id: str, patch: raw.RawTwinPatch, if_match: str | None
     ) -> raw.RawTwin:
         """Merge-patch tags and desired properties."""
-        model = sdk_models.Twin.deserialize(patch)
-        return cast(
+        model, etag = sdk_models.Twin.deserialize(patch), etag_header(if_match)
+        return self._json(
             raw.RawTwin,
-            self._json(
-                f"Updating the twin of {device_id!r}",
-                lambda c: (
-                    c.protocol.devices.update_twin(
-                        device_id, model, etag_header(if_match), raw=True
-                    ).response
-                ),
-                device_id,
-            ),
+            f"Updating the twin of {device_id!r}",
+            lambda c: c.protocol.devices.update_twin(device_id, model, etag, raw=True).response,
+            device_id,
         )
 
     def replace_twin(
         self, device_id: str, twin: raw.RawTwinPatch, if_match: str | None
     ) -> raw.RawTwin:
         """Replace tags and desired properties whole."""
-        model = sdk_models.Twin.deserialize(twin)
-        return cast(
+        model, etag = sdk_models.Twin.deserialize(twin), etag_header(if_match)
+        return self._json(
             raw.RawTwin,
-            self._json(
-                f"Replacing the twin of {device_id!r}",
-                lambda c: (
-                    c.protocol.devices.replace_twin(
-                        device_id, model, etag_header(if_match), raw=True
-                    ).response
-                ),
-                device_id,
-            ),
+            f"Replacing the twin of {device_id!r}",
+            lambda c: c.protocol.devices.replace_twin(device_id, model, etag, raw=True).response,
+            device_id,
         )
 
     # -- direct methods --------------------------------------------------------------------
 
     def invoke_method(self, device_id: str, request: raw.RawMethodRequest) -> raw.RawMethodResult:
         model = sdk_models.CloudToDeviceMethod.deserialize(request)
-        return cast(
+        return self._json(
             raw.RawMethodResult,
-            self._json(
-                f"Invoking {request['methodName']!r} on {device_id!r}",
-                lambda c: c.protocol.devices.invoke_method(device_id, model, raw=True).response,
-                device_id,
-            ),
+            f"Invoking {request['methodName']!r} on {device_id!r}",
+            lambda c: c.protocol.devices.invoke_method(device_id, model, raw=True).response,
+            device_id,
         )
 
     # -- queries ---------------------------------------------------------------------------
@@ -286,46 +262,40 @@ class Sdk:
             found["continuation"] = response.headers.get("x-ms-continuation") or None
             return response
 
-        rows = self._json("Querying", send)
+        rows = self._json(list[dict[str, Any]], "Querying", send)
         return {"items": list(rows or []), "continuation": found.get("continuation")}
 
     # -- jobs ------------------------------------------------------------------------------
 
     def create_job(self, job: raw.RawJobRequest) -> raw.RawJob:
-        job_id = job["jobId"]
-        model = sdk_models.JobRequest.deserialize(job)
-        return cast(
+        job_id, model = job["jobId"], sdk_models.JobRequest.deserialize(job)
+        return self._json(
             raw.RawJob,
-            self._json(
-                f"Scheduling job {job_id!r}",
-                lambda c: c.protocol.jobs.create_scheduled_job(job_id, model, raw=True).response,
-            ),
+            f"Scheduling job {job_id!r}",
+            lambda c: c.protocol.jobs.create_scheduled_job(job_id, model, raw=True).response,
         )
 
     def get_job(self, job_id: str) -> raw.RawJob:
-        return cast(
+        return self._json(
             raw.RawJob,
-            self._json(
-                f"Reading job {job_id!r}",
-                lambda c: c.protocol.jobs.get_scheduled_job(job_id, raw=True).response,
-            ),
+            f"Reading job {job_id!r}",
+            lambda c: c.protocol.jobs.get_scheduled_job(job_id, raw=True).response,
         )
 
     def cancel_job(self, job_id: str) -> raw.RawJob:
-        return cast(
+        return self._json(
             raw.RawJob,
-            self._json(
-                f"Cancelling job {job_id!r}",
-                lambda c: c.protocol.jobs.cancel_scheduled_job(job_id, raw=True).response,
-            ),
+            f"Cancelling job {job_id!r}",
+            lambda c: c.protocol.jobs.cancel_scheduled_job(job_id, raw=True).response,
         )
 
     def list_jobs(self, job_type: str | None, status: str | None) -> list[raw.RawJob]:
-        body = self._json(
+        found = self._json(
+            raw.RawJobList,
             "Listing jobs",
             lambda c: c.protocol.jobs.query_scheduled_jobs(job_type, status, raw=True).response,
         )
-        return cast(list[raw.RawJob], (body or {}).get("items", []))
+        return (found or {}).get("items", [])
 
     # -- configurations --------------------------------------------------------------------
 
@@ -335,44 +305,33 @@ class Sdk:
         """Create a configuration, or replace it when `if_match` is given."""
         config_id = configuration["id"]
         model = sdk_models.Configuration.deserialize(configuration)
-        verb = "Creating" if if_match is None else "Updating"
-        return cast(
+        etag = None if if_match is None else etag_header(if_match)
+        return self._json(
             raw.RawConfiguration,
-            self._json(
-                f"{verb} configuration {config_id!r}",
-                lambda c: (
-                    c.protocol.configuration.create_or_update(
-                        config_id,
-                        model,
-                        None if if_match is None else etag_header(if_match),
-                        raw=True,
-                    ).response
-                ),
+            f"{'Creating' if etag is None else 'Updating'} configuration {config_id!r}",
+            lambda c: (
+                c.protocol.configuration.create_or_update(config_id, model, etag, raw=True).response
             ),
         )
 
     def get_configuration(self, config_id: str) -> raw.RawConfiguration:
-        return cast(
+        return self._json(
             raw.RawConfiguration,
-            self._json(
-                f"Reading configuration {config_id!r}",
-                lambda c: c.protocol.configuration.get(config_id, raw=True).response,
-            ),
+            f"Reading configuration {config_id!r}",
+            lambda c: c.protocol.configuration.get(config_id, raw=True).response,
         )
 
     def delete_configuration(self, config_id: str, if_match: str | None) -> None:
+        etag = etag_header(if_match)
         self._json(
+            type(None),
             f"Deleting configuration {config_id!r}",
-            lambda c: (
-                c.protocol.configuration.delete(config_id, etag_header(if_match), raw=True).response
-            ),
+            lambda c: c.protocol.configuration.delete(config_id, etag, raw=True).response,
         )
 
     def list_configurations(self, top: int) -> list[raw.RawConfiguration]:
-        return cast(
+        return self._json(
             list[raw.RawConfiguration],
-            self._json(
-                "Listing configurations",
-                lambda c: c.protocol.configuration.get_configurations(top, raw=True).response,
-            ),
+            "Listing configurations",
+            lambda c: c.protocol.configuration.get_configurations(top, raw=True).response,
         )

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import builtins
-import time
 from collections.abc import Mapping
 from typing import Any
 
 from twin_manager import models, raw
 from twin_manager._sdk import Sdk
+from twin_manager.polling import poll_until
 from twin_manager.querying import checked_condition
 from twin_manager.sentinels import NOT_GIVEN, NotGiven
 
@@ -104,15 +104,18 @@ class Configurations:
         Raises:
             TimeoutError: the ratio was not reached within `timeout` seconds.
         """
-        deadline = time.monotonic() + timeout
-        while True:
-            configuration = self.get(config_id)
+
+        def applied(configuration: models.Configuration) -> bool:
             targeted = configuration.targeted_count
-            if targeted and configuration.applied_count / targeted >= ratio:
-                return configuration
-            if time.monotonic() >= deadline:
-                raise TimeoutError(
-                    f"Configuration {config_id!r} reached {configuration.applied_count}/{targeted}"
-                    f" applied, short of {ratio:.0%}, after {timeout:g} s."
-                )
-            time.sleep(poll)
+            return bool(targeted) and configuration.applied_count / targeted >= ratio
+
+        return poll_until(
+            lambda: self.get(config_id),
+            applied,
+            timeout=timeout,
+            poll=poll,
+            late=lambda c: (
+                f"Configuration {config_id!r} reached {c.applied_count}/"
+                f"{c.targeted_count} applied, short of {ratio:.0%}, after {timeout:g} s."
+            ),
+        )

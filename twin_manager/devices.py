@@ -17,6 +17,19 @@ def _new_key() -> str:
     return base64.b64encode(secrets.token_bytes(32)).decode()
 
 
+def _identity(
+    device_id: str, enabled: bool, primary_key: str | None, secondary_key: str | None
+) -> raw.RawDevice:
+    return {
+        "deviceId": device_id,
+        "status": "enabled" if enabled else "disabled",
+        "authentication": {
+            "type": "sas",
+            "symmetricKey": {"primaryKey": primary_key, "secondaryKey": secondary_key},
+        },
+    }
+
+
 class Devices:
     """Device identities of one hub (`fleet.devices`).
 
@@ -44,18 +57,10 @@ class Devices:
         Raises:
             Conflict: the id is taken.
         """
-        identity: raw.RawDevice = {
-            "deviceId": device_id,
-            "status": "enabled" if enabled else "disabled",
-            "authentication": {
-                "type": "sas",
-                "symmetricKey": {
-                    "primaryKey": primary_key or _new_key(),
-                    "secondaryKey": secondary_key or _new_key(),
-                },
-            },
-            "capabilities": {"iotEdge": False},
-        }
+        identity = _identity(
+            device_id, enabled, primary_key or _new_key(), secondary_key or _new_key()
+        )
+        identity["capabilities"] = {"iotEdge": False}
         return models.Device.from_raw(self._sdk.put_device(identity))
 
     def get(self, device_id: str) -> models.Device:
@@ -69,17 +74,7 @@ class Devices:
     def set_enabled(self, device_id: str, enabled: bool) -> models.Device:
         """Enable or disable a device (a disabled device cannot connect)."""
         device = self.get(device_id)
-        identity: raw.RawDevice = {
-            "deviceId": device_id,
-            "status": "enabled" if enabled else "disabled",
-            "authentication": {
-                "type": "sas",
-                "symmetricKey": {
-                    "primaryKey": device.primary_key,
-                    "secondaryKey": device.secondary_key,
-                },
-            },
-        }
+        identity = _identity(device_id, enabled, device.primary_key, device.secondary_key)
         return models.Device.from_raw(self._sdk.put_device(identity, device.etag or "*"))
 
     def delete(self, device_id: str, *, if_match: str | NotGiven = NOT_GIVEN) -> None:

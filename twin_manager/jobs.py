@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import builtins
-import time
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from twin_manager import models, raw
 from twin_manager._sdk import Sdk
+from twin_manager.methods import method_request
+from twin_manager.polling import poll_until
 from twin_manager.querying import Queries, checked_condition, quoted
+from twin_manager.twins import twin_patch
 
 __all__ = ["Jobs", "iso"]
 
@@ -21,10 +23,6 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _new_job_id() -> str:
-    return f"twinfleet-{uuid.uuid4().hex[:16]}"
-
-
 class Jobs:
     """Scheduled jobs of one hub (`fleet.jobs`)."""
 
@@ -32,8 +30,24 @@ class Jobs:
         self._sdk = sdk
         self._queries = queries
 
-    def _schedule(self, job: raw.RawJobRequest) -> models.Job:
-        checked_condition(job["queryCondition"])
+    def _schedule(
+        self,
+        kind: Literal["scheduleUpdateTwin", "scheduleDeviceMethod"],
+        query_condition: str,
+        job_id: str | None,
+        start: datetime | None,
+        max_execution: int,
+        work: raw.RawJobWork,
+    ) -> models.Job:
+        checked_condition(query_condition)
+        job: raw.RawJobRequest = {
+            **work,
+            "jobId": job_id or f"twinfleet-{uuid.uuid4().hex[:16]}",
+            "type": kind,
+            "queryCondition": query_condition,
+            "startTime": iso(start or datetime.now(UTC)),
+            "maxExecutionTimeInSeconds": max_execution,
+        }
         return models.Job.model_validate(self._sdk.create_job(job))
 
     def schedule_twin_update(
@@ -54,20 +68,12 @@ class Jobs:
         """
         if desired is None and tags is None:
             raise ValueError("A twin update job needs desired properties, tags, or both.")
-        patch: raw.RawTwinPatch = {"etag": "*"}
-        if tags is not None:
-            patch["tags"] = dict(tags)
-        if desired is not None:
-            patch["properties"] = {"desired": dict(desired)}
-        job: raw.RawJobRequest = {
-            "jobId": job_id or _new_job_id(),
-            "type": "scheduleUpdateTwin",
-            "queryCondition": query_condition,
-            "startTime": iso(start or datetime.now(UTC)),
-            "maxExecutionTimeInSeconds": max_execution,
-            "updateTwin": patch,
-        }
-        return self._schedule(job)
+        patch = twin_patch(tags, desired)
+        patch["etag"] = "*"
+        return self._schedule(
+            "scheduleUpdateTwin", query_condition, job_id, start, max_execution,
+            {"updateTwin": patch},
+        )  # fmt: skip
 
     def schedule_method(
         self,
@@ -86,20 +92,11 @@ class Jobs:
         Raises:
             InvalidQuery: the condition is not one IoT Hub would accept.
         """
-        job: raw.RawJobRequest = {
-            "jobId": job_id or _new_job_id(),
-            "type": "scheduleDeviceMethod",
-            "queryCondition": query_condition,
-            "startTime": iso(start or datetime.now(UTC)),
-            "maxExecutionTimeInSeconds": max_execution,
-            "cloudToDeviceMethod": {
-                "methodName": method,
-                "payload": payload,
-                "responseTimeoutInSeconds": timeout,
-                "connectTimeoutInSeconds": connect_timeout,
-            },
-        }
-        return self._schedule(job)
+        call = method_request(method, payload, timeout, connect_timeout)
+        return self._schedule(
+            "scheduleDeviceMethod", query_condition, job_id, start, max_execution,
+            {"cloudToDeviceMethod": call},
+        )  # fmt: skip
 
     def get(self, job_id: str) -> models.Job:
         return models.Job.model_validate(self._sdk.get_job(job_id))
@@ -132,13 +129,17 @@ class Jobs:
         Raises:
             TimeoutError: the job has not finished within `timeout` seconds.
         """
-        deadline = time.monotonic() + timeout
-        while True:
+
+        def read() -> models.Job:
             job = self.get(job_id)
             if on_progress is not None:
                 on_progress(job)
-            if job.finished:
-                return job
-            if time.monotonic() >= deadline:
-                raise TimeoutError(f"Job {job_id!r} is still {job.status} after {timeout:g} s.")
-            time.sleep(poll)
+            return job
+
+        return poll_until(
+            read,
+            lambda job: job.finished,
+            timeout=timeout,
+            poll=poll,
+            late=lambda job: f"Job {job_id!r} is still {job.status} after {timeout:g} s.",
+        )

@@ -4,10 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from twin_manager import models
+from twin_manager import models, raw
 from twin_manager._sdk import Sdk
 
-__all__ = ["Methods"]
+__all__ = ["Methods", "method_request"]
+
+
+def method_request(
+    method: str, payload: Any, timeout: int, connect_timeout: int
+) -> raw.RawMethodRequest:
+    """A direct method call as IoT Hub takes it (alone, or in a job)."""
+    return {
+        "methodName": method,
+        "payload": payload,
+        "responseTimeoutInSeconds": timeout,
+        "connectTimeoutInSeconds": connect_timeout,
+    }
 
 
 class Methods:
@@ -31,13 +43,6 @@ class Methods:
             DeviceNotOnline: the device is not connected (within `connect_timeout`).
             MethodTimeout: it did not answer within `timeout` seconds.
         """
-        result = self._sdk.invoke_method(
-            device_id,
-            {
-                "methodName": method,
-                "payload": payload,
-                "responseTimeoutInSeconds": timeout,
-                "connectTimeoutInSeconds": connect_timeout,
-            },
-        )
+        request = method_request(method, payload, timeout, connect_timeout)
+        result = self._sdk.invoke_method(device_id, request)
         return models.MethodResult.model_validate(result)

@@ -16,7 +16,9 @@ __all__ = [
     "RawConfigurationMetrics",
     "RawDevice",
     "RawJob",
+    "RawJobList",
     "RawJobRequest",
+    "RawJobWork",
     "RawMethodRequest",
     "RawMethodResult",
     "RawQueryPage",
@@ -37,14 +39,19 @@ class RawAuthentication(TypedDict, total=False):
     symmetricKey: RawSymmetricKey
 
 
-class RawDevice(TypedDict, total=False):
-    """A device identity (`GET /devices/{id}`)."""
+class _RawIdentity(TypedDict, total=False):
+    """What a device identity and its twin both carry."""
 
     deviceId: Required[str]
-    status: Literal["enabled", "disabled"]
     etag: str
+    status: Literal["enabled", "disabled"]
     connectionState: str
     lastActivityTime: str
+
+
+class RawDevice(_RawIdentity, total=False):
+    """A device identity (`GET /devices/{id}`)."""
+
     authentication: RawAuthentication
     capabilities: dict[str, bool]
 
@@ -62,15 +69,10 @@ class RawTwinPatch(TypedDict, total=False):
     properties: RawTwinProperties
 
 
-class RawTwin(TypedDict, total=False):
+class RawTwin(_RawIdentity, total=False):
     """A device twin (`GET /twins/{id}`, or a `SELECT * FROM devices` row)."""
 
-    deviceId: Required[str]
-    etag: str
     version: int
-    status: str
-    connectionState: str
-    lastActivityTime: str
     tags: dict[str, Any]
     properties: RawTwinProperties
 
@@ -96,7 +98,14 @@ class RawQueryPage(TypedDict):
     continuation: str | None
 
 
-class RawJobRequest(TypedDict, total=False):
+class RawJobWork(TypedDict, total=False):
+    """What a job does to each device: patch its twin, or call a method."""
+
+    updateTwin: RawTwinPatch
+    cloudToDeviceMethod: RawMethodRequest
+
+
+class RawJobRequest(RawJobWork, total=False):
     """A scheduled job to create (`PUT /jobs/v2/{id}`)."""
 
     jobId: Required[str]
@@ -104,8 +113,6 @@ class RawJobRequest(TypedDict, total=False):
     queryCondition: Required[str]
     startTime: Required[str]
     maxExecutionTimeInSeconds: Required[int]
-    updateTwin: RawTwinPatch
-    cloudToDeviceMethod: RawMethodRequest
 
 
 class RawJob(TypedDict, total=False):
@@ -122,6 +129,13 @@ class RawJob(TypedDict, total=False):
     failureReason: str
     statusMessage: str
     deviceJobStatistics: dict[str, int]
+
+
+class RawJobList(TypedDict, total=False):
+    """The hub's answer to `GET /jobs/v2/query`."""
+
+    items: list[RawJob]
+    continuationToken: str
 
 
 class RawConfigurationContent(TypedDict, total=False):

@@ -10,14 +10,17 @@ from twin_manager import errors, models, raw
 from twin_manager._sdk import Sdk
 from twin_manager.sentinels import NOT_GIVEN, NotGiven
 
-__all__ = ["Twins"]
+__all__ = ["Twins", "twin_patch"]
 
 
 def _etag(if_match: str | NotGiven) -> str | None:
     return None if isinstance(if_match, NotGiven) else if_match
 
 
-def _patch(tags: Mapping[str, Any] | None, desired: Mapping[str, Any] | None) -> raw.RawTwinPatch:
+def twin_patch(
+    tags: Mapping[str, Any] | None, desired: Mapping[str, Any] | None
+) -> raw.RawTwinPatch:
+    """The body of a twin update: tags and desired properties, each only when given."""
     patch: raw.RawTwinPatch = {}
     if tags is not None:
         patch["tags"] = dict(tags)
@@ -54,7 +57,7 @@ class Twins:
         Raises:
             PreconditionFailed: the twin changed since `if_match` was read.
         """
-        patch = _patch(tags, desired)
+        patch = twin_patch(tags, desired)
         return models.Twin.from_raw(self._sdk.update_twin(device_id, patch, _etag(if_match)))
 
     def update_desired(
@@ -78,7 +81,7 @@ class Twins:
         if_match: str | NotGiven = NOT_GIVEN,
     ) -> models.Twin:
         """Replace desired properties and tags whole (what is not given is removed)."""
-        twin = _patch(tags, desired)
+        twin = twin_patch(tags, desired)
         return models.Twin.from_raw(self._sdk.replace_twin(device_id, twin, _etag(if_match)))
 
     def update_desired_many(

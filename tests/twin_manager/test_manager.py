@@ -13,7 +13,7 @@ import pytest
 from azure.iot.device import IoTHubDeviceClient, MethodResponse
 
 import twin_manager
-from local_hub import LocalHub
+from local_hub import LocalHub, testing
 from twin_manager import RetryPolicy, TwinManager
 
 
@@ -156,18 +156,18 @@ def test_wrong_key_is_unauthorized_and_never_shown(
 
 
 def test_throttling_is_retried_then_raised(
-    hub: LocalHub, fleet: TwinManager, sleeps: list[float]
+    hub: LocalHub, faults: testing.Faults, fleet: TwinManager, sleeps: list[float]
 ) -> None:
     fleet.devices.create("t-1")
-    hub.inject_faults(429, 2, retry_after=2)
+    faults.inject(429, 2, retry_after=2)
     assert fleet.twins.get("t-1").device_id == "t-1"
     assert sleeps == [2.0, 2.0]  # Retry-After is honoured over the shorter backoff
     sleeps.clear()
-    hub.inject_faults(503, 2)
+    faults.inject(503, 2)
     assert fleet.twins.get("t-1").device_id == "t-1"
     assert sleeps == [0.1, 0.2]  # capped exponential backoff, jitter fixed at 0.5
     sleeps.clear()
-    hub.inject_faults(429, 10, retry_after=1)  # a throttle does not spend an attempt
+    faults.inject(429, 10, retry_after=1)  # a throttle does not spend an attempt
     assert fleet.twins.get("t-1").device_id == "t-1"
     # Each wait is the Retry-After or the (growing, capped, jittered) backoff if longer.
     assert sleeps == [1.0, 1.0, 1.0, 1.0, 1.6, 3.2, 5.0, 5.0, 5.0, 5.0]
@@ -175,12 +175,12 @@ def test_throttling_is_retried_then_raised(
     stingy = TwinManager.from_local_hub(
         hub, retry=RetryPolicy(sleep=sleeps.append, jitter=lambda: 0.5, throttle_budget=3)
     )
-    hub.inject_faults(429, 10, retry_after=1)
+    faults.inject(429, 10, retry_after=1)
     with pytest.raises(twin_manager.Throttled) as caught:
         stingy.twins.get("t-1")  # 3 s of waiting on throttles is all it may spend
     assert caught.value.retry_after == 1
     assert sleeps == [1.0, 1.0, 1.0]
-    hub.inject_faults(429, 0)
+    faults.inject(429, 0)
 
 
 def test_not_transient_errors_are_not_retried(fleet: TwinManager, sleeps: list[float]) -> None:
