@@ -8,11 +8,12 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from queries import nodes
 from twin_manager import models, raw
 from twin_manager._sdk import Sdk
 from twin_manager.methods import method_request
 from twin_manager.polling import poll_until
-from twin_manager.querying import Queries, checked_condition, quoted
+from twin_manager.querying import Queries, checked_condition
 from twin_manager.twins import twin_patch
 
 __all__ = ["Jobs", "iso"]
@@ -112,7 +113,7 @@ class Jobs:
 
     def results(self, job_id: str) -> builtins.list[models.DeviceJobResult]:
         """Each device's part in a job (`SELECT * FROM devices.jobs WHERE ...jobId = ...`)."""
-        text = f"SELECT * FROM devices.jobs WHERE devices.jobs.jobId = {quoted(job_id)}"
+        text = f"SELECT * FROM devices.jobs WHERE devices.jobs.jobId = {nodes.literal_sql(job_id)}"
         rows = self._queries.run(text, page_size=1000)
         return [models.DeviceJobResult.model_validate(row) for row in rows]
 

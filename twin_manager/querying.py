@@ -15,7 +15,7 @@ import queries
 from twin_manager import errors, models, raw
 from twin_manager._sdk import Sdk
 
-__all__ = ["Queries", "checked_condition", "checked_query", "quoted"]
+__all__ = ["Queries", "checked_condition", "checked_query"]
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +47,6 @@ def checked_condition(text: str) -> queries.Condition:
         raise _invalid(exc) from None
     _warn(queries.check_condition(text))
     return condition
-
-
-def quoted(text: str) -> str:
-    """`text` as a query string literal (quotes and backslashes escaped)."""
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _where(condition: str | None) -> str:
