@@ -22,9 +22,14 @@ def test_an_atomic_write_replaces_the_file_whole_with_its_mode(tmp_path: Path) -
 def test_a_failed_atomic_write_leaves_the_old_file_and_no_temporary(tmp_path: Path) -> None:
     target = tmp_path / "artifact.bin"
     target.write_bytes(b"old")
-    with pytest.raises(ConnectionResetError), files.atomic_writer(target) as out:
-        out.write(b"half of the new")
-        raise ConnectionResetError  # the client went away mid-upload
+
+    def upload() -> None:
+        with files.atomic_writer(target) as out:
+            out.write(b"half of the new")
+            raise ConnectionResetError  # the client went away mid-upload
+
+    with pytest.raises(ConnectionResetError):
+        upload()
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["artifact.bin"]
 
