@@ -6,8 +6,29 @@ with TwinManager.from_connection_string(connection_string) as fleet:  # or .from
     fleet.twins.update_desired("thermostat-1", {"telemetryInterval": 30})
     print(fleet.queries.group_by("properties.reported.firmware.currentFwVersion"))
 
-`TwinManager` is a small facade: one attribute per concern (`devices`, `twins`, `methods`,
-`queries`, `jobs`, `configurations`), each a class of this package.
+Its API:
+
+- `TwinManager`: one hub (`from_connection_string`, `from_hub_dir`, `from_local_hub`), a small
+  facade with one attribute per concern, each a class of this package: `devices` (`Devices`:
+  identities, keys, bulk registry), `twins` (`Twins`), `methods` (`Methods`), `queries`
+  (`Queries`), `jobs` (`Jobs`: scheduled and import/export jobs), `configurations`
+  (`Configurations`); `RetryPolicy` for transient failures; `NOT_GIVEN` for "no etag" (JSON
+  null deletes, so None means something).
+- What it returns: `Twin`, `Device`, `MethodResult`, `Job`, `JobStatistics`,
+  `DeviceJobResult`, `Configuration`.
+- A local hub: `read_hub_dir(path)` -> `LocalHubInfo`; its artifacts (firmware images):
+  `ArtifactStore`, `Artifact`.
+- Bulk identity work: `BulkResult`, `BulkFailure` (the bulk registry API) and
+  `ImportExportJob` (import/export jobs).
+- The fleet's Device Provisioning Service: `ProvisioningService` (its `block` answers
+  `Blocked`), set as `TwinManager.provisioning`.
+- The fleet's metadata scheme: `load_scheme("module:Model" or "file.json")` -> `FleetScheme`,
+  given as `TwinManager(..., scheme=...)` (see `twin_manager.schemes`).
+- Errors, named for what to do next: `TwinManagerError` (the root), `InvalidQuery`,
+  `InvalidTags`, `InvalidScheme`, `HubConfigurationError`, and `HubError` with
+  `Unauthorized`, `DeviceNotFound`, `ArtifactNotFound`, `DeviceNotOnline`, `MethodTimeout`,
+  `Conflict`, `PreconditionFailed`, `Throttled`, `HubUnavailable` (the tree is drawn in
+  `twin_manager.errors`).
 """
 
 from twin_manager.artifacts import Artifact, ArtifactStore
@@ -22,6 +43,8 @@ from twin_manager.errors import (
     HubError,
     HubUnavailable,
     InvalidQuery,
+    InvalidScheme,
+    InvalidTags,
     MethodTimeout,
     PreconditionFailed,
     Throttled,
@@ -33,16 +56,21 @@ from twin_manager.jobs import Jobs
 from twin_manager.manager import TwinManager
 from twin_manager.methods import Methods
 from twin_manager.models import (
+    BulkFailure,
+    BulkResult,
     Configuration,
     Device,
     DeviceJobResult,
+    ImportExportJob,
     Job,
     JobStatistics,
     MethodResult,
     Twin,
 )
+from twin_manager.provisioning import Blocked, ProvisioningService
 from twin_manager.querying import Queries
 from twin_manager.retrying import RetryPolicy
+from twin_manager.schemes import FleetScheme, load_scheme
 from twin_manager.sentinels import NOT_GIVEN
 from twin_manager.twins import Twins
 
@@ -51,6 +79,9 @@ __all__ = [
     "Artifact",
     "ArtifactNotFound",
     "ArtifactStore",
+    "Blocked",
+    "BulkFailure",
+    "BulkResult",
     "Configuration",
     "Configurations",
     "Conflict",
@@ -59,10 +90,14 @@ __all__ = [
     "DeviceNotFound",
     "DeviceNotOnline",
     "Devices",
+    "FleetScheme",
     "HubConfigurationError",
     "HubError",
     "HubUnavailable",
+    "ImportExportJob",
     "InvalidQuery",
+    "InvalidScheme",
+    "InvalidTags",
     "Job",
     "JobStatistics",
     "Jobs",
@@ -71,6 +106,7 @@ __all__ = [
     "MethodTimeout",
     "Methods",
     "PreconditionFailed",
+    "ProvisioningService",
     "Queries",
     "RetryPolicy",
     "Throttled",
@@ -79,5 +115,6 @@ __all__ = [
     "TwinManagerError",
     "Twins",
     "Unauthorized",
+    "load_scheme",
     "read_hub_dir",
 ]

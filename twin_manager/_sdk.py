@@ -142,13 +142,12 @@ class Sdk:
 
     def call(self, what: str, send: Send, device_id: str | None = None) -> Any:
         """One attempt: run `send` on this thread's clients; the decoded JSON body, or None
-        when the body is empty. Raises our errors, never the SDK's."""
+        when the body is empty. Raises our errors, never the SDK's (`send` raises the SDK's
+        HttpOperationError for a status its operation does not expect)."""
         try:
             response = send(self._clients())
         except (HttpOperationError, ClientRequestError, requests.RequestException) as exc:
             raise translate(exc, what, device_id) from exc
-        if response.status_code >= 300:
-            raise _refused(response, what, device_id)
         return response.json() if response.content else None
 
     def _json(self, kind: type[T], what: str, send: Send, device_id: str | None = None) -> T:
@@ -187,6 +186,17 @@ class Sdk:
             "Listing devices",
             lambda c: c.protocol.devices.get_devices(top, raw=True).response,
         )
+
+    def bulk_registry(self, entries: list[dict[str, Any]]) -> raw.RawBulkResult:
+        """One `POST /devices` of up to 100 `ExportImportDevice` entries, and its result (sent
+        with a 400 when some entries failed; no body means all succeeded)."""
+        devices = [sdk_models.ExportImportDevice.deserialize(entry) for entry in entries]
+        result = self._json(
+            dict,
+            f"Bulk registry operation on {len(entries)} devices",
+            lambda c: c.protocol.bulk_registry.update_registry(devices, raw=True).response,
+        )
+        return cast(raw.RawBulkResult, result or {"isSuccessful": True})
 
     def delete_device(self, device_id: str, if_match: str | None) -> None:
         etag = etag_header(if_match)
@@ -259,6 +269,8 @@ class Sdk:
             params = {"api-version": clients.protocol.query.api_version}
             request = clients.queries.post("/devices/query", params, headers, {"query": text})
             response: requests.Response = clients.queries.send(request, stream=False)
+            if response.status_code != 200:
+                raise _refused(response, "Querying", None)
             found["continuation"] = response.headers.get("x-ms-continuation") or None
             return response
 
@@ -296,6 +308,21 @@ class Sdk:
             lambda c: c.protocol.jobs.query_scheduled_jobs(job_type, status, raw=True).response,
         )
         return (found or {}).get("items", [])
+
+    def create_import_export_job(self, job: raw.RawImportExportRequest) -> raw.RawImportExportJob:
+        model = sdk_models.JobProperties.deserialize(job)
+        return self._json(
+            raw.RawImportExportJob,
+            f"Starting an {job['type']} job",
+            lambda c: c.protocol.jobs.create_import_export_job(model, raw=True).response,
+        )
+
+    def get_import_export_job(self, job_id: str) -> raw.RawImportExportJob:
+        return self._json(
+            raw.RawImportExportJob,
+            f"Reading import/export job {job_id!r}",
+            lambda c: c.protocol.jobs.get_import_export_job(job_id, raw=True).response,
+        )
 
     # -- configurations --------------------------------------------------------------------
 

@@ -9,22 +9,22 @@ from typing import Any
 from twin_manager import models, raw
 from twin_manager._sdk import Sdk
 from twin_manager.polling import poll_until
-from twin_manager.querying import checked_condition
+from twin_manager.querying import Queries
 from twin_manager.sentinels import NOT_GIVEN, NotGiven
 
 __all__ = ["Configurations"]
 
 
-def _checked_target(target_condition: str) -> None:
-    if target_condition.strip() != "*":
-        checked_condition(target_condition)
-
-
 class Configurations:
     """Automatic device configurations of one hub (`fleet.configurations`)."""
 
-    def __init__(self, sdk: Sdk) -> None:
+    def __init__(self, sdk: Sdk, queries: Queries) -> None:
         self._sdk = sdk
+        self._queries = queries
+
+    def _check_target(self, target_condition: str) -> None:
+        if target_condition.strip() != "*":
+            self._queries.validate_condition(target_condition)
 
     def create(
         self,
@@ -44,7 +44,7 @@ class Configurations:
             InvalidQuery: the target condition is not one IoT Hub would accept.
             Conflict: the id is taken.
         """
-        _checked_target(target_condition)
+        self._check_target(target_condition)
         configuration: raw.RawConfiguration = {
             "id": config_id,
             "schemaVersion": "1.0",
@@ -71,7 +71,7 @@ class Configurations:
         """Change a configuration's targeting, priority, labels or metrics (content is fixed,
         as on IoT Hub). Uses the configuration's etag: stale copies get PreconditionFailed."""
         if target_condition is not None:
-            _checked_target(target_condition)
+            self._check_target(target_condition)
         changed: raw.RawConfiguration = {
             "id": configuration.id,
             "schemaVersion": "1.0",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import builtins
 import secrets
+from typing import Any
 
 from twin_manager import models, raw
 from twin_manager._sdk import Sdk
@@ -76,6 +77,23 @@ class Devices:
         device = self.get(device_id)
         identity = _identity(device_id, enabled, device.primary_key, device.secondary_key)
         return models.Device.from_raw(self._sdk.put_device(identity, device.etag or "*"))
+
+    def bulk(self, entries: builtins.list[dict[str, Any]]) -> models.BulkResult:
+        """One bulk registry operation (`POST /devices`): up to 100 `ExportImportDevice`
+        entries (`id`, `importMode` such as `create` or `updateTwin`, `status`,
+        `authentication`, `tags`, `properties.desired`), each applied on its own.
+
+        Returns:
+            Which entries failed and why (every other entry was applied).
+
+        Raises:
+            ValueError: more than 100 entries, or none.
+        """
+        if not 1 <= len(entries) <= 100:
+            raise ValueError(
+                f"A bulk registry operation takes 1 to 100 devices, not {len(entries)}."
+            )
+        return models.BulkResult.from_raw(self._sdk.bulk_registry(entries))
 
     def delete(self, device_id: str, *, if_match: str | NotGiven = NOT_GIVEN) -> None:
         """Remove a device identity and its twin (when its etag is still `if_match`, if given)."""

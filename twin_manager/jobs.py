@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from queries import nodes
-from twin_manager import models, raw
+from twin_manager import models, raw, schemes
 from twin_manager._sdk import Sdk
 from twin_manager.methods import method_request
 from twin_manager.polling import poll_until
-from twin_manager.querying import Queries, checked_condition
+from twin_manager.querying import Queries
 from twin_manager.twins import twin_patch
 
 __all__ = ["Jobs", "iso"]
@@ -25,11 +25,16 @@ def iso(moment: datetime) -> str:
 
 
 class Jobs:
-    """Scheduled jobs of one hub (`fleet.jobs`)."""
+    """Jobs of one hub (`fleet.jobs`): scheduled jobs that patch twins or call a method on the
+    devices a condition selects, and import/export jobs that move identities and twins in bulk
+    through blob containers."""
 
-    def __init__(self, sdk: Sdk, queries: Queries) -> None:
+    def __init__(
+        self, sdk: Sdk, queries: Queries, scheme: schemes.FleetScheme | None = None
+    ) -> None:
         self._sdk = sdk
         self._queries = queries
+        self._scheme = scheme
 
     def _schedule(
         self,
@@ -40,7 +45,7 @@ class Jobs:
         max_execution: int,
         work: raw.RawJobWork,
     ) -> models.Job:
-        checked_condition(query_condition)
+        self._queries.validate_condition(query_condition)
         job: raw.RawJobRequest = {
             **work,
             "jobId": job_id or f"twinfleet-{uuid.uuid4().hex[:16]}",
@@ -65,10 +70,13 @@ class Jobs:
 
         Raises:
             InvalidQuery: the condition is not one IoT Hub would accept.
+            InvalidTags: the fleet's scheme does not allow the tags (nothing was sent).
             ValueError: neither `desired` nor `tags` is given.
         """
         if desired is None and tags is None:
             raise ValueError("A twin update job needs desired properties, tags, or both.")
+        if tags is not None and self._scheme is not None:
+            self._scheme.check_tags(tags)
         patch = twin_patch(tags, desired)
         patch["etag"] = "*"
         return self._schedule(
@@ -139,6 +147,60 @@ class Jobs:
 
         return poll_until(
             read,
+            lambda job: job.finished,
+            timeout=timeout,
+            poll=poll,
+            late=lambda job: f"Job {job_id!r} is still {job.status} after {timeout:g} s.",
+        )
+
+    # -- import and export jobs ------------------------------------------------------------
+
+    def export_devices(
+        self, output_container_url: str, *, exclude_keys: bool = True
+    ) -> models.ImportExportJob:
+        """Start an export job: every identity and twin, one JSON line each, to `devices.txt`
+        in the blob container (a Blob SAS URL on Azure; `ArtifactStore.container_url` on a
+        local hub).
+
+        Raises:
+            Conflict: another import or export job is running.
+        """
+        return self._import_export(
+            {"type": "export", "outputBlobContainerUri": output_container_url,
+             "excludeKeysInExport": exclude_keys}
+        )  # fmt: skip
+
+    def import_devices(
+        self, input_container_url: str, output_container_url: str
+    ) -> models.ImportExportJob:
+        """Start an import job: the `devices.txt` of the input container, line by line (each
+        line's `importMode`, `createOrUpdate` by default); failed lines go to `importErrors.log`
+        in the output container.
+
+        Raises:
+            Conflict: another import or export job is running.
+        """
+        return self._import_export(
+            {"type": "import", "inputBlobContainerUri": input_container_url,
+             "outputBlobContainerUri": output_container_url}
+        )  # fmt: skip
+
+    def _import_export(self, job: raw.RawImportExportRequest) -> models.ImportExportJob:
+        return models.ImportExportJob.model_validate(self._sdk.create_import_export_job(job))
+
+    def get_import_export(self, job_id: str) -> models.ImportExportJob:
+        return models.ImportExportJob.model_validate(self._sdk.get_import_export_job(job_id))
+
+    def wait_import_export(
+        self, job_id: str, timeout: float, *, poll: float = 0.5
+    ) -> models.ImportExportJob:
+        """Poll until the import or export job completes, fails or is cancelled.
+
+        Raises:
+            TimeoutError: it has not finished within `timeout` seconds.
+        """
+        return poll_until(
+            lambda: self.get_import_export(job_id),
             lambda job: job.finished,
             timeout=timeout,
             poll=poll,

@@ -22,7 +22,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Protocol
 
-from twin_manager import artifacts, hubdirs
+from twin_manager import artifacts, hubdirs, provisioning, schemes
 from twin_manager._sdk import Sdk
 from twin_manager.configurations import Configurations
 from twin_manager.devices import Devices
@@ -59,6 +59,8 @@ class TwinManager:
         retry: the retry policy for transient failures.
         device_host_name: the HostName devices use, when it differs from the service's.
         gateway_host_name: the GatewayHostName devices dial, if any.
+        scheme: the fleet's metadata scheme (`twin_manager.schemes`): tag writes and query
+            paths are checked against it before anything is sent; None checks nothing.
 
     Attributes:
         devices: device identities (`Devices`).
@@ -67,6 +69,9 @@ class TwinManager:
         queries: queries over the twins (`Queries`).
         jobs: scheduled jobs (`Jobs`).
         configurations: automatic device configurations (`Configurations`).
+        scheme: the fleet's metadata scheme, or None.
+        provisioning: the Device Provisioning Service the fleet's devices register through,
+            if it uses one (set it to let retirement stop devices from provisioning again).
     """
 
     def __init__(
@@ -77,8 +82,11 @@ class TwinManager:
         retry: RetryPolicy | None = None,
         device_host_name: str | None = None,
         gateway_host_name: str | None = None,
+        scheme: schemes.FleetScheme | None = None,
     ) -> None:
         sdk = Sdk(connection_string, ca_file, retry or RetryPolicy())
+        self.scheme = scheme
+        self.provisioning: provisioning.ProvisioningService | None = None
         self._sdk = sdk
         self._connection_string = connection_string
         self._ca_file = ca_file
@@ -87,21 +95,25 @@ class TwinManager:
         self.devices = Devices(
             sdk, device_host_name or _without_port(sdk.host_name), gateway_host_name
         )
-        self.twins = Twins(sdk)
+        self.twins = Twins(sdk, scheme)
         self.methods = Methods(sdk)
-        self.queries = Queries(sdk)
-        self.jobs = Jobs(sdk, self.queries)
-        self.configurations = Configurations(sdk)
+        self.queries = Queries(sdk, scheme.paths if scheme is not None else None)
+        self.jobs = Jobs(sdk, self.queries, scheme)
+        self.configurations = Configurations(sdk, self.queries)
 
     @classmethod
     def from_connection_string(
-        cls, connection_string: str, *, ca_file: str | None = None, retry: RetryPolicy | None = None
-    ) -> TwinManager:
+        cls, connection_string: str, *, ca_file: str | None = None,
+        retry: RetryPolicy | None = None, scheme: schemes.FleetScheme | None = None,
+    ) -> TwinManager:  # fmt: skip
         """A manager for the hub the connection string names (Azure IoT Hub or a local hub)."""
-        return cls(connection_string, ca_file=ca_file, retry=retry)
+        return cls(connection_string, ca_file=ca_file, retry=retry, scheme=scheme)
 
     @classmethod
-    def from_hub_dir(cls, data_dir: Path | str, *, retry: RetryPolicy | None = None) -> TwinManager:
+    def from_hub_dir(
+        cls, data_dir: Path | str, *, retry: RetryPolicy | None = None,
+        scheme: schemes.FleetScheme | None = None,
+    ) -> TwinManager:  # fmt: skip
         """A manager for the local hub running in `data_dir` (`twinfleet hub serve --data-dir`).
 
         Raises:
@@ -114,10 +126,14 @@ class TwinManager:
             retry=retry,
             device_host_name=info.device_host_name,
             gateway_host_name=info.gateway_host_name,
+            scheme=scheme,
         )
 
     @classmethod
-    def from_local_hub(cls, hub: HubLike, *, retry: RetryPolicy | None = None) -> TwinManager:
+    def from_local_hub(
+        cls, hub: HubLike, *, retry: RetryPolicy | None = None,
+        scheme: schemes.FleetScheme | None = None,
+    ) -> TwinManager:  # fmt: skip
         """A manager for a running `local_hub.LocalHub` (trusting its CA)."""
         return cls(
             hub.service_connection_string,
@@ -125,6 +141,7 @@ class TwinManager:
             retry=retry,
             device_host_name=hub.device_host_name,
             gateway_host_name=hub.gateway_host_name,
+            scheme=scheme,
         )
 
     def artifact_store(self) -> artifacts.ArtifactStore:

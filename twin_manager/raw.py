@@ -11,10 +11,15 @@ from typing import Any, Literal, Required, TypedDict
 
 __all__ = [
     "RawAuthentication",
+    "RawBulkFailure",
+    "RawBulkResult",
+    "RawBulkWarning",
     "RawConfiguration",
     "RawConfigurationContent",
     "RawConfigurationMetrics",
     "RawDevice",
+    "RawImportExportJob",
+    "RawImportExportRequest",
     "RawJob",
     "RawJobList",
     "RawJobRequest",
@@ -136,6 +141,50 @@ class RawJobList(TypedDict, total=False):
 
     items: list[RawJob]
     continuationToken: str
+
+
+class RawImportExportRequest(TypedDict, total=False):
+    """An import or export job to start (`POST /jobs/create`): a `JobProperties`."""
+
+    type: Required[Literal["import", "export"]]
+    inputBlobContainerUri: str
+    outputBlobContainerUri: str
+    excludeKeysInExport: bool
+
+
+class RawImportExportJob(TypedDict, total=False):
+    """An import or export job as the hub reports it."""
+
+    jobId: Required[str]
+    type: str
+    status: str
+    progress: int
+    startTimeUtc: str
+    endTimeUtc: str
+    failureReason: str
+    outputBlobName: str
+    inputBlobName: str
+
+
+class RawBulkFailure(TypedDict, total=False):
+    deviceId: str
+    errorCode: str
+    errorStatus: str
+    operation: str
+
+
+class RawBulkWarning(TypedDict, total=False):
+    deviceId: str
+    warningCode: str
+    warningStatus: str
+
+
+class RawBulkResult(TypedDict, total=False):
+    """What a bulk registry operation (`POST /devices`) answers."""
+
+    isSuccessful: Required[bool]
+    errors: list[RawBulkFailure]
+    warnings: list[RawBulkWarning]
 
 
 class RawConfigurationContent(TypedDict, total=False):

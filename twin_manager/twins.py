@@ -6,7 +6,7 @@ import concurrent.futures
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from twin_manager import errors, models, raw
+from twin_manager import errors, models, raw, schemes
 from twin_manager._sdk import Sdk
 from twin_manager.sentinels import NOT_GIVEN, NotGiven
 
@@ -37,8 +37,9 @@ class Twins:
     PreconditionFailed: read the twin again, then retry.
     """
 
-    def __init__(self, sdk: Sdk) -> None:
+    def __init__(self, sdk: Sdk, scheme: schemes.FleetScheme | None = None) -> None:
         self._sdk = sdk
+        self._scheme = scheme
 
     def get(self, device_id: str) -> models.Twin:
         """Raises DeviceNotFound when there is no such device."""
@@ -55,8 +56,11 @@ class Twins:
         """Merge-patch desired properties and/or tags (`None` values delete properties).
 
         Raises:
+            InvalidTags: the fleet's scheme does not allow the tags (nothing was sent).
             PreconditionFailed: the twin changed since `if_match` was read.
         """
+        if tags is not None and self._scheme is not None:
+            self._scheme.check_tags(tags)
         patch = twin_patch(tags, desired)
         return models.Twin.from_raw(self._sdk.update_twin(device_id, patch, _etag(if_match)))
 
@@ -80,7 +84,13 @@ class Twins:
         tags: Mapping[str, Any],
         if_match: str | NotGiven = NOT_GIVEN,
     ) -> models.Twin:
-        """Replace desired properties and tags whole (what is not given is removed)."""
+        """Replace desired properties and tags whole (what is not given is removed).
+
+        Raises:
+            InvalidTags: the fleet's scheme does not allow the tags (nothing was sent).
+        """
+        if self._scheme is not None:
+            self._scheme.check_tags(tags, whole=True)
         twin = twin_patch(tags, desired)
         return models.Twin.from_raw(self._sdk.replace_twin(device_id, twin, _etag(if_match)))
 

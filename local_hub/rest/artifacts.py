@@ -131,6 +131,19 @@ def _path(root: Path, name: str) -> Path:
     return root / name
 
 
+async def receive(request: web.Request, target: Path) -> tuple[int, str]:
+    """Store the request's body as `target`, whole or not at all; its size and SHA-256 (hex).
+    Concurrent uploads of one name each write a file of their own; the last to finish wins."""
+    digest = hashlib.sha256()
+    size = 0
+    with files.atomic_writer(target) as out:
+        async for chunk in request.content.iter_chunked(_CHUNK):
+            out.write(chunk)
+            digest.update(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest()
+
+
 @routes.put("/artifacts/{name}")
 async def upload(request: web.Request) -> web.Response:
     ctx = of(request)
@@ -138,18 +151,12 @@ async def upload(request: web.Request) -> web.Response:
     target = _path(ctx.artifacts_dir, name)
     signed = _signed(request, name)  # a bad ttl is refused before anything is stored
     ctx.artifacts_dir.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha256()
-    size = 0
-    with files.atomic_writer(target) as out:  # concurrent uploads each write a file of their own
-        async for chunk in request.content.iter_chunked(_CHUNK):
-            out.write(chunk)
-            digest.update(chunk)
-            size += len(chunk)
+    size, sha256 = await receive(request, target)
     quoted = urllib.parse.quote(name)
     facts = {
         "name": name,
         "size": size,
-        "sha256": digest.hexdigest(),
+        "sha256": sha256,
         "path": f"/artifacts/{quoted}",
     }
     return json_response({**facts, **signed}, status=201)

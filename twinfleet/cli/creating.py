@@ -9,6 +9,7 @@ once, in `_COMMON`, and added to each command's signature by `campaign_command`.
 
 from __future__ import annotations
 
+import getpass
 import inspect
 import json
 from collections.abc import Callable
@@ -19,6 +20,7 @@ import typer
 import typer.main
 
 from patterns import api
+from patterns.builtin.retire import Retire
 from patterns.campaigns import (
     AbortCriteria,
     Campaign,
@@ -30,9 +32,16 @@ from patterns.campaigns import (
     Reboot,
     Retries,
     Rollout,
+    targeting,
 )
 from twin_manager import TwinManager
-from twinfleet.cli.connecting import ConnectionOption, HubDirOption, connect, connect_artifacts
+from twinfleet.cli.connecting import (
+    ConnectionOption,
+    HubDirOption,
+    SchemeOption,
+    connect,
+    connect_artifacts,
+)
 from twinfleet.cli.durations import parse_duration
 
 __all__ = ["campaign_command", "create_app", "parse_params"]
@@ -103,6 +112,7 @@ _COMMON: dict[str, tuple[Any, Any]] = {
         bool,
         typer.Option(False, "--allow-empty", help="Create it even if --target matches no device."),
     ),
+    "scheme": (str | None, SchemeOption),
     "hub_dir": (Path | None, HubDirOption),
     "connection_string": (str | None, ConnectionOption),
 }
@@ -127,7 +137,7 @@ def _create(pattern: api.Params, campaign_id: str, options: dict[str, Any]) -> N
         retries=Retries(max_attempts=options["attempts"], backoff_seconds=options["backoff"]),
         timeout_seconds=options["timeout"],
     )
-    fleet = connect(options["hub_dir"], options["connection_string"])
+    fleet = connect(options["hub_dir"], options["connection_string"], options["scheme"])
     _refuse_empty(fleet, spec, options["allow_empty"])
     Campaign.create(fleet, spec)
     typer.echo(
@@ -138,10 +148,10 @@ def _create(pattern: api.Params, campaign_id: str, options: dict[str, Any]) -> N
 def _refuse_empty(fleet: TwinManager, spec: CampaignSpec, allow_empty: bool) -> None:
     """A campaign whose target matches no device would run and "complete" having done nothing:
     refuse it (exit 1) unless the user says so, e.g. for a continuous campaign."""
-    if allow_empty or fleet.queries.count(spec.target) > 0:
+    if allow_empty or fleet.queries.count(targeting.target_condition(spec)) > 0:
         return
     typer.echo(
-        f"error: the target matches no device: {spec.target}\n"
+        f"error: the target matches no device (retired devices never count): {spec.target}\n"
         "  (check its paths and quoting with `twinfleet query`, or pass --allow-empty)",
         err=True,
     )
@@ -154,6 +164,7 @@ def create_from_file(
     allow_empty: bool = typer.Option(
         False, "--allow-empty", help="Create it even if its target matches no device."
     ),
+    scheme: str | None = SchemeOption,
     hub_dir: Path | None = HubDirOption,
     connection_string: str | None = ConnectionOption,
 ) -> None:
@@ -164,7 +175,7 @@ def create_from_file(
     except json.JSONDecodeError as exc:
         raise typer.BadParameter(f"{spec_file} is not JSON: {exc}") from None
     spec = CampaignSpec.model_validate(data)
-    fleet = connect(hub_dir, connection_string)
+    fleet = connect(hub_dir, connection_string, scheme)
     _refuse_empty(fleet, spec, allow_empty)
     Campaign.create(fleet, spec)
     typer.echo(f"campaign {spec.id} created; run it with `twinfleet campaign run {spec.id}`")
@@ -295,3 +306,12 @@ def _reboot(
 def _factory_reset() -> api.Params:
     """A factory reset campaign."""
     return FactoryReset()
+
+
+@campaign_command(create_app, "retire")
+def _retire(
+    reason: str = typer.Option(..., "--reason", help="Why the devices are retired."),
+    keep_twin: bool = typer.Option(False, "--keep-twin", help="Keep the disabled twins."),
+) -> api.Params:
+    """Retire devices for good (run it with --dps-dir to block their provisioning too)."""
+    return Retire(reason=reason, by=getpass.getuser(), keep_twin=keep_twin)
