@@ -14,12 +14,18 @@ from typing import Any
 __all__ = ["StateFile", "write_json"]
 
 
-def write_json(path: Path, data: Any) -> None:
+def write_json(path: Path, data: Any, *, mode: int = 0o666) -> None:
     """Replace `path` with `data` as JSON: write a temporary file, fsync it, rename it over
-    `path`, fsync the folder. A reader sees the old document or the new one, never a part."""
+    `path`, fsync the folder. A reader sees the old document or the new one, never a part.
+
+    The file has `mode` (less the umask) from its first byte: the temporary file is created
+    with it, not chmod-ed, so a secret (0o600) is never readable by others, even for a moment.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp")
-    with temporary.open("w") as out:
+    temporary.unlink(missing_ok=True)  # one left by a power cut may have other permissions
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    with os.fdopen(descriptor, "w") as out:
         json.dump(data, out)
         out.flush()
         os.fsync(out.fileno())
@@ -32,10 +38,17 @@ def write_json(path: Path, data: Any) -> None:
 
 
 class StateFile:
-    """One JSON document on disk."""
+    """One JSON document on disk.
 
-    def __init__(self, path: Path) -> None:
+    Args:
+        path: the file.
+        mode: the file's permissions (less the umask). A file holding a secret (0o600) has
+            them from its first byte: the temporary file is created with them, not chmod-ed.
+    """
+
+    def __init__(self, path: Path, *, mode: int = 0o666) -> None:
         self.path = path
+        self.mode = mode
 
     def load(self) -> dict[str, Any]:
         """The saved document, or {} when none was ever saved."""
@@ -47,7 +60,7 @@ class StateFile:
 
     def save(self, data: dict[str, Any]) -> None:
         """Replace the document durably."""
-        write_json(self.path, data)
+        write_json(self.path, data, mode=self.mode)
 
     def clear(self) -> None:
         self.path.unlink(missing_ok=True)

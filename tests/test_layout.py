@@ -132,6 +132,7 @@ SURFACE = {
         "Handler",
         "HandlerError",
         "Invocation",
+        "KeyProvider",
         "MethodHandler",
         "SectionHandler",
         "function_method",

@@ -78,6 +78,21 @@ class Devices:
         identity = _identity(device_id, enabled, device.primary_key, device.secondary_key)
         return models.Device.from_raw(self._sdk.put_device(identity, device.etag or "*"))
 
+    def set_keys(
+        self, device_id: str, primary_key: str, secondary_key: str, *, if_match: str
+    ) -> models.Device:
+        """Replace a device's SAS keys, only if its identity is still at `if_match` (its etag):
+        the step of a key rotation, safe against another writer. The keys are secrets: they are
+        never logged or put in an error.
+
+        Raises:
+            PreconditionFailed: the identity changed since it was read (read it again).
+            DeviceNotFound: there is no such device.
+        """
+        device = self.get(device_id)
+        identity = _identity(device_id, device.status == "enabled", primary_key, secondary_key)
+        return models.Device.from_raw(self._sdk.put_device(identity, if_match))
+
     def bulk(self, entries: builtins.list[dict[str, Any]]) -> models.BulkResult:
         """One bulk registry operation (`POST /devices`): up to 100 `ExportImportDevice`
         entries (`id`, `importMode` such as `create` or `updateTwin`, `status`,
