@@ -23,6 +23,10 @@ or embed it::
     agent = DeviceAgent(connection_string, SimulatedPlatform(root), state_dir)
     outcome = await agent.run()      # "stopped" or "reboot"
 
+A device may know a provisioning service instead of a hub: `Provisioner` registers it with
+`ProvisioningDeviceClient`, keeps the assignment and registers again when the hub refuses the
+device (`device_agent.provisioning`; `[connection.provisioning]` in the settings).
+
 The reboot loop. `DeviceAgent.run()` returns "reboot" when a `reboot` direct method or a firmware
 update asked the platform to reboot; it has flushed its reported properties first. What happens
 next is the host's part, as on a real device:
@@ -48,19 +52,31 @@ version runs, the trial failed and the device reports "rolledback" with the reas
 
 from device_agent import handlers
 from device_agent.agent import DeviceAgent
-from device_agent.errors import AgentError, PermanentError, TemporaryError
+from device_agent.errors import (
+    AgentError,
+    HubRefused,
+    PermanentError,
+    ProvisioningFailed,
+    TemporaryError,
+)
 from device_agent.firmware import FirmwareUpdater
 from device_agent.platforms import CommandPlatform, Platform, RebootRequested, SimulatedPlatform
+from device_agent.provisioning import Backoff, Credentials, Provisioner
 from device_agent.signatures import TrustStore, UntrustedImage
 from device_agent.simulation import SimulatedFleet, run_simulated_device
 
 __all__ = [
     "AgentError",
+    "Backoff",
     "CommandPlatform",
+    "Credentials",
     "DeviceAgent",
     "FirmwareUpdater",
+    "HubRefused",
     "PermanentError",
     "Platform",
+    "Provisioner",
+    "ProvisioningFailed",
     "RebootRequested",
     "SimulatedFleet",
     "SimulatedPlatform",

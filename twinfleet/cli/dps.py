@@ -53,6 +53,23 @@ _HUBS = typer.Option(
 _PRIMARY = typer.Option(None, "--primary-key", help="The primary key (default: a new one).")
 _SECONDARY = typer.Option(None, "--secondary-key", help="The secondary key (default: new).")
 _DISABLED = typer.Option(False, "--disabled", help="Create it disabled.")
+_REPROVISION = typer.Option(
+    "migrate", "--reprovision", help="When a re-registering device moves hub: migrate (its twin "
+    "goes along), reset (the initial twin), or never (it keeps its hub).",
+)  # fmt: skip
+_POLICIES = {
+    "migrate": {"updateHubAssignment": True, "migrateDeviceData": True},
+    "reset": {"updateHubAssignment": True, "migrateDeviceData": False},
+    "never": {"updateHubAssignment": False, "migrateDeviceData": False},
+}
+
+
+def _reprovision(choice: str) -> dict[str, bool]:
+    if choice not in _POLICIES:
+        raise _fail(
+            f"--reprovision must be one of {', '.join(_POLICIES)}, not {choice!r}", ExitCode.USAGE
+        )
+    return _POLICIES[choice]
 
 
 def _fail(message: str, code: ExitCode = ExitCode.ERROR) -> typer.Exit:
@@ -158,16 +175,19 @@ def group_create(
     primary_key: str | None = _PRIMARY,
     secondary_key: str | None = _SECONDARY,
     disabled: bool = _DISABLED,
+    reprovision: str = _REPROVISION,
     as_json: bool = _JSON,
 ) -> None:
     """Create an enrollment group; prints it with its keys (devices derive theirs from them)."""
     _check_allocation(allocation)
+    policy = _reprovision(reprovision)
     twin = _parse_twin(initial_twin)
     enrollments = _enrollments(dps_dir)
     doc = _run(
         lambda: enrollments.create_group(
             group_id, allocation=allocation, iot_hubs=iot_hubs, initial_twin=twin,
             primary_key=primary_key, secondary_key=secondary_key, enabled=not disabled,
+            reprovision=policy,
         )
     )  # fmt: skip
     _show(doc, as_json)
@@ -224,17 +244,19 @@ def enrollment_create(
     primary_key: str | None = _PRIMARY,
     secondary_key: str | None = _SECONDARY,
     disabled: bool = _DISABLED,
+    reprovision: str = _REPROVISION,
     as_json: bool = _JSON,
 ) -> None:
     """Create an individual enrollment; prints it with its keys."""
     _check_allocation(allocation)
+    policy = _reprovision(reprovision)
     twin = _parse_twin(initial_twin)
     enrollments = _enrollments(dps_dir)
     doc = _run(
         lambda: enrollments.create(
             registration_id, device_id=device_id, allocation=allocation, iot_hubs=iot_hubs,
             initial_twin=twin, primary_key=primary_key, secondary_key=secondary_key,
-            enabled=not disabled,
+            enabled=not disabled, reprovision=policy,
         )
     )  # fmt: skip
     _show(doc, as_json)
