@@ -181,6 +181,16 @@ class Enrollments:
         if not self._store.delete("enrollment_groups", group_id):
             raise EnrollmentError(f"There is no enrollment group {group_id!r}.", 404)
 
+    def set_group_enabled(self, group_id: str, enabled: bool) -> dict[str, Any]:
+        """Enable or disable an enrollment group (a disabled group's devices are refused)."""
+        doc = self.group(group_id)
+        doc.update(
+            provisioningStatus="enabled" if enabled else "disabled", lastUpdatedDateTimeUtc=iso()
+        )
+        doc["etag"] = secrets.token_hex(8)
+        self._store.put("enrollment_groups", group_id, doc)
+        return doc
+
     # -- individual enrollments --------------------------------------------------------------
 
     def create(
