@@ -16,10 +16,12 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
+
+from aiohttp.typedefs import Middleware
 
 from local_hub import tokens
 from local_hub.clock import Clock
@@ -47,6 +49,8 @@ class LocalHub:
         tier: enforce this IoT Hub tier's throttles (F1, S1, S2, S3); None (default): no quotas.
         units: the tier's number of units.
         limits: a `local_hub.quotas.Quotas` to enforce instead (tests inject clocks this way).
+        service_middlewares: aiohttp middlewares to run on every service request before
+            authentication (`local_hub.testing.Faults` injects failures this way).
     """
 
     def __init__(
@@ -63,6 +67,7 @@ class LocalHub:
         tier: str | None = None,
         units: int = 1,
         limits: Quotas | None = None,
+        service_middlewares: Sequence[Middleware] = (),
     ) -> None:
         self._args: dict[str, Any] = {
             "host": host, "service_port": service_port, "mqtt_port": mqtt_port, "name": name,
@@ -70,6 +75,7 @@ class LocalHub:
             "units": units, "limits": limits,
         }  # fmt: skip
         self._args["connection_limits"] = connection_limits
+        self._args["service_middlewares"] = tuple(service_middlewares)
         self.data_dir = Path(data_dir)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -216,17 +222,6 @@ class LocalHub:
             facts: dict[str, Any] = json.loads(response.read())
         facts["url"] = self.artifact_url(name)
         return facts
-
-    def inject_faults(self, status: int, count: int, retry_after: float = 1.0) -> None:
-        """Make the next `count` REST requests fail with `status` (429 or 5xx). For tests."""
-        server = self.server
-
-        async def set_faults() -> None:
-            server.faults.status = status
-            server.faults.remaining = count
-            server.faults.retry_after = retry_after
-
-        self.call(set_faults())
 
 
 async def _view(limits: Quotas) -> dict[str, Any]:

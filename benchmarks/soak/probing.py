@@ -33,7 +33,7 @@ async def write_tags(
         for device in devices:
             n += 1
             try:
-                await asyncio.to_thread(via.update_tags, device, {"soakProbe": {"seq": n}})
+                await asyncio.to_thread(via.twins.update_tags, device, {"soakProbe": {"seq": n}})
             except (HubError, OSError) as exc:
                 log.debug("probe write %d to %s not acknowledged: %s", n, device, exc)
             else:

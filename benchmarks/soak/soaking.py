@@ -230,9 +230,9 @@ class Soak:
 
         def register() -> None:
             for device in self.devices + self.probes:
-                fleet.create_device(device)
+                fleet.devices.create(device)
                 kind = "probe" if device in self.probes else "fleet"
-                fleet.update_tags(device, {"soak": kind})
+                fleet.twins.update_tags(device, {"soak": kind})
 
         await asyncio.to_thread(register)
         await self.mqtt.start()
@@ -242,7 +242,7 @@ class Soak:
         deadline = time.monotonic() + 60 + 2 * self.options.devices
         while time.monotonic() < deadline:
             reporting = await asyncio.to_thread(
-                fleet.count, f"{_FLEET} AND IS_DEFINED(properties.reported.firmware)"
+                fleet.queries.count, f"{_FLEET} AND IS_DEFINED(properties.reported.firmware)"
             )
             if reporting == len(self.devices):
                 break
@@ -255,7 +255,7 @@ class Soak:
 
     def _rows(self, text: str) -> list[dict[str, Any]]:
         assert self.fleet is not None
-        return list(self.fleet.query(text, page_size=1000))
+        return list(self.fleet.queries.run(text, page_size=1000))
 
     async def check_acked(self) -> None:
         acked = dict(self.ledger.acked)  # what was acknowledged before the reads start
@@ -329,7 +329,9 @@ class Soak:
         assert self.fleet is not None
         try:
             Campaign.load(self.fleet, campaign_id)
-            return self.fleet.count(_FLEET)  # an earlier try created it; its answer was lost
+            return self.fleet.queries.count(
+                _FLEET
+            )  # an earlier try created it; its answer was lost
         except HubError:
             pass
         artifact = self.via.artifact_store().upload(image, ttl=3600)
@@ -348,7 +350,7 @@ class Soak:
             Campaign.create(self.via, spec)
         except Conflict:
             pass
-        return self.fleet.count(_FLEET)
+        return self.fleet.queries.count(_FLEET)
 
     async def _before(self) -> dict[str, set[str | None]]:
         """Each device's images before a campaign: the one it runs and the one it is told to."""
@@ -477,7 +479,7 @@ class Soak:
         info = json.loads((self.proxy_dir / "hub.json").read_text())
         ca_pem = Path(info["caCertificatePath"]).read_text()
         probe_cs = await asyncio.to_thread(
-            fleet.device_connection_string, self.probes[0], gateway_host_name=self.proxy_host
+            fleet.devices.connection_string, self.probes[0], gateway_host_name=self.proxy_host
         )
         reporter = probing.ReportedProbe(probe_cs, ca_pem, self.ledger)
         reporter.start()

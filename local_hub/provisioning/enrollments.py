@@ -13,11 +13,11 @@ the payload a device sends is kept in its registration state as `devicePayload`.
 
 from __future__ import annotations
 
-import datetime
 import re
 import secrets
 from typing import Any
 
+from local_hub.clock import iso
 from local_hub.provisioning import keys
 from local_hub.provisioning.state import ProvisioningStore
 
@@ -33,10 +33,6 @@ class EnrollmentError(ValueError):
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)
         self.status = status
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z")
 
 
 def _check_id(kind: str, value: str) -> None:
@@ -110,7 +106,7 @@ def _common(
             f"The allocation policy {allocation!r} is unknown: "
             f"use one of {', '.join(ALLOCATION_POLICIES)}."
         )
-    now = _now()
+    now = iso()
     return {
         "provisioningStatus": "enabled" if enabled else "disabled",
         "allocationPolicy": allocation,
@@ -186,9 +182,10 @@ class Enrollments:
             raise EnrollmentError(f"There is no enrollment group {group_id!r}.", 404)
 
     def set_group_enabled(self, group_id: str, enabled: bool) -> dict[str, Any]:
+        """Enable or disable an enrollment group (a disabled group's devices are refused)."""
         doc = self.group(group_id)
         doc.update(
-            provisioningStatus="enabled" if enabled else "disabled", lastUpdatedDateTimeUtc=_now()
+            provisioningStatus="enabled" if enabled else "disabled", lastUpdatedDateTimeUtc=iso()
         )
         doc["etag"] = secrets.token_hex(8)
         self._store.put("enrollment_groups", group_id, doc)
@@ -242,15 +239,6 @@ class Enrollments:
     def delete(self, registration_id: str) -> None:
         if not self._store.delete("enrollments", registration_id):
             raise EnrollmentError(f"There is no enrollment {registration_id!r}.", 404)
-
-    def set_enabled(self, registration_id: str, enabled: bool) -> dict[str, Any]:
-        doc = self.enrollment(registration_id)
-        doc.update(
-            provisioningStatus="enabled" if enabled else "disabled", lastUpdatedDateTimeUtc=_now()
-        )
-        doc["etag"] = secrets.token_hex(8)
-        self._store.put("enrollments", registration_id, doc)
-        return doc
 
     # -- registration states -----------------------------------------------------------------
 

@@ -56,7 +56,7 @@ class FirmwareUpdatePattern:
         # the whole section: a merge patch of only the fields given would keep an earlier
         # image's signature, floor or size beside this image's version and checksum
         section = params.desired(device.attempt.tag).patch()
-        device.fleet.update_desired(device.device_id, {firmware.SECTION: section})
+        device.fleet.twins.update_desired(device.device_id, {firmware.SECTION: section})
         return api.Verdict.in_progress()
 
     def outcome(self, params: FirmwareUpdate, device: api.Device) -> api.Verdict:

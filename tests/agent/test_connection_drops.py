@@ -115,9 +115,9 @@ def test_the_agent_subscribes_again_after_a_drop_right_after_connack(
 ) -> None:
     hub, proxy_host = gateway
     with TwinManager.from_local_hub(hub) as fleet, ConnackCutter(proxy_host, hub.host, 2) as cutter:
-        fleet.create_device("dropped")
+        fleet.devices.create("dropped")
         agent = DeviceAgent(
-            fleet.device_connection_string("dropped", gateway_host_name=proxy_host),
+            fleet.devices.connection_string("dropped", gateway_host_name=proxy_host),
             SimulatedPlatform(tmp_path / "p"), tmp_path / "a", ca_cert=hub.ca_certificate,
         )  # fmt: skip
 
@@ -137,11 +137,11 @@ def test_the_agent_subscribes_again_after_a_drop_right_after_connack(
             eventually(lambda: cutter.cut >= 2, timeout=60, what="two connections cut")
             assert not run.done(), run.exception()  # the agent lived through both drops
             # the hub holds the call until the device listens for methods again
-            result = fleet.invoke("dropped", "ping", 1, timeout=10, connect_timeout=90)
+            result = fleet.methods.invoke("dropped", "ping", 1, timeout=10, connect_timeout=90)
             assert result.status == 200
-            fleet.update_desired("dropped", {"probe": {"n": 7}})
+            fleet.twins.update_desired("dropped", {"probe": {"n": 7}})
             eventually(
-                lambda: fleet.get_twin("dropped").reported.get("probe") == {"n": 7},
+                lambda: fleet.twins.get("dropped").reported.get("probe") == {"n": 7},
                 timeout=60,
                 what="a desired patch applied",
             )

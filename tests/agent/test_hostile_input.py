@@ -50,9 +50,9 @@ def echo_device(
 ) -> Iterator[tuple[str, list[Any]]]:
     """A connected agent with an `echo` method; yields its id and the payloads its handler saw."""
     device_id = f"echo-{request.node.name}"[:64].replace("[", "-").replace("]", "")
-    fleet.create_device(device_id)
+    fleet.devices.create(device_id)
     agent = DeviceAgent(
-        fleet.device_connection_string(device_id), SimulatedPlatform(tmp_path / "p"),
+        fleet.devices.connection_string(device_id), SimulatedPlatform(tmp_path / "p"),
         tmp_path / "a", ca_cert=hub.ca_certificate,
     )  # fmt: skip
     seen: list[Any] = []
@@ -66,8 +66,8 @@ def echo_device(
     thread = threading.Thread(target=loop.run_until_complete, args=(loop.create_task(agent.run()),))
     thread.start()
     try:
-        eventually(lambda: fleet.get_twin(device_id).connection_state == "Connected")
-        eventually(lambda: fleet.invoke(device_id, "echo", [1], timeout=10).status == 200)
+        eventually(lambda: fleet.twins.get(device_id).connection_state == "Connected")
+        eventually(lambda: fleet.methods.invoke(device_id, "echo", [1], timeout=10).status == 200)
         yield device_id, seen
     finally:
         loop.call_soon_threadsafe(agent.stop)
@@ -79,7 +79,7 @@ def test_a_too_deep_method_payload_is_answered_400(
     fleet: TwinManager, echo_device: tuple[str, list[Any]]
 ) -> None:
     device_id, seen = echo_device
-    refused = fleet.invoke(device_id, "echo", _nested(40, 1), timeout=10)
+    refused = fleet.methods.invoke(device_id, "echo", _nested(40, 1), timeout=10)
     assert refused.status == 400
     assert "more than 32 deep" in refused.payload["error"]
     assert seen == [[1]]
@@ -92,13 +92,13 @@ def test_the_caller_sees_400_for_a_hostile_payload_through_the_service_sdk(
     device_id, seen = echo_device
     payload, named = HOSTILE[kind]
     try:
-        result = fleet.invoke(device_id, "echo", payload, timeout=10)
+        result = fleet.methods.invoke(device_id, "echo", payload, timeout=10)
         status, message = result.status, str(result.payload["error"])  # the agent refused it
     except HubError as exc:  # the hub's REST boundary refused it, IoT Hub's way
         status, message = exc.status or 0, str(exc)
     assert status == 400, message
     assert named in message
-    assert fleet.invoke(device_id, "echo", {"after": kind}, timeout=10).status == 200
+    assert fleet.methods.invoke(device_id, "echo", {"after": kind}, timeout=10).status == 200
     assert seen == [[1], {"after": kind}]  # the handler never saw the hostile payload
 
 
@@ -116,5 +116,5 @@ def test_the_agent_answers_400_to_a_hostile_payload_relayed_over_mqtt(
     )
     assert status == 400, answer
     assert named in answer["error"]
-    assert fleet.invoke(device_id, "echo", {"after": kind}, timeout=10).status == 200
+    assert fleet.methods.invoke(device_id, "echo", {"after": kind}, timeout=10).status == 200
     assert seen == [[1], {"after": kind}]

@@ -56,7 +56,7 @@ def test_signed_firmware_campaigns_from_the_command_line(
     device = sim_device("signed-cli", trust_store=trust)
 
     def firmware() -> dict[str, Any]:
-        return dict(fleet.get_twin("signed-cli").reported.get("firmware") or {})
+        return dict(fleet.twins.get("signed-cli").reported.get("firmware") or {})
 
     eventually(lambda: firmware().get("currentFwVersion") == "1.0.0")
 

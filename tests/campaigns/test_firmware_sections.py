@@ -29,7 +29,7 @@ def test_a_firmware_campaign_leaves_nothing_of_an_earlier_image(
         spec = CampaignSpec(id=campaign_id, pattern=pattern, target=f"deviceId = '{device}'",
                             rollout=Rollout(per_minute=600))  # fmt: skip
         Campaign.create(fleet, spec).tick()
-        section = fleet.get_twin(device).desired["firmware"]
+        section = fleet.twins.get(device).desired["firmware"]
         assert section["fwVersion"] == pattern.version
         Campaign.load(fleet, campaign_id).cancel()
     assert section == {

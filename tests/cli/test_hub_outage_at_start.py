@@ -82,7 +82,7 @@ def test_fleet_simulate_waits_for_a_hub_that_is_down_when_it_starts(
         assert simulate.poll() is None, output.read_text()
         again = make_hub(tmp_path / "hub", host=hub.host, service_port=port)
         with TwinManager.from_local_hub(again) as fleet:
-            _wait_for(lambda: fleet.count("connectionState = 'Connected'") == 2, timeout=90)
+            _wait_for(lambda: fleet.queries.count("connectionState = 'Connected'") == 2, timeout=90)
     finally:
         simulate.send_signal(signal.SIGINT)
         try:
