@@ -51,6 +51,11 @@ __all__ = ["DeviceAgent", "MethodFunction", "SectionFunction"]
 log = logging.getLogger(__name__)
 
 UNHANDLED_SECTION = "agent"  # reported: what the agent itself says about the twin
+# A method call's answer (503) while the agent is going down.
+GOING_DOWN = (
+    "the device is going down (rebooting or stopping) and would not finish this call; call the "
+    "method again once the device is back online"
+)
 
 # IoT Hub caps desired at 32 KB and method payloads at 128 KB; a twin section is at most ten
 # levels deep below its name.
@@ -110,6 +115,7 @@ class DeviceAgent:
         self._stopped = asyncio.Event()
         self.connected = asyncio.Event()  # set once the first connection succeeded
         self.outcome: str | None = None
+        self._going_down = False  # a reboot is coming: method calls are refused
         self._failure: Exception | None = None  # what ended the session, if it failed
         self._reporter: Reporter | None = None
         self._connection: DeviceConnection | None = None
@@ -150,6 +156,9 @@ class DeviceAgent:
 
     def reboot(self) -> None:
         self.stop("reboot")
+
+    def going_down(self) -> None:
+        self._going_down = True
 
     def reset_handlers(self) -> None:
         for handler in self._handlers.values():
@@ -523,6 +532,11 @@ class DeviceAgent:
         )  # fmt: skip
         if handler is None:
             await connection.answer(call, 404, {"error": f"no method named {call.name!r}"})
+            return
+        if self._going_down or self.outcome is not None:
+            # Accepting now would be a lie: the reboot or stop cancels the handler mid-way.
+            log.info("refused method %r: the device is going down", call.name)
+            await connection.answer(call, 503, {"error": GOING_DOWN})
             return
         answered = False
 
