@@ -7,6 +7,11 @@ is returned exactly once however twins are added, removed or changed between pag
 and `devices.jobs` page by offset over their (small) result. Either way the scan runs in slices
 that yield to the event loop, so devices are served while a large query runs.
 
+Twin queries read only the candidates the planner finds in the twin index (`planning`) when the
+WHERE clause gives it a handle (`=`, `IN`, `AND`/`OR` of them on `deviceId`, tags, desired or
+reported properties): a query selecting 100 twins of 100,000 reads 100. The query itself still
+decides which candidates match.
+
 The token is opaque to clients and tied to its query: a token that this hub did not issue for this
 query text is refused with a 400, as IoT Hub refuses a bad continuation token.
 """
@@ -112,7 +117,8 @@ async def query(request: web.Request) -> web.Response:
         documents: Iterable[dict[str, Any]] = ctx.jobs.device_job_rows() if ctx.jobs else []
         item_type = "deviceJob"
     else:
-        documents = ctx.registry.twins()
+        chosen = ctx.registry.candidates(parsed.where)
+        documents = ctx.registry.twins() if chosen is None else ctx.registry.twins_of(chosen)
         item_type = "raw"
     rows = parsed.run(await _matching(parsed, documents))
     headers = {"x-ms-item-type": item_type}
@@ -139,7 +145,11 @@ async def _cursor_page(
     top = parsed.top
     wanted = page if top is None else max(0, min(page, top - returned))
     after: str | None = position.get("a")
-    ids = hub_registry.ordered_ids()
+    planned = hub_registry.candidates(parsed.where)
+    if planned is None:
+        ids = hub_registry.ordered_ids()
+    else:  # the index narrowed the read to these (the query still decides which match)
+        ids = sorted(planned if after is None else (i for i in planned if i > after))
     start = 0 if after is None else bisect.bisect_right(ids, after)
     chosen: list[tuple[str, dict[str, Any]]] = []
     more = False
@@ -158,8 +168,9 @@ async def _cursor_page(
         if more:
             break
         await asyncio.sleep(0)  # let devices be served; the registry may change meanwhile
-        ids = hub_registry.ordered_ids()
-        index = bisect.bisect_right(ids, chunk[-1])  # our place in a list that may have changed
+        if planned is None:
+            ids = hub_registry.ordered_ids()
+            index = bisect.bisect_right(ids, chunk[-1])  # our place in a list that changed
     rows = parsed.run(doc for _, doc in chosen)
     item_type = "raw" if parsed.select.projections else "twin"
     headers = {"x-ms-item-type": item_type}
