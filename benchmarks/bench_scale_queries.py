@@ -67,6 +67,22 @@ class _Service:
             total += len(rows)
         return total
 
+    def scan_all(self, text: str) -> None:
+        """Read every page without decoding the rows (the scanner's CPU is not the hub's)."""
+        token: str | None = None
+        while True:
+            sas = tokens.make_sas_token(self.host, self.key, int(time.time()) + 600)
+            headers = {"Authorization": f"{sas}&skn=iothubowner", "x-ms-max-item-count": "1000"}
+            if token:
+                headers["x-ms-continuation"] = token
+            response = self.session.post(self.url, params={"api-version": "2021-04-12"},
+                                         json={"query": text}, headers=headers,
+                                         verify=self.verify, timeout=300)  # fmt: skip
+            response.raise_for_status()
+            token = response.headers.get("x-ms-continuation")
+            if not token:
+                return
+
 
 def _best(fn: Any, repeat: int = 3) -> tuple[float, Any]:
     best, result = float("inf"), None
@@ -102,7 +118,7 @@ async def _round_trips(
 def _scan_forever(info: dict[str, Any], text: str) -> None:
     reader = _Service(info)
     while True:
-        reader.read_all(text)
+        reader.scan_all(text)
 
 
 def _p99(latencies: list[float]) -> float:
