@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import typer
 
 from device_agent import run_simulated_device
 from twin_manager import DeviceNotFound, TwinManager, read_hub_dir
+from twinfleet import light_devices
 
 __all__ = ["app", "settings_rejecter", "simulate_fleet"]
 
@@ -53,7 +55,9 @@ async def simulate_fleet(
 def simulate(
     hub_dir: Path = typer.Option(..., "--hub-dir", help="A running local hub's data directory."),
     devices: int = typer.Option(10, "--devices", min=1, help="How many devices."),
-    state_root: Path = typer.Option(..., "--state-root", help="Where device state lives."),
+    state_root: Path | None = typer.Option(
+        None, "--state-root", help="Where device state lives (required but with --lightweight)."
+    ),
     prefix: str = typer.Option("sim", help="Device ids are <prefix>-0000, <prefix>-0001, ..."),
     initial_version: str = typer.Option("1.0.0", help="The devices' factory firmware version."),
     fail_first_boot: int = typer.Option(
@@ -76,6 +80,20 @@ def simulate(
         metavar="CONDITION",
         help="Simulate the existing devices this condition selects, whatever their ids.",
     ),
+    lightweight: bool = typer.Option(
+        False,
+        "--lightweight",
+        help="Lightweight devices (raw MQTT, twin traffic only, no state on disk): thousands "
+        "in one process, for scale tests. --state-root, --fail-first-boot and --reject-settings "
+        "do not apply.",
+    ),
+    sources: str = typer.Option(
+        "",
+        "--sources",
+        metavar="ADDRESSES",
+        help="With --lightweight: comma-separated local addresses to dial from in turn (more "
+        "than about 28,000 connections to one hub need several).",
+    ),
 ) -> None:
     """Run a simulated agent for each of DEVICES devices named <prefix>-NNNN (registered if new),
     or for every device a query condition selects (`--query`)."""
@@ -94,6 +112,13 @@ def simulate(
             except DeviceNotFound:
                 fleet.create_device(device_id)
     ca_file = read_hub_dir(hub_dir).ca_file
+    if lightweight:
+        _simulate_lightweight(fleet, ids, ca_file, initial_version, sources)
+        return
+    if state_root is None:
+        typer.echo("error: --state-root DIR is required: the simulated agents keep their state "
+                   "there (or use --lightweight, which keeps none).", err=True)  # fmt: skip
+        raise typer.Exit(2)
     rejected = frozenset(k.strip() for k in reject_settings.split(",") if k.strip())
     typer.echo(f"running {len(ids)} simulated devices (Ctrl-C to stop)", err=True)
     try:
@@ -103,5 +128,24 @@ def simulate(
                 fail_first_boot=fail_first_boot, reject_settings=rejected,
             )
         )  # fmt: skip
+    except KeyboardInterrupt:
+        pass
+
+
+def _simulate_lightweight(
+    fleet: TwinManager, ids: list[str], ca_file: str, initial_version: str, sources: str
+) -> None:
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        strings = list(pool.map(fleet.device_connection_string, ids))
+    addresses = [a.strip() for a in sources.split(",") if a.strip()]
+    light = light_devices.LightFleet(strings, ca_file, initial_version=initial_version,
+                                     sources=addresses)  # fmt: skip
+
+    def ready() -> None:
+        typer.echo(f"{len(ids)} lightweight devices connected", err=True)
+
+    typer.echo(f"running {len(ids)} lightweight simulated devices (Ctrl-C to stop)", err=True)
+    try:
+        asyncio.run(light.run(on_ready=ready))
     except KeyboardInterrupt:
         pass
