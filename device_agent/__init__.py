@@ -1,5 +1,18 @@
 """The on-device agent over azure-iot-device: reconciles the device toward its desired twin.
 
+Its API:
+
+- `DeviceAgent(connection_string, platform, state_dir, ...)`: the agent; `run()`, `stop()`,
+  `add(handler)`, and the `section(name)` / `method(name)` decorators for plain functions.
+- `handlers`: the built-in handlers and the API to write more (`handlers.api`:
+  `SectionHandler`, `MethodHandler`, `Agent`, `Invocation`).
+- Platforms (the hardware): the `Platform` protocol, `CommandPlatform` (a real Linux device's
+  commands), `SimulatedPlatform` (files in a directory); `RebootRequested`.
+- `FirmwareUpdater`: the power-loss-safe firmware state machine; `TrustStore` and
+  `UntrustedImage` for signed images.
+- Simulation: `run_simulated_device`, `SimulatedFleet`.
+- Errors: `AgentError` (the root), `PermanentError`, `TemporaryError(delay=...)`.
+
 On a device, run it as a command with a settings file (see `device_agent.settings` for the file
 and `packaging/twinfleet-agent.service` for the systemd unit)::
 
@@ -9,6 +22,10 @@ or embed it::
 
     agent = DeviceAgent(connection_string, SimulatedPlatform(root), state_dir)
     outcome = await agent.run()      # "stopped" or "reboot"
+
+A device may know a provisioning service instead of a hub: `Provisioner` registers it with
+`ProvisioningDeviceClient`, keeps the assignment and registers again when the hub refuses the
+device (`device_agent.provisioning`; `[connection.provisioning]` in the settings).
 
 The reboot loop. `DeviceAgent.run()` returns "reboot" when a `reboot` direct method or a firmware
 update asked the platform to reboot; it has flushed its reported properties first. What happens
@@ -35,19 +52,31 @@ version runs, the trial failed and the device reports "rolledback" with the reas
 
 from device_agent import handlers
 from device_agent.agent import DeviceAgent
-from device_agent.errors import AgentError, PermanentError, TemporaryError
+from device_agent.errors import (
+    AgentError,
+    HubRefused,
+    PermanentError,
+    ProvisioningFailed,
+    TemporaryError,
+)
 from device_agent.firmware import FirmwareUpdater
 from device_agent.platforms import CommandPlatform, Platform, RebootRequested, SimulatedPlatform
+from device_agent.provisioning import Backoff, Credentials, Provisioner
 from device_agent.signatures import TrustStore, UntrustedImage
 from device_agent.simulation import SimulatedFleet, run_simulated_device
 
 __all__ = [
     "AgentError",
+    "Backoff",
     "CommandPlatform",
+    "Credentials",
     "DeviceAgent",
     "FirmwareUpdater",
+    "HubRefused",
     "PermanentError",
     "Platform",
+    "Provisioner",
+    "ProvisioningFailed",
     "RebootRequested",
     "SimulatedFleet",
     "SimulatedPlatform",

@@ -10,6 +10,9 @@ Sections and direct methods are handled by handlers (`device_agent.handlers`): t
 (firmware, configuration, reboot, factoryReset), those installed packages declare in the entry
 point group `twinfleet.handlers`, those passed as `handlers=`, and functions registered with the
 `section` and `method` decorators, each later one replacing an earlier one of the same kind.
+A handler may also choose which key the agent connects with (`handlers.api.KeyProvider`, as key
+rotation does): at start and at every `reconnect()` the agent tries the keys it offers, then the
+configured one, and reads the whole twin again once connected.
 
 What arrives from the hub is untrusted input too: the device SDK parses desired patches and
 method payloads itself, and the agent checks each value against `INPUT_LIMITS` (size, nesting of
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import threading
 from collections.abc import Callable, Iterable
@@ -106,7 +110,12 @@ class DeviceAgent:
         self._stopped = asyncio.Event()
         self.connected = asyncio.Event()  # set once the first connection succeeded
         self.outcome: str | None = None
+        self._failure: Exception | None = None  # what ended the session, if it failed
         self._reporter: Reporter | None = None
+        self._connection: DeviceConnection | None = None
+        self._ready = asyncio.Event()  # set while a connection is up
+        self._reconnecting = asyncio.Lock()
+        self._tasks: list[asyncio.Task[Any]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
 
@@ -166,7 +175,18 @@ class DeviceAgent:
         return dict(self._handlers)
 
     def section(self, name: str) -> Callable[[SectionFunction], SectionFunction]:
-        """Register a function for desired section `name`; what it returns is reported there."""
+        """Register a function for desired section `name`; what it returns is reported there.
+
+        The function is `def handler(desired: dict[str, Any]) -> dict[str, Any] | None`: given
+        the section's desired value, it applies it (in a worker thread, so blocking I/O is fine)
+        and returns the section's reported value, or None to report nothing. It runs once per
+        distinct desired value (see `handlers.api.function_section`)::
+
+            @agent.section("leds")
+            def leds(desired):
+                set_color(desired["color"])
+                return {"color": desired["color"]}
+        """
 
         def register(function: SectionFunction) -> SectionFunction:
             self.add(handlers_api.function_section(name, function))
@@ -175,7 +195,16 @@ class DeviceAgent:
         return register
 
     def method(self, name: str) -> Callable[[MethodFunction], MethodFunction]:
-        """Register a direct-method function returning (status, payload)."""
+        """Register a direct-method function returning (status, payload).
+
+        The function is `def handler(payload: Any) -> tuple[int, Any]`: given the call's
+        payload, it returns the status (200 for success) and the answer's payload; it runs in a
+        worker thread::
+
+            @agent.method("blink")
+            def blink(payload):
+                return 200, {"blinked": payload["times"]}
+        """
 
         def register(function: MethodFunction) -> MethodFunction:
             self.add(handlers_api.function_method(name, function))
@@ -190,36 +219,120 @@ class DeviceAgent:
 
         On "reboot" the platform's reboot was requested: a real device goes down; a simulated
         one is booted again (`SimulatedPlatform.boot()`) and a fresh agent run on it.
+
+        Raises:
+            HubRefused: the hub refused the device's credentials (every key it had) at the first
+                connect, or its reconnection after it dropped the device
+                (`device_agent.provisioning` then provisions the device again and runs a fresh
+                agent).
+            AgentError: the hub refused every key the agent had after a `reconnect()`.
         """
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
-        connection = DeviceConnection(
-            self._connection_string, self._ca_cert, keep_alive=self._keep_alive
-        )
-        self._reporter = Reporter(connection.patch_reported)
-        tasks: list[asyncio.Task[Any]] = []
+        self._reporter = Reporter(self._send_report)
         try:
-            await self._connect(connection)
+            await self._open()
             self.connected.set()
-            connection.on_desired(self._loop, self._on_patch)
-            connection.on_method(
-                self._loop, lambda call: self._spawn(tasks, self._on_method(connection, call))
-            )
-            tasks.append(asyncio.create_task(self._reporter.run(), name="reporter"))
-            tasks.append(asyncio.create_task(self._reconciler(), name="reconciler"))
-            twin = await connection.get_twin()
-            self._reported = dict(twin.get("reported") or {})
-            self._on_twin(twin.get("desired", {}))
+            self._tasks.append(asyncio.create_task(self._reporter.run(), name="reporter"))
+            self._tasks.append(asyncio.create_task(self._reconciler(), name="reconciler"))
+            # Read the twin beside the stop: a hub refusing the device right after it connected
+            # ends the session at once rather than after the SDK's twin request times out.
+            self._tasks.append(asyncio.create_task(self._first_twin(), name="twin"))
             await self._stopped.wait()
+            if self._failure is not None and self.outcome == "failed":
+                raise self._failure
             if self.outcome == "reboot":
                 await self._reporter.flush(5)
+            if self.outcome == "refused":
+                raise errors.HubRefused(
+                    "the hub dropped the device and refused its reconnection (its identity was "
+                    "deleted or disabled, or it was moved to another hub)",
+                    after_connect=True,
+                )
         finally:
-            for task in tasks:
+            for task in self._tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            with contextlib.suppress(Exception):
-                await connection.shutdown()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            if self._connection is not None:
+                with contextlib.suppress(Exception):
+                    await self._connection.shutdown()
         return self.outcome or "stopped"
+
+    async def reconnect(self) -> None:
+        """Close the connection and connect again (see `handlers.api.Agent.reconnect`).
+
+        Raises:
+            AgentError: the hub refused every key; the agent stops with this error.
+        """
+        async with self._reconnecting:
+            self._ready.clear()
+            old, self._connection = self._connection, None
+            if old is not None:
+                with contextlib.suppress(Exception):
+                    await old.shutdown()
+            try:
+                await self._open()
+            except Exception as exc:
+                self._failure = errors.AgentError(
+                    f"reconnecting failed: the hub refused every key of this device "
+                    f"({type(exc).__name__}); give the agent a valid key"
+                )
+                self.stop("failed")
+                raise self._failure from exc
+            await self._read_twin()
+
+    async def _open(self) -> None:
+        """Connect with the first key the hub accepts: the `KeyProvider`s' keys in order, then
+        the configured one; tell the providers which it was."""
+        configured = _key_of(self._connection_string)
+        providers = [h for h in self._handlers.values() if isinstance(h, handlers_api.KeyProvider)]
+        offered: list[str] = []
+        if configured is not None:
+            for provider in providers:
+                try:
+                    offered += provider.keys(configured, self)
+                except Exception:
+                    log.exception("the %s handler failed to offer keys", provider.kind)
+            offered.append(configured)
+        candidates: list[str | None] = [*dict.fromkeys(offered)] or [None]
+        for number, key in enumerate(candidates, 1):
+            text = (
+                self._connection_string if key is None else _with_key(self._connection_string, key)
+            )
+            connection = DeviceConnection(text, self._ca_cert, keep_alive=self._keep_alive)
+            try:
+                await self._connect(connection)
+            except Exception:
+                with contextlib.suppress(Exception):
+                    await connection.shutdown()
+                if number == len(candidates):
+                    raise
+                log.warning("the hub refused key %d of %d; trying the next", number,
+                            len(candidates))  # fmt: skip
+                continue
+            assert self._loop is not None
+            self._connection = connection
+            connection.on_refused(self._loop, self._on_refused)
+            await self._subscribe(connection)
+            self._ready.set()
+            if key is not None:
+                for provider in providers:
+                    try:
+                        provider.connected(key, self)
+                    except Exception:
+                        log.exception("the %s handler failed after connecting", provider.kind)
+            return
+
+    async def _read_twin(self) -> None:
+        assert self._connection is not None
+        twin = await self._connection.get_twin()
+        self._reported = dict(twin.get("reported") or {})
+        self._on_twin(twin.get("desired", {}))
+
+    async def _send_report(self, patch: dict[str, Any]) -> None:
+        await self._ready.wait()  # not on a connection being replaced
+        assert self._connection is not None
+        await self._connection.patch_reported(patch)
 
     async def _connect(self, connection: DeviceConnection) -> None:
         delay = 1.0
@@ -227,17 +340,64 @@ class DeviceAgent:
             try:
                 await connection.connect()
                 return
+            except errors.HubRefused:
+                raise
             except Exception as exc:
-                if "Credential" in type(exc).__name__:
-                    raise
                 log.warning("connecting failed (%s); retrying in %.0f s", type(exc).__name__, delay)
                 await asyncio.sleep(delay)
                 delay = min(60.0, delay * 2)
+
+    async def _subscribe(self, connection: DeviceConnection) -> None:
+        """Subscribe to desired patches and methods, unless the session ends first (a hub that
+        refuses the device right after it connected leaves the SDK's subscription waiting for
+        its timeout; the session need not wait with it).
+
+        Raises:
+            HubRefused: the hub dropped the device before the subscriptions were made.
+        """
+
+        async def subscribe() -> None:
+            assert self._loop is not None
+            await connection.on_desired(self._loop, self._on_patch)
+            await connection.on_method(
+                self._loop, functools.partial(self._spawn_method, connection)
+            )
+
+        subscribing = asyncio.create_task(subscribe(), name="subscribe")
+        ended = asyncio.create_task(self._stopped.wait(), name="ended")
+        try:
+            await asyncio.wait({subscribing, ended}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            ended.cancel()
+            self._tasks.append(ended)
+            if not subscribing.done():
+                subscribing.cancel()
+                self._tasks.append(subscribing)  # gathered when the session ends
+        if subscribing.done() and not subscribing.cancelled():
+            subscribing.result()
+
+    async def _first_twin(self) -> None:
+        """The session's first twin read; a refusal or failure ends the session."""
+        try:
+            await self._read_twin()
+        except errors.HubRefused:
+            self._on_refused()
+        except Exception as exc:
+            if self.outcome is None:  # not already ending (a refusal, a stop)
+                self._failure = exc
+                self.stop("failed")
+
+    def _on_refused(self) -> None:
+        log.warning("the hub refused the device's reconnection")
+        self.stop("refused")
 
     def stop(self, outcome: str = "stopped") -> None:
         """Stop the agent (from its loop)."""
         self.outcome = self.outcome or outcome
         self._stopped.set()
+
+    def _spawn_method(self, connection: DeviceConnection, call: MethodCall) -> None:
+        self._spawn(self._tasks, self._on_method(connection, call))
 
     @staticmethod
     def _spawn(tasks: list[asyncio.Task[Any]], coroutine: Any) -> None:
@@ -360,3 +520,21 @@ class DeviceAgent:
             log.exception("the %s handler failed on method %r", handler.kind, call.name)
             if not answered:
                 await connection.answer(call, 500, {"error": f"{type(exc).__name__}: {exc}"})
+
+
+def _key_of(connection_string: str) -> str | None:
+    """The connection string's SharedAccessKey (None for one without: X.509, a SAS token)."""
+    for part in connection_string.split(";"):
+        name, _, value = part.partition("=")
+        if name.strip() == "SharedAccessKey" and value.strip():
+            return value.strip()
+    return None
+
+
+def _with_key(connection_string: str, key: str) -> str:
+    """The connection string with its SharedAccessKey replaced by `key`."""
+    parts = connection_string.split(";")
+    return ";".join(
+        f"SharedAccessKey={key}" if p.partition("=")[0].strip() == "SharedAccessKey" else p
+        for p in parts
+    )

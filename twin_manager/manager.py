@@ -20,7 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
 
-from twin_manager import artifacts, errors, hubdirs, models
+from twin_manager import artifacts, errors, hubdirs, models, provisioning, schemes
 from twin_manager._sdk import Sdk
 from twin_manager.querying import checked_condition, checked_query
 from twin_manager.retrying import RetryPolicy
@@ -65,6 +65,12 @@ class TwinManager:
         retry: the retry policy for transient failures.
         device_host_name: the HostName devices use, when it differs from the service's.
         gateway_host_name: the GatewayHostName devices dial, if any.
+        scheme: the fleet's metadata scheme (`twin_manager.schemes`): tag writes and query
+            paths are checked against it before anything is sent; None checks nothing.
+
+    Attributes:
+        provisioning: the Device Provisioning Service the fleet's devices register through,
+            if it uses one (set it to let retirement stop devices from provisioning again).
     """
 
     def __init__(
@@ -75,8 +81,11 @@ class TwinManager:
         retry: RetryPolicy | None = None,
         device_host_name: str | None = None,
         gateway_host_name: str | None = None,
+        scheme: schemes.FleetScheme | None = None,
     ) -> None:
         self._sdk = Sdk(connection_string, ca_file)
+        self.scheme = scheme
+        self._paths = scheme.paths if scheme is not None else None
         self._connection_string = connection_string
         self._ca_file = ca_file
         self._retry = retry or RetryPolicy()
@@ -84,16 +93,21 @@ class TwinManager:
         # hub's service connection string; Azure's host names carry none): they dial 8883.
         self._device_host_name = device_host_name or _without_port(self._sdk.host_name)
         self._gateway_host_name = gateway_host_name
+        self.provisioning: provisioning.ProvisioningService | None = None
 
     @classmethod
     def from_connection_string(
-        cls, connection_string: str, *, ca_file: str | None = None, retry: RetryPolicy | None = None
-    ) -> TwinManager:
+        cls, connection_string: str, *, ca_file: str | None = None,
+        retry: RetryPolicy | None = None, scheme: schemes.FleetScheme | None = None,
+    ) -> TwinManager:  # fmt: skip
         """A manager for the hub the connection string names (Azure IoT Hub or a local hub)."""
-        return cls(connection_string, ca_file=ca_file, retry=retry)
+        return cls(connection_string, ca_file=ca_file, retry=retry, scheme=scheme)
 
     @classmethod
-    def from_hub_dir(cls, data_dir: Path | str, *, retry: RetryPolicy | None = None) -> TwinManager:
+    def from_hub_dir(
+        cls, data_dir: Path | str, *, retry: RetryPolicy | None = None,
+        scheme: schemes.FleetScheme | None = None,
+    ) -> TwinManager:  # fmt: skip
         """A manager for the local hub running in `data_dir` (`twinfleet hub serve --data-dir`).
 
         Raises:
@@ -106,10 +120,14 @@ class TwinManager:
             retry=retry,
             device_host_name=info.device_host_name,
             gateway_host_name=info.gateway_host_name,
+            scheme=scheme,
         )
 
     @classmethod
-    def from_local_hub(cls, hub: HubLike, *, retry: RetryPolicy | None = None) -> TwinManager:
+    def from_local_hub(
+        cls, hub: HubLike, *, retry: RetryPolicy | None = None,
+        scheme: schemes.FleetScheme | None = None,
+    ) -> TwinManager:  # fmt: skip
         """A manager for a running `local_hub.LocalHub` (trusting its CA)."""
         return cls(
             hub.service_connection_string,
@@ -117,6 +135,7 @@ class TwinManager:
             retry=retry,
             device_host_name=hub.device_host_name,
             gateway_host_name=hub.gateway_host_name,
+            scheme=scheme,
         )
 
     def artifact_store(self) -> artifacts.ArtifactStore:
@@ -222,6 +241,37 @@ class TwinManager:
         )
         return models.Device.from_raw(raw)
 
+    def set_keys(
+        self, device_id: str, primary_key: str, secondary_key: str, *, if_match: str
+    ) -> models.Device:
+        """Replace a device's SAS keys, only if its identity is still at `if_match` (its etag):
+        the step of a key rotation, safe against another writer. The keys are secrets: they are
+        never logged or put in an error.
+
+        Raises:
+            PreconditionFailed: the identity changed since it was read (read it again).
+            DeviceNotFound: there is no such device.
+        """
+        device = self.get_device(device_id)
+        body = self._sdk.device(
+            {
+                "deviceId": device_id,
+                "status": device.status,
+                "authentication": {
+                    "type": "sas",
+                    "symmetricKey": {"primaryKey": primary_key, "secondaryKey": secondary_key},
+                },
+            }
+        )
+        raw = self._call(
+            f"Updating the keys of device {device_id!r}",
+            lambda c: c.registry.protocol.devices.create_or_update_identity(
+                device_id, body, _quoted(if_match), raw=True
+            ),
+            device_id,
+        )
+        return models.Device.from_raw(raw)
+
     def delete_device(self, device_id: str, *, if_match: IfMatch = NOT_GIVEN) -> None:
         self._call(
             f"Deleting device {device_id!r}",
@@ -246,6 +296,28 @@ class TwinManager:
         text = f"HostName={self._device_host_name};DeviceId={device_id};SharedAccessKey={key}"
         gateway = gateway_host_name or self._gateway_host_name
         return text + (f";GatewayHostName={gateway}" if gateway else "")
+
+    def bulk_registry(self, entries: list[dict[str, Any]]) -> models.BulkResult:
+        """One bulk registry operation (`POST /devices`): up to 100 `ExportImportDevice`
+        entries (`id`, `importMode` such as `create` or `updateTwin`, `status`,
+        `authentication`, `tags`, `properties.desired`), each applied on its own.
+
+        Returns:
+            Which entries failed and why (every other entry was applied).
+
+        Raises:
+            ValueError: more than 100 entries, or none.
+        """
+        if not 1 <= len(entries) <= 100:
+            raise ValueError(
+                f"A bulk registry operation takes 1 to 100 devices, not {len(entries)}."
+            )
+        body = self._sdk.bulk_entries(entries)
+        raw = self._call(
+            f"Bulk registry operation on {len(entries)} devices",
+            lambda c: c.registry.protocol.bulk_registry.update_registry(body, raw=True),
+        )
+        return models.BulkResult.from_raw(raw or {"isSuccessful": True})
 
     # -- twins -----------------------------------------------------------------------------
 
@@ -272,8 +344,11 @@ class TwinManager:
                 concurrency; not given means "whatever it is now".
 
         Raises:
+            InvalidTags: the fleet's scheme does not allow the tags (nothing was sent).
             PreconditionFailed: the twin changed since `if_match` was read.
         """
+        if tags is not None and self.scheme is not None:
+            self.scheme.check_tags(tags)
         body = self._sdk.twin_patch(
             dict(tags) if tags is not None else None, dict(desired) if desired is not None else None
         )
@@ -305,7 +380,13 @@ class TwinManager:
         tags: Mapping[str, Any],
         if_match: IfMatch = NOT_GIVEN,
     ) -> models.Twin:
-        """Replace desired properties and tags whole (what is not given is removed)."""
+        """Replace desired properties and tags whole (what is not given is removed).
+
+        Raises:
+            InvalidTags: the fleet's scheme does not allow the tags (nothing was sent).
+        """
+        if self.scheme is not None:
+            self.scheme.check_tags(tags, whole=True)
         body = self._sdk.twin_patch(dict(tags), dict(desired))
         raw = self._call(
             f"Replacing the twin of {device_id!r}",
@@ -360,16 +441,16 @@ class TwinManager:
 
     def validate(self, text: str) -> None:
         """Raise InvalidQuery (with line and column) unless IoT Hub would accept `text`."""
-        checked_query(text)
+        checked_query(text, self._paths)
 
     def validate_condition(self, text: str) -> None:
         """Raise InvalidQuery unless IoT Hub would accept `text` as a condition (what follows
         WHERE), with the position in `text` as written."""
-        checked_condition(text)
+        checked_condition(text, self._paths)
 
     def explain(self, text: str) -> str:
         """The query as the parser understood it (normalised, fully parenthesised)."""
-        return checked_query(text).select.to_sql()
+        return checked_query(text, self._paths).select.to_sql()
 
     def query(self, text: str, *, page_size: int = 100) -> Iterator[dict[str, Any]]:
         """Every row of a query, fetched page by page as the iteration needs them.
@@ -377,7 +458,7 @@ class TwinManager:
         Raises:
             InvalidQuery: before any request, when the text is not a valid query.
         """
-        checked_query(text)
+        checked_query(text, self._paths)
         token: str | None = None
         while True:
             body, headers = self._page(text, token, page_size)
@@ -395,7 +476,7 @@ class TwinManager:
         Raises:
             InvalidQuery: before any request, when the text is not a valid query.
         """
-        checked_query(text)
+        checked_query(text, self._paths)
         body, headers = self._page(text, continuation, page_size)
         return list(body), headers.get("x-ms-continuation") or None
 
@@ -417,7 +498,7 @@ class TwinManager:
     def count(self, condition: str | None = None) -> int:
         """How many devices match `condition` (all when None)."""
         if condition is not None:
-            checked_condition(condition)
+            checked_condition(condition, self._paths)
         where = f" WHERE {condition}" if condition else ""
         rows = list(self.query(f"SELECT COUNT() AS n FROM devices{where}"))
         return int(rows[0]["n"]) if rows else 0
@@ -435,7 +516,7 @@ class TwinManager:
 
     def _schedule(self, job_id: str | None, body: dict[str, Any], start: datetime | None,
                   max_execution: int) -> models.Job:  # fmt: skip
-        checked_condition(body["queryCondition"])
+        checked_condition(body["queryCondition"], self._paths)
         job_id = job_id or f"twinfleet-{uuid.uuid4().hex[:16]}"
         body = {
             **body,
@@ -465,6 +546,8 @@ class TwinManager:
             raise ValueError("A twin update job needs desired properties, tags, or both.")
         twin: dict[str, Any] = {"etag": "*"}
         if tags is not None:
+            if self.scheme is not None:
+                self.scheme.check_tags(tags)
             twin["tags"] = dict(tags)
         if desired is not None:
             twin["properties"] = {"desired": dict(desired)}
@@ -549,6 +632,68 @@ class TwinManager:
                 raise TimeoutError(f"Job {job_id!r} is still {job.status} after {timeout:g} s.")
             time.sleep(poll)
 
+    # -- import and export jobs ------------------------------------------------------------
+
+    def export_devices(
+        self, output_container_url: str, *, exclude_keys: bool = True
+    ) -> models.ImportExportJob:
+        """Start an export job: every identity and twin, one JSON line each, to `devices.txt`
+        in the blob container (a Blob SAS URL on Azure; `ArtifactStore.container_url` on a
+        local hub).
+
+        Raises:
+            Conflict: another import or export job is running.
+        """
+        return self._import_export(
+            {"type": "export", "outputBlobContainerUri": output_container_url,
+             "excludeKeysInExport": exclude_keys}
+        )  # fmt: skip
+
+    def import_devices(
+        self, input_container_url: str, output_container_url: str
+    ) -> models.ImportExportJob:
+        """Start an import job: the `devices.txt` of the input container, line by line (each
+        line's `importMode`, `createOrUpdate` by default); failed lines go to `importErrors.log`
+        in the output container.
+
+        Raises:
+            Conflict: another import or export job is running.
+        """
+        return self._import_export(
+            {"type": "import", "inputBlobContainerUri": input_container_url,
+             "outputBlobContainerUri": output_container_url}
+        )  # fmt: skip
+
+    def _import_export(self, body: dict[str, Any]) -> models.ImportExportJob:
+        request = self._sdk.job_properties(body)
+        raw = self._call(
+            f"Starting an {body['type']} job",
+            lambda c: c.jobs.protocol.jobs.create_import_export_job(request, raw=True),
+        )
+        return models.ImportExportJob.model_validate(raw)
+
+    def get_import_export_job(self, job_id: str) -> models.ImportExportJob:
+        raw = self._call(
+            f"Reading import/export job {job_id!r}",
+            lambda c: c.jobs.protocol.jobs.get_import_export_job(job_id, raw=True),
+        )
+        return models.ImportExportJob.model_validate(raw)
+
+    def wait_for_import_export_job(
+        self, job_id: str, timeout: float, *, poll: float = 0.5
+    ) -> models.ImportExportJob:
+        """Poll until the import or export job completes, fails or is cancelled.
+
+        Raises:
+            TimeoutError: it has not finished within `timeout` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        while not (job := self.get_import_export_job(job_id)).finished:
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"Job {job_id!r} is still {job.status} after {timeout:g} s.")
+            time.sleep(poll)
+        return job
+
     # -- configurations --------------------------------------------------------------------
 
     def create_configuration(
@@ -565,7 +710,7 @@ class TwinManager:
         (e.g. `{"properties.desired.configuration": {...}}`) to their content; a
         `target_condition` of `*` targets every device."""
         if target_condition.strip() != "*":
-            checked_condition(target_condition)
+            checked_condition(target_condition, self._paths)
         body = {
             "id": config_id,
             "schemaVersion": "1.0",
@@ -603,7 +748,7 @@ class TwinManager:
         """Change a configuration's targeting, priority, labels or metrics (content is fixed,
         as on IoT Hub). Uses the configuration's etag: stale copies get PreconditionFailed."""
         if target_condition is not None and target_condition.strip() != "*":
-            checked_condition(target_condition)
+            checked_condition(target_condition, self._paths)
         body = {
             "id": configuration.id,
             "schemaVersion": "1.0",

@@ -8,7 +8,7 @@ and `async invoke(call, agent)`, which must answer with `await call.answer(statu
 may go on working after answering (a reboot answers first, then reboots).
 
 Handlers get the `Agent` they run in: its platform, its state folder, `report()` for reported
-properties, `flush()` to wait until reports reached the hub, `reboot()` and
+properties, `flush()` to wait until reports reached the hub, `reboot()`, `reconnect()` and
 `reset_handlers()`. Handlers that keep state on the device may implement `reset(agent)`, which a
 factory reset calls.
 
@@ -16,6 +16,12 @@ Handlers come from the built-ins (`device_agent.handlers`), from installed packa
 entry-point group `twinfleet.handlers` (each names a handler, or a class or factory that makes
 one, or a list of them), and from the settings' `handlers` or `twinfleet-agent --app`, as
 `module:attribute` (see `device_agent.loading`).
+
+**Choosing the device's key.** A handler may also be a `KeyProvider` (key rotation is one):
+before every connection, the first one and each `reconnect()`, the agent asks it for the
+symmetric keys to try, tries them in that order until the hub accepts one (the key the settings
+give comes last), and tells it which key the hub accepted (`connected`). Keys are secrets: the
+agent never logs them, and a provider must not either.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ __all__ = [
     "Handler",
     "HandlerError",
     "Invocation",
+    "KeyProvider",
     "MethodHandler",
     "SectionHandler",
     "function_method",
@@ -82,6 +89,15 @@ class Agent(Protocol):
         """Stop the agent for a reboot (its host boots and starts it again)."""
         ...
 
+    async def reconnect(self) -> None:
+        """Close the connection to the hub and connect again, asking the `KeyProvider`s which
+        keys to try; returns once connected (the twin is read again, as after any connect).
+
+        Raises:
+            AgentError: the hub refused every key (the agent stops).
+        """
+        ...
+
     def reset_handlers(self) -> None:
         """Call `reset()` on every handler that has one (after a factory reset)."""
         ...
@@ -116,6 +132,20 @@ class MethodHandler(Protocol):
     def method(self) -> str: ...
 
     async def invoke(self, call: Invocation, agent: Agent) -> None: ...
+
+
+@runtime_checkable
+class KeyProvider(Protocol):
+    """What a handler implements, besides its section or method, to choose the device's key."""
+
+    def keys(self, configured: str, agent: Agent) -> list[str]:
+        """The base64 symmetric keys to try, best first (`configured`: the settings' key, which
+        the agent tries last anyway)."""
+        ...
+
+    def connected(self, key: str, agent: Agent) -> None:
+        """The hub accepted `key` (one of those offered, or the configured one)."""
+        ...
 
 
 Handler = SectionHandler | MethodHandler
@@ -177,11 +207,13 @@ class _FunctionSection:
     def __init__(self, section: str, function: SectionFunction) -> None:
         self.kind = self.section = section
         self._function = function
+        self._applied: Any = None  # the desired value the function last returned for
 
     async def reconcile(self, desired: Any, agent: Agent) -> None:
-        if desired is None:
-            return
+        if desired is None or desired == self._applied:
+            return  # the agent reconciles every section on any change: this one is unchanged
         reported = await asyncio.to_thread(self._function, desired)
+        self._applied = desired
         if reported is not None:
             agent.report({self.section: reported})
 
@@ -198,7 +230,10 @@ class _FunctionMethod:
 
 def function_section(section: str, function: SectionFunction) -> SectionHandler:
     """A section handler from a blocking function of the desired section that returns what to
-    report there (or None); it runs only when the section is in desired."""
+    report there (or None); it runs in a worker thread, when the section is in desired and
+    differs from the value it last ran for (once per value while the agent runs; again after
+    a restart, as the agent reads the whole twin on every start). If it raises, the error is
+    logged and it runs again on the next desired change."""
     return _FunctionSection(section, function)
 
 

@@ -225,6 +225,7 @@ class ProvisioningEndpoint:
         attested = self._registrar.attest(device.registration_id, device.token, self._clock())
         operation_id = f"5.{secrets.token_hex(8)}.{secrets.token_hex(16)}"
         if not attested.enabled:
+            log.info("refused registration %s: its enrollment is disabled", device.registration_id)
             self._answer(device, rid, 200, {
                 "operationId": operation_id, "status": "disabled",
                 "registrationState": self._registrar.disabled_state(attested),

@@ -3,8 +3,10 @@
 An individual enrollment (`IndividualEnrollment`) admits one registration id; an enrollment group
 (`EnrollmentGroup`) admits every device that signs with a key derived from the group's key. Both
 carry a symmetric-key attestation, a provisioning status (`enabled` or `disabled`), an allocation
-policy (`hashed` or `static`), the hubs they may assign to (`iotHubs`, by assigned-hub host) and
-the initial twin (`tags` and `properties.desired`) a new identity gets. `returnPayload` (a local
+policy (`hashed` or `static`), the hubs they may assign to (`iotHubs`, by assigned-hub host),
+the initial twin (`tags` and `properties.desired`) a new identity gets, and the reprovision
+policy (`reprovisionPolicy`: `updateHubAssignment`, `migrateDeviceData`; both true unless given,
+as in DPS; see `registrar`). `returnPayload` (a local
 extension standing in for a custom allocation's answer) is the `payload` a device is given back;
 the payload a device sends is kept in its registration state as `devicePayload`.
 """
@@ -82,9 +84,27 @@ def _attestation(primary_key: str | None, secondary_key: str | None) -> dict[str
     return {"type": "symmetricKey", "symmetricKey": chosen}
 
 
+def _reprovision_policy(policy: Any) -> dict[str, bool]:
+    if policy is None:
+        return {"updateHubAssignment": True, "migrateDeviceData": True}
+    if not isinstance(policy, dict) or set(policy) - {"updateHubAssignment", "migrateDeviceData"}:
+        raise EnrollmentError(
+            "The reprovisionPolicy must be an object with updateHubAssignment and "
+            "migrateDeviceData."
+        )
+    chosen = {"updateHubAssignment": True, "migrateDeviceData": True, **policy}
+    if not all(isinstance(value, bool) for value in chosen.values()):
+        raise EnrollmentError(
+            "The reprovisionPolicy's updateHubAssignment and migrateDeviceData must be true or "
+            "false."
+        )
+    return chosen
+
+
 def _common(
-    allocation: str, iot_hubs: list[str] | None, initial_twin: Any, enabled: bool, payload: Any
-) -> dict[str, Any]:
+    allocation: str, iot_hubs: list[str] | None, initial_twin: Any, enabled: bool, payload: Any,
+    reprovision: Any = None,
+) -> dict[str, Any]:  # fmt: skip
     if allocation not in ALLOCATION_POLICIES:
         raise EnrollmentError(
             f"The allocation policy {allocation!r} is unknown: "
@@ -97,7 +117,7 @@ def _common(
         "iotHubs": list(iot_hubs or []),
         "initialTwin": _initial_twin(initial_twin),
         "returnPayload": payload,
-        "reprovisionPolicy": {"updateHubAssignment": True, "migrateDeviceData": True},
+        "reprovisionPolicy": _reprovision_policy(reprovision),
         "createdDateTimeUtc": now,
         "lastUpdatedDateTimeUtc": now,
         "etag": secrets.token_hex(8),
@@ -130,6 +150,7 @@ class Enrollments:
         secondary_key: str | None = None,
         enabled: bool = True,
         payload: Any = None,
+        reprovision: Any = None,
         replace: bool = False,
     ) -> dict[str, Any]:
         """A new symmetric-key enrollment group (its keys made unless given); with `replace`,
@@ -142,7 +163,7 @@ class Enrollments:
         doc = {
             "enrollmentGroupId": group_id,
             "attestation": _attestation(primary_key, secondary_key),
-            **_common(allocation, iot_hubs, initial_twin, enabled, payload),
+            **_common(allocation, iot_hubs, initial_twin, enabled, payload, reprovision),
         }
         if replace:
             return self._replace("enrollment_groups", group_id, doc)
@@ -187,6 +208,7 @@ class Enrollments:
         secondary_key: str | None = None,
         enabled: bool = True,
         payload: Any = None,
+        reprovision: Any = None,
         replace: bool = False,
     ) -> dict[str, Any]:
         """A new symmetric-key individual enrollment (its keys made unless given); with
@@ -200,7 +222,7 @@ class Enrollments:
             "registrationId": registration_id,
             "deviceId": device_id or registration_id,
             "attestation": _attestation(primary_key, secondary_key),
-            **_common(allocation, iot_hubs, initial_twin, enabled, payload),
+            **_common(allocation, iot_hubs, initial_twin, enabled, payload, reprovision),
         }
         if replace:
             return self._replace("enrollments", registration_id, doc)

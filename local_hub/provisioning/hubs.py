@@ -90,8 +90,11 @@ class LinkedHub:
             service.host_name, service.key, int(time.time()) + _TOKEN_TTL, service.key_name
         )
         url = f"{service.base_url}{path}?api-version={API_VERSION}"
+        headers = {"Authorization": token}
+        if method == "DELETE":
+            headers["If-Match"] = "*"
         async with session.request(
-            method, url, json=body, headers={"Authorization": token}, ssl=service.ssl
+            method, url, json=body, headers=headers, ssl=service.ssl
         ) as response:
             text = await response.text()
             return response.status, (json.loads(text) if text else None)
@@ -138,3 +141,47 @@ class LinkedHub:
             raise HubUnavailable(
                 f"the hub in {self.data_dir} is unreachable: {type(exc).__name__}"
             ) from None
+
+    async def twin(self, device_id: str) -> dict[str, Any] | None:
+        """The device's twin (tags, desired and reported properties), or None without one.
+
+        Raises:
+            HubUnavailable: the hub is down or answered with an error.
+        """
+        service = self._service()
+        path = f"/twins/{urllib.parse.quote(device_id, safe='')}"
+        try:
+            async with aiohttp.ClientSession(timeout=_TIMEOUT) as session:
+                status, body = await self._request(session, service, "GET", path, None)
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise HubUnavailable(
+                f"the hub in {self.data_dir} is unreachable: {type(exc).__name__}"
+            ) from None
+        if status == 404:
+            return None
+        if status != 200 or not isinstance(body, dict):
+            raise HubUnavailable(
+                f"the hub refused to read the twin of {device_id!r}: HTTP {status}"
+            )
+        return body
+
+    async def delete_device(self, device_id: str) -> bool:
+        """Delete the identity (and its twin); False when there was none.
+
+        Raises:
+            HubUnavailable: the hub is down or answered with an error.
+        """
+        service = self._service()
+        path = f"/devices/{urllib.parse.quote(device_id, safe='')}"
+        try:
+            async with aiohttp.ClientSession(timeout=_TIMEOUT) as session:
+                status, _ = await self._request(session, service, "DELETE", path, None)
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise HubUnavailable(
+                f"the hub in {self.data_dir} is unreachable: {type(exc).__name__}"
+            ) from None
+        if status == 404:
+            return False
+        if status not in (200, 204):
+            raise HubUnavailable(f"the hub refused to delete {device_id!r}: HTTP {status}")
+        return True

@@ -113,6 +113,7 @@ def _options(body: dict[str, Any]) -> dict[str, Any]:
         "iot_hubs": hubs,
         "initial_twin": body.get("initialTwin"),
         "enabled": status == "enabled",
+        "reprovision": body.get("reprovisionPolicy"),
     }
 
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import queries
 from patterns import api
-from patterns.campaigns import limiting, records, specs, windows
+from patterns.campaigns import limiting, records, specs, targeting, windows
 from patterns.campaigns.progress import (
     FINISHED,
     IN_FLIGHT,
@@ -38,7 +38,14 @@ from patterns.campaigns.progress import (
     DeviceState,
 )
 from patterns.contracts import times
-from twin_manager import HubError, HubUnavailable, PreconditionFailed, TwinManager, models
+from twin_manager import (
+    DeviceNotFound,
+    HubError,
+    HubUnavailable,
+    PreconditionFailed,
+    TwinManager,
+    models,
+)
 
 __all__ = ["FINAL", "Campaign", "CampaignStatus", "literal"]
 
@@ -167,10 +174,12 @@ class Campaign:
     def _set_status(
         self, status: CampaignState, why: str,
         when: Callable[[CampaignState], bool] = lambda now: not now.final,
+        at: float | None = None,
     ) -> bool:  # fmt: skip
         """Set the status if `when(current status)` holds on the stored record (which another
-        process may have changed since this one read it); True when it was set."""
-        now = self.clock()
+        process may have changed since this one read it); True when it was set. `at` is the
+        time to log it at (a tick's own time, so its lines read in the order it acted)."""
+        now = self.clock() if at is None else at
         applied = False
 
         def change(record: records.CampaignRecord) -> None:
@@ -255,12 +264,16 @@ class Campaign:
 
     def _write(self, device_id: str, etag: str | None, progress: DeviceProgress) -> bool:
         """Write this campaign's tag on one device whole; False when another writer got there
-        first (the twin's etag changed since it was read)."""
+        first (the twin's etag changed since it was read). A device deleted meanwhile (a
+        retired one, say) took its tag with it: there is nothing left to write, and that is not
+        a conflict."""
         try:
             self.fleet.update_tags(device_id, {TAG: {self.id: progress.wire()}},
                                    if_match=etag or "*")  # fmt: skip
         except PreconditionFailed:
             return False
+        except DeviceNotFound:
+            log.info("campaign %s: device %s is no longer in the hub", self.id, device_id)
         return True
 
     def rerun(self) -> None:
@@ -327,7 +340,7 @@ class Campaign:
             self.record.update(self.fleet, start)
             self._enqueue(now)
             if not self._set_status(CampaignState.RUNNING, "started",
-                                    lambda now: now == CampaignState.CREATED):  # fmt: skip
+                                    lambda now: now == CampaignState.CREATED, now):  # fmt: skip
                 return self.status()  # paused or cancelled before it started
         elif self.spec.mode == "continuous":
             self._enqueue(now)
@@ -348,7 +361,7 @@ class Campaign:
             self._cancel_queued("campaign ended")
             self._set_status(CampaignState.COMPLETED,
                              f"{current.counts.get(DeviceState.SUCCEEDED, 0)} succeeded, "
-                             f"{current.failed} failed")  # fmt: skip
+                             f"{current.failed} failed", at=now)  # fmt: skip
         return self.status()
 
     def _group_of(self, twin: dict[str, Any]) -> str:
@@ -358,7 +371,8 @@ class Campaign:
         return "rest" if self.spec.groups else "all"
 
     def _enqueue(self, now: float) -> None:
-        text = f"SELECT * FROM devices WHERE ({self.spec.target}) AND NOT IS_DEFINED({self._tag})"
+        target = targeting.target_condition(self.spec)
+        text = f"SELECT * FROM devices WHERE {target} AND NOT IS_DEFINED({self._tag})"
         added = 0
         for row in self.fleet.query(text, page_size=1000):
             queued = DeviceProgress(state=DeviceState.QUEUED, group=self._group_of(row))
@@ -429,9 +443,15 @@ class Campaign:
             verdict = api.registry().get(params.kind).apply(params, self._device(twin, claim))
         except HubError as exc:
             verdict = api.Verdict.failed(f"{exc.error_code or exc.status}")
+        if verdict.note:
+            self.record.log(now, verdict.note)
         if verdict.outcome == api.Outcome.SUCCEEDED:
             if step + 1 < len(self.spec.all_steps):
-                return self._start(self.fleet.get_twin(twin.device_id), claim, step + 1, now)
+                try:
+                    fresh = self.fleet.get_twin(twin.device_id)
+                except DeviceNotFound:  # the step deleted it (retire): nothing follows
+                    return True
+                return self._start(fresh, claim, step + 1, now)
             self._write(twin.device_id, None, claim.but(state=DeviceState.SUCCEEDED))
         elif verdict.outcome == api.Outcome.FAILED:
             reason = verdict.reason
@@ -574,6 +594,10 @@ class Campaign:
                     break
                 progress = DeviceProgress.of(twin.tags, self.id)
                 if progress is None or (progress.not_before or 0) > now:
+                    continue
+                if targeting.is_retired(twin.tags):  # retired since it was queued
+                    retired = progress.but(state=DeviceState.CANCELLED, reason="device retired")
+                    self._write(twin.device_id, twin.etag, retired)
                     continue
                 if self._start(twin, progress, progress.step, now):
                     admitted += 1

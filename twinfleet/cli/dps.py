@@ -53,6 +53,23 @@ _HUBS = typer.Option(
 _PRIMARY = typer.Option(None, "--primary-key", help="The primary key (default: a new one).")
 _SECONDARY = typer.Option(None, "--secondary-key", help="The secondary key (default: new).")
 _DISABLED = typer.Option(False, "--disabled", help="Create it disabled.")
+_REPROVISION = typer.Option(
+    "migrate", "--reprovision", help="When a re-registering device moves hub: migrate (its twin "
+    "goes along), reset (the initial twin), or never (it keeps its hub).",
+)  # fmt: skip
+_POLICIES = {
+    "migrate": {"updateHubAssignment": True, "migrateDeviceData": True},
+    "reset": {"updateHubAssignment": True, "migrateDeviceData": False},
+    "never": {"updateHubAssignment": False, "migrateDeviceData": False},
+}
+
+
+def _reprovision(choice: str) -> dict[str, bool]:
+    if choice not in _POLICIES:
+        raise _fail(
+            f"--reprovision must be one of {', '.join(_POLICIES)}, not {choice!r}", ExitCode.USAGE
+        )
+    return _POLICIES[choice]
 
 
 def _fail(message: str, code: ExitCode = ExitCode.ERROR) -> typer.Exit:
@@ -158,16 +175,19 @@ def group_create(
     primary_key: str | None = _PRIMARY,
     secondary_key: str | None = _SECONDARY,
     disabled: bool = _DISABLED,
+    reprovision: str = _REPROVISION,
     as_json: bool = _JSON,
 ) -> None:
     """Create an enrollment group; prints it with its keys (devices derive theirs from them)."""
     _check_allocation(allocation)
+    policy = _reprovision(reprovision)
     twin = _parse_twin(initial_twin)
     enrollments = _enrollments(dps_dir)
     doc = _run(
         lambda: enrollments.create_group(
             group_id, allocation=allocation, iot_hubs=iot_hubs, initial_twin=twin,
             primary_key=primary_key, secondary_key=secondary_key, enabled=not disabled,
+            reprovision=policy,
         )
     )  # fmt: skip
     _show(doc, as_json)
@@ -224,17 +244,19 @@ def enrollment_create(
     primary_key: str | None = _PRIMARY,
     secondary_key: str | None = _SECONDARY,
     disabled: bool = _DISABLED,
+    reprovision: str = _REPROVISION,
     as_json: bool = _JSON,
 ) -> None:
     """Create an individual enrollment; prints it with its keys."""
     _check_allocation(allocation)
+    policy = _reprovision(reprovision)
     twin = _parse_twin(initial_twin)
     enrollments = _enrollments(dps_dir)
     doc = _run(
         lambda: enrollments.create(
             registration_id, device_id=device_id, allocation=allocation, iot_hubs=iot_hubs,
             initial_twin=twin, primary_key=primary_key, secondary_key=secondary_key,
-            enabled=not disabled,
+            enabled=not disabled, reprovision=policy,
         )
     )  # fmt: skip
     _show(doc, as_json)
@@ -296,10 +318,13 @@ def registrations(dps_dir: Path = _DPS_DIR, as_json: bool = _JSON) -> None:
 def derive_key(
     registration_id: str = typer.Argument(..., metavar="REGISTRATION_ID"),
     group_key: str = typer.Option(..., "--group-key", help="The enrollment group's key."),
+    as_json: bool = typer.Option(False, "--json", help="Print the registration id and its key."),
 ) -> None:
     """Print a device's key in a symmetric-key enrollment group (as `az iot dps
     enrollment-group compute-device-key` does)."""
     try:
-        typer.echo(derive_device_key(group_key, registration_id))
+        key = derive_device_key(group_key, registration_id)
     except ValueError as exc:
         raise _fail(f"--group-key: {exc}", ExitCode.USAGE) from None
+    typer.echo(json.dumps({"registrationId": registration_id, "symmetricKey": key})
+               if as_json else key)  # fmt: skip
