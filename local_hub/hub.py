@@ -9,10 +9,8 @@ The hub's event loop runs on its own thread; the methods here are safe to call f
 
 from __future__ import annotations
 
-import asyncio
 import json
 import ssl
-import threading
 import time
 import urllib.parse
 import urllib.request
@@ -22,6 +20,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from local_hub import tokens
+from local_hub.background_loops import BackgroundLoop
 from local_hub.clock import Clock
 from local_hub.limits import DEFAULT_CONNECTION_LIMITS, ConnectionLimits
 from local_hub.quotas import Quotas
@@ -71,9 +70,7 @@ class LocalHub:
         }  # fmt: skip
         self._args["connection_limits"] = connection_limits
         self.data_dir = Path(data_dir)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._server: HubServer | None = None
+        self._background: BackgroundLoop[HubServer] = BackgroundLoop("twinfleet-local-hub")
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -83,45 +80,12 @@ class LocalHub:
         Raises:
             OSError: an address or port is taken; the hub is not left running.
         """
-        ready = threading.Event()
-        failure: list[BaseException] = []
-        loop = asyncio.new_event_loop()
-
-        def run() -> None:
-            asyncio.set_event_loop(loop)
-            try:
-                self._server = HubServer(self.data_dir, **self._args)
-                loop.run_until_complete(self._server.start())
-            except BaseException as exc:
-                failure.append(exc)
-                ready.set()
-                if self._server is not None:
-                    loop.run_until_complete(self._server.stop())
-                loop.close()
-                return
-            ready.set()
-            loop.run_forever()
-            loop.run_until_complete(self._server.stop())
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
-
-        self._loop = loop
-        self._thread = threading.Thread(target=run, name="twinfleet-local-hub")
-        self._thread.start()
-        ready.wait()
-        if failure:
-            self._thread.join()
-            self._thread = None
-            raise failure[0]
+        self._background.start(lambda: HubServer(self.data_dir, **self._args))
         return self
 
     def close(self) -> None:
         """Stop the hub: endpoints closed, store closed, hub.json removed."""
-        if self._thread is None or self._loop is None:
-            return
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join()
-        self._thread = None
+        self._background.stop()
 
     def __enter__(self) -> LocalHub:
         return self.start()
@@ -138,14 +102,13 @@ class LocalHub:
 
     @property
     def server(self) -> HubServer:
-        if self._server is None:
+        if self._background.server is None:
             raise RuntimeError("the hub is not running; use start() or a with block")
-        return self._server
+        return self._background.server
 
     def call(self, coroutine: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         """Run a coroutine on the hub's loop and wait for its result."""
-        assert self._loop is not None
-        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)
+        return self._background.call(coroutine, timeout)
 
     @property
     def info(self) -> dict[str, Any]:
