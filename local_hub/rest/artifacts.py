@@ -40,6 +40,7 @@ __all__ = [
     "ARTIFACT_NAME",
     "DEFAULT_TTL",
     "MAX_TTL",
+    "receive_upload",
     "routes",
     "sign_artifact",
     "signed_url",
@@ -137,14 +138,10 @@ def _path(root: Path, name: str) -> Path:
     return root / name
 
 
-@routes.put("/artifacts/{name}")
-async def upload(request: web.Request) -> web.Response:
-    ctx = of(request)
-    name = request.match_info["name"]
-    target = _path(ctx.artifacts_dir, name)
-    signed = _signed(request, name)  # a bad ttl is refused before anything is stored
-    ctx.artifacts_dir.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{name}.{uuid.uuid4().hex}.upload")  # concurrent uploads
+async def receive_upload(request: web.Request, target: Path) -> tuple[int, str]:
+    """Stream the request's body into `target` (replaced whole, or left as it was on error,
+    even with concurrent uploads of it): the body's size and SHA-256 (hex)."""
+    partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}.upload")
     digest = hashlib.sha256()
     size = 0
     try:
@@ -158,11 +155,22 @@ async def upload(request: web.Request) -> web.Response:
         os.replace(partial, target)
     finally:
         partial.unlink(missing_ok=True)
+    return size, digest.hexdigest()
+
+
+@routes.put("/artifacts/{name}")
+async def upload(request: web.Request) -> web.Response:
+    ctx = of(request)
+    name = request.match_info["name"]
+    target = _path(ctx.artifacts_dir, name)
+    signed = _signed(request, name)  # a bad ttl is refused before anything is stored
+    ctx.artifacts_dir.mkdir(parents=True, exist_ok=True)
+    size, sha256 = await receive_upload(request, target)
     quoted = urllib.parse.quote(name)
     facts = {
         "name": name,
         "size": size,
-        "sha256": digest.hexdigest(),
+        "sha256": sha256,
         "path": f"/artifacts/{quoted}",
     }
     return json_response({**facts, **signed}, status=201)
