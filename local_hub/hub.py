@@ -14,13 +14,11 @@ import ssl
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Coroutine
 from pathlib import Path
-from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any
 
 from local_hub import tokens
-from local_hub.background_loops import BackgroundLoop
+from local_hub.background_servers import BackgroundServer
 from local_hub.clock import Clock
 from local_hub.limits import DEFAULT_CONNECTION_LIMITS, ConnectionLimits
 from local_hub.quotas import Quotas
@@ -28,10 +26,8 @@ from local_hub.server import MQTT_PORT, HubServer
 
 __all__ = ["LocalHub"]
 
-T = TypeVar("T")
 
-
-class LocalHub:
+class LocalHub(BackgroundServer[HubServer]):
     """A running hub on a background thread. Use as a context manager, or `start()`/`close()`.
 
     Args:
@@ -70,7 +66,9 @@ class LocalHub:
         }  # fmt: skip
         self._args["connection_limits"] = connection_limits
         self.data_dir = Path(data_dir)
-        self._background: BackgroundLoop[HubServer] = BackgroundLoop("twinfleet-local-hub")
+        super().__init__(
+            "twinfleet-local-hub", "the hub is not running; use start() or a with block"
+        )
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -80,35 +78,12 @@ class LocalHub:
         Raises:
             OSError: an address or port is taken; the hub is not left running.
         """
-        self._background.start(lambda: HubServer(self.data_dir, **self._args))
-        return self
+        return super().start()
 
-    def close(self) -> None:
-        """Stop the hub: endpoints closed, store closed, hub.json removed."""
-        self._background.stop()
-
-    def __enter__(self) -> LocalHub:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+    def _build(self) -> HubServer:
+        return HubServer(self.data_dir, **self._args)
 
     # -- facts -----------------------------------------------------------------------------
-
-    @property
-    def server(self) -> HubServer:
-        if self._background.server is None:
-            raise RuntimeError("the hub is not running; use start() or a with block")
-        return self._background.server
-
-    def call(self, coroutine: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
-        """Run a coroutine on the hub's loop and wait for its result."""
-        return self._background.call(coroutine, timeout)
 
     @property
     def info(self) -> dict[str, Any]:

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
-from local_hub.background_loops import BackgroundLoop
+from local_hub.background_servers import BackgroundServer
 from local_hub.provisioning.enrollments import Enrollments
 from local_hub.provisioning.server import ProvisioningServer
 from local_hub.provisioning.state import ProvisioningStore
@@ -17,7 +16,7 @@ from local_hub.provisioning.state import ProvisioningStore
 __all__ = ["LocalDps"]
 
 
-class LocalDps:
+class LocalDps(BackgroundServer[ProvisioningServer]):
     """A running provisioning service on a background thread; `start()`/`close()` or `with`.
 
     Args:
@@ -36,7 +35,7 @@ class LocalDps:
         self._hub_dirs = [Path(d) for d in hub_dirs]
         self._host = host
         self._service_port = service_port
-        self._background: BackgroundLoop[ProvisioningServer] = BackgroundLoop("twinfleet-local-dps")
+        super().__init__("twinfleet-local-dps", "the provisioning service is not started")
 
     def start(self) -> LocalDps:
         """Start the service and return once it listens (dps.json written).
@@ -45,33 +44,12 @@ class LocalDps:
             OSError: the address or port is taken; nothing is left running.
             ValueError: no hub, or the first hub has no CA yet.
         """
-        self._background.start(
-            lambda: ProvisioningServer(
-                self.data_dir, self._hub_dirs, host=self._host, service_port=self._service_port
-            )
+        return super().start()
+
+    def _build(self) -> ProvisioningServer:
+        return ProvisioningServer(
+            self.data_dir, self._hub_dirs, host=self._host, service_port=self._service_port
         )
-        return self
-
-    def close(self) -> None:
-        """Stop the service: endpoints closed, store closed, dps.json removed."""
-        self._background.stop()
-
-    def __enter__(self) -> LocalDps:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    @property
-    def server(self) -> ProvisioningServer:
-        if self._background.server is None:
-            raise RuntimeError("the provisioning service is not started")
-        return self._background.server
 
     @property
     def info(self) -> dict[str, Any]:
