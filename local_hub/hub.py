@@ -14,8 +14,11 @@ import ssl
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from aiohttp.typedefs import Middleware
 
 from local_hub import tokens
 from local_hub.background_servers import BackgroundServer
@@ -42,6 +45,8 @@ class LocalHub(BackgroundServer[HubServer]):
         tier: enforce this IoT Hub tier's throttles (F1, S1, S2, S3); None (default): no quotas.
         units: the tier's number of units.
         limits: a `local_hub.quotas.Quotas` to enforce instead (tests inject clocks this way).
+        service_middlewares: aiohttp middlewares to run on every service request before
+            authentication (`local_hub.testing.Faults` injects failures this way).
     """
 
     def __init__(
@@ -58,6 +63,7 @@ class LocalHub(BackgroundServer[HubServer]):
         tier: str | None = None,
         units: int = 1,
         limits: Quotas | None = None,
+        service_middlewares: Sequence[Middleware] = (),
     ) -> None:
         self._args: dict[str, Any] = {
             "host": host, "service_port": service_port, "mqtt_port": mqtt_port, "name": name,
@@ -65,6 +71,7 @@ class LocalHub(BackgroundServer[HubServer]):
             "units": units, "limits": limits,
         }  # fmt: skip
         self._args["connection_limits"] = connection_limits
+        self._args["service_middlewares"] = tuple(service_middlewares)
         self.data_dir = Path(data_dir)
         super().__init__(
             "twinfleet-local-hub", "the hub is not running; use start() or a with block"
@@ -154,17 +161,6 @@ class LocalHub(BackgroundServer[HubServer]):
             facts: dict[str, Any] = json.loads(response.read())
         facts["url"] = self.artifact_url(name)
         return facts
-
-    def inject_faults(self, status: int, count: int, retry_after: float = 1.0) -> None:
-        """Make the next `count` REST requests fail with `status` (429 or 5xx). For tests."""
-        server = self.server
-
-        async def set_faults() -> None:
-            server.faults.status = status
-            server.faults.remaining = count
-            server.faults.retry_after = retry_after
-
-        self.call(set_faults())
 
 
 async def _view(limits: Quotas) -> dict[str, Any]:

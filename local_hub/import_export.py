@@ -35,7 +35,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import uuid
 from collections.abc import Callable, Generator
 from pathlib import Path
@@ -83,6 +82,10 @@ def _lines(path: Path, skip: int) -> Generator[tuple[int, bytes | None], None, N
                     raw = source.readline(MAX_LINE + 1)
             if number > skip:
                 yield number, None if too_long else raw
+
+
+class _Cancelled(Exception):
+    """The export job was cancelled while it wrote its blob (which is then left as it was)."""
 
 
 class ImportExportJobs:
@@ -282,10 +285,9 @@ class ImportExportJobs:
         job_id = job["jobId"]
         target = blobs.blob_path(self._artifacts, job["_output"], job["outputBlobName"])
         target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f".{target.name}.{job_id}.export")
         ids = list(self._registry.ordered_ids())
         try:
-            with partial.open("w", encoding="utf-8") as out:
+            with files.atomic_writer(target) as out:
                 for start in range(0, len(ids), CHUNK):
                     chunk = ids[start : start + CHUNK]
                     if self._quotas is not None:
@@ -293,20 +295,17 @@ class ImportExportJobs:
                     for device_id in chunk:
                         line = self._export_line(device_id, job["excludeKeysInExport"])
                         if line is not None:
-                            out.write(json.dumps(line, separators=(",", ":")) + "\n")
+                            out.write(json.dumps(line, separators=(",", ":")).encode() + b"\n")
                     current = self._current(job_id)
                     if current is None:
-                        return
+                        raise _Cancelled
                     current["progress"] = min(99, (start + len(chunk)) * 100 // max(1, len(ids)))
                     self._records.save(current)
                     await asyncio.sleep(0)
-                out.flush()
-                os.fsync(out.fileno())
-            if self._current(job_id) is None:
-                return
-            os.replace(partial, target)
-        finally:
-            partial.unlink(missing_ok=True)
+                if self._current(job_id) is None:
+                    raise _Cancelled
+        except _Cancelled:
+            return  # the job was cancelled: the container keeps what it had
         self._finish(job_id)
 
     async def _import(self, job: dict[str, Any]) -> None:

@@ -13,11 +13,11 @@ the payload a device sends is kept in its registration state as `devicePayload`.
 
 from __future__ import annotations
 
-import datetime
 import re
 import secrets
 from typing import Any
 
+from local_hub.clock import iso
 from local_hub.provisioning import keys
 from local_hub.provisioning.state import ProvisioningStore
 
@@ -35,10 +35,6 @@ class EnrollmentError(ValueError):
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)
         self.status = status
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z")
 
 
 def _check_id(kind: str, value: str) -> None:
@@ -112,7 +108,7 @@ def _common(
             f"The allocation policy {allocation!r} is unknown: "
             f"use one of {', '.join(ALLOCATION_POLICIES)}."
         )
-    now = _now()
+    now = iso()
     return {
         "provisioningStatus": "enabled" if enabled else "disabled",
         "allocationPolicy": allocation,
@@ -157,15 +153,6 @@ class Enrollments:
         if not self._store.delete(table, key):
             raise EnrollmentError(f"There is no {noun} {key!r}.", 404)
 
-    def _set_enabled(self, table: str, noun: str, key: str, enabled: bool) -> dict[str, Any]:
-        doc = self._get(table, noun, key)
-        doc.update(
-            provisioningStatus="enabled" if enabled else "disabled", lastUpdatedDateTimeUtc=_now()
-        )
-        doc["etag"] = secrets.token_hex(8)
-        self._store.put(table, key, doc)
-        return doc
-
     # -- groups ------------------------------------------------------------------------------
 
     def create_group(
@@ -207,7 +194,14 @@ class Enrollments:
         self._delete(_GROUPS, "enrollment group", group_id)
 
     def set_group_enabled(self, group_id: str, enabled: bool) -> dict[str, Any]:
-        return self._set_enabled(_GROUPS, "enrollment group", group_id, enabled)
+        """Enable or disable an enrollment group (a disabled group's devices are refused)."""
+        doc = self.group(group_id)
+        doc.update(
+            provisioningStatus="enabled" if enabled else "disabled", lastUpdatedDateTimeUtc=iso()
+        )
+        doc["etag"] = secrets.token_hex(8)
+        self._store.put(_GROUPS, group_id, doc)
+        return doc
 
     # -- individual enrollments --------------------------------------------------------------
 
@@ -249,9 +243,6 @@ class Enrollments:
 
     def delete(self, registration_id: str) -> None:
         self._delete(_ENROLLMENTS, "enrollment", registration_id)
-
-    def set_enabled(self, registration_id: str, enabled: bool) -> dict[str, Any]:
-        return self._set_enabled(_ENROLLMENTS, "enrollment", registration_id, enabled)
 
     # -- registration states -----------------------------------------------------------------
 

@@ -17,7 +17,7 @@ import contextlib
 from aiohttp import web
 
 from local_hub import blobs, errors
-from local_hub.rest.artifacts import DEFAULT_TTL, MAX_TTL, receive_upload
+from local_hub.rest.artifacts import DEFAULT_TTL, MAX_TTL, receive
 from local_hub.rest.context import of, whole_number
 
 __all__ = ["routes", "signed_container_request"]
@@ -73,7 +73,7 @@ async def put_blob(request: web.Request) -> web.Response:
     target = blobs.blob_path(ctx.artifacts_dir, request.match_info["container"],
                        request.match_info["blob"])  # fmt: skip
     target.parent.mkdir(parents=True, exist_ok=True)
-    size, sha256 = await receive_upload(request, target)
+    size, sha256 = await receive(request, target)
     return web.json_response({"name": target.name, "size": size, "sha256": sha256}, status=201)
 
 

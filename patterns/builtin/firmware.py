@@ -54,7 +54,7 @@ class FirmwareUpdatePattern:
 
     def apply(self, params: FirmwareUpdate, device: api.Device) -> api.Verdict:
         section = params.desired(device.attempt.tag).wire()
-        device.fleet.update_desired(device.device_id, {firmware.SECTION: section})
+        device.fleet.twins.update_desired(device.device_id, {firmware.SECTION: section})
         return api.Verdict.in_progress()
 
     def outcome(self, params: FirmwareUpdate, device: api.Device) -> api.Verdict:

@@ -17,9 +17,9 @@ from twin_manager import TwinManager
 def test_a_too_deep_method_payload_is_answered_400(
     hub: LocalHub, fleet: TwinManager, tmp_path: Path, eventually: Any
 ) -> None:
-    fleet.create_device("deep-method")
+    fleet.devices.create("deep-method")
     agent = DeviceAgent(
-        fleet.device_connection_string("deep-method"), SimulatedPlatform(tmp_path / "p"),
+        fleet.devices.connection_string("deep-method"), SimulatedPlatform(tmp_path / "p"),
         tmp_path / "a", ca_cert=hub.ca_certificate,
     )  # fmt: skip
     seen: list[Any] = []
@@ -36,9 +36,11 @@ def test_a_too_deep_method_payload_is_answered_400(
     thread = threading.Thread(target=loop.run_until_complete, args=(loop.create_task(agent.run()),))
     thread.start()
     try:
-        eventually(lambda: fleet.get_twin("deep-method").connection_state == "Connected")
-        eventually(lambda: fleet.invoke("deep-method", "echo", [1], timeout=10).status == 200)
-        refused = fleet.invoke("deep-method", "echo", deep, timeout=10)
+        eventually(lambda: fleet.twins.get("deep-method").connection_state == "Connected")
+        eventually(
+            lambda: fleet.methods.invoke("deep-method", "echo", [1], timeout=10).status == 200
+        )
+        refused = fleet.methods.invoke("deep-method", "echo", deep, timeout=10)
         assert refused.status == 400
         assert "more than 32 deep" in refused.payload["error"]
     finally:

@@ -179,7 +179,7 @@ def _hub_devices(
 ) -> tuple[list[tuple[str, str | Provisioner]], str]:
     fleet = TwinManager.from_hub_dir(hub_dir)
     if query is not None:
-        ids = [row["deviceId"] for row in fleet.query(
+        ids = [row["deviceId"] for row in fleet.queries.run(
             f"SELECT deviceId FROM devices WHERE {query}", page_size=1000)]  # fmt: skip
         if not ids:
             typer.echo(f"error: no device matches {query}", err=True)
@@ -188,10 +188,10 @@ def _hub_devices(
         ids = [f"{prefix}-{i:04d}" for i in range(devices)]
         for device_id in ids:
             try:
-                fleet.get_device(device_id)
+                fleet.devices.get(device_id)
             except DeviceNotFound:
-                fleet.create_device(device_id)
+                fleet.devices.create(device_id)
     connections: list[tuple[str, str | Provisioner]] = [
-        (device_id, fleet.device_connection_string(device_id)) for device_id in ids
+        (device_id, fleet.devices.connection_string(device_id)) for device_id in ids
     ]
     return connections, read_hub_dir(hub_dir).ca_file
