@@ -93,14 +93,14 @@ def _converge(info: dict[str, Any], count: int) -> tuple[float, list[int], int]:
         info["serviceConnectionString"], ca_file=info["caCertificatePath"]
     ) as fleet:
         calls: collections.Counter[str] = collections.Counter()
-        page = fleet._page
+        page = fleet._sdk.query_page
 
         def counted(text: str, token: str | None, page_size: int) -> Any:
             calls["page"] += 1
             calls["query"] += token is None  # a query's first page; later pages continue it
             return page(text, token, page_size)
 
-        fleet._page = counted  # type: ignore[method-assign]
+        fleet._sdk.query_page = counted  # type: ignore[method-assign]
         image = b"lightweight image" * 64
         spec = CampaignSpec(
             id="scale",

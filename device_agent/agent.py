@@ -313,7 +313,7 @@ class DeviceAgent:
             assert self._loop is not None
             self._connection = connection
             connection.on_refused(self._loop, self._on_refused)
-            await self._subscribe(connection)
+            await self._subscribe_again_after_drops(connection)
             self._ready.set()
             if key is not None:
                 for provider in providers:
@@ -375,6 +375,25 @@ class DeviceAgent:
                 self._tasks.append(subscribing)  # gathered when the session ends
         if subscribing.done() and not subscribing.cancelled():
             subscribing.result()
+
+    async def _subscribe_again_after_drops(self, connection: DeviceConnection) -> None:
+        """`_subscribe`, and again after connecting again when the connection was lost between
+        the CONNACK and the subscriptions (the SDK raises then, and does not subscribe again by
+        itself). A hub that refuses the device says so when it connects again (`HubRefused`).
+        """
+        delay = 1.0
+        while True:
+            try:
+                await self._subscribe(connection)
+                return
+            except errors.HubRefused:
+                if self._stopped.is_set():
+                    raise
+                log.warning("the connection was lost as the agent subscribed; connecting "
+                            "again in %.0f s", delay)  # fmt: skip
+            await asyncio.sleep(delay)
+            delay = min(60.0, delay * 2)
+            await self._connect(connection)
 
     async def _first_twin(self) -> None:
         """The session's first twin read; a refusal or failure ends the session."""

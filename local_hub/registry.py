@@ -170,9 +170,6 @@ class Registry:
     def __len__(self) -> int:
         return len(self._devices)
 
-    def device_ids(self) -> list[str]:
-        return list(self._devices)
-
     def create_device(self, body: dict[str, Any]) -> dict[str, Any]:
         """Register a new identity from IoT Hub's Device JSON (keys generated where absent).
 

@@ -145,7 +145,7 @@ def invoke(device: Device, method: str, payload: Any, *, timeout: int = 30) -> V
     """Call a direct method on the device: in progress when it answered 200, else failed with
     the hub's error code or the device's status (e.g. `reboot: DeviceNotOnline`)."""
     try:
-        result = device.fleet.invoke(device.device_id, method, payload, timeout=timeout)
+        result = device.fleet.methods.invoke(device.device_id, method, payload, timeout=timeout)
     except HubError as exc:
         return Verdict.failed(f"{method}: {exc.error_code or exc.status}")
     if result.status != 200:

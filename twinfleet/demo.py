@@ -137,11 +137,11 @@ def _summary(console: Console, fleet: TwinManager, campaigns: list[CampaignStatu
     table.add_column("currentFwVersion")
     table.add_column("fwUpdateStatus")
     table.add_column("devices", justify="right")
-    versions = fleet.group_by(
+    versions = fleet.queries.group_by(
         "properties.reported.firmware.currentFwVersion", "IS_DEFINED(properties.reported.firmware)"
     )
     for version in sorted(versions, key=str):
-        statuses = fleet.group_by(
+        statuses = fleet.queries.group_by(
             "properties.reported.firmware.fwUpdateStatus",
             f"properties.reported.firmware.currentFwVersion = {nodes.literal_sql(version)}",
         )
@@ -238,7 +238,7 @@ def run_demo(
             power_on(device)
         console.print(f"{devices} devices enrolled: {len(online)} provision themselves now, "
                       f"{len(offline)} offline for now")  # fmt: skip
-        _wait(lambda: fleet.count("properties.reported.firmware.fwUpdateStatus = 'current'")
+        _wait(lambda: fleet.queries.count("properties.reported.firmware.fwUpdateStatus = 'current'")
               >= len(online), 120, "the online devices reporting")  # fmt: skip
 
         image = b"twinfleet demo firmware 2.0.0\n" * 20000
@@ -289,11 +289,12 @@ def run_demo(
         converged = (
             first.status == "completed"
             and second.status == "aborted"
-            and fleet.count("properties.reported.firmware.currentFwVersion = '2.0.0'") == devices
+            and fleet.queries.count("properties.reported.firmware.currentFwVersion = '2.0.0'")
+            == devices
         )
         elapsed = time.monotonic() - started
         verdict = "[green]converged[/]" if converged else "[red]did not converge[/]"
-        retried = fleet.count("tags.twinfleet.firmware_2_0_0.attempt > 1")
+        retried = fleet.queries.count("tags.twinfleet.firmware_2_0_0.attempt > 1")
         console.print(
             f"{retried} devices failed their first boot, rolled back, and succeeded on retry."
         )

@@ -24,6 +24,7 @@ import time
 import urllib.parse
 from typing import Any
 
+from local_hub.clock import iso
 from local_hub.mqtt import codec
 from local_hub.mqtt.connection import Connection
 from local_hub.provisioning.registrar import Attested, Refused, Registrar
@@ -192,7 +193,7 @@ class ProvisioningEndpoint:
             "errorCode": refused.error_code,
             "trackingId": secrets.token_hex(16),
             "message": refused.message,
-            "timestampUtc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self._clock())),
+            "timestampUtc": iso(self._clock()),
         }
         self._answer(device, rid, refused.status, body)
 

@@ -25,7 +25,6 @@ Re-registration follows the enrollment's `reprovisionPolicy`, as DPS does:
 
 from __future__ import annotations
 
-import datetime
 import logging
 import secrets
 from collections.abc import Sequence
@@ -33,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from local_hub import errors, tokens
+from local_hub.clock import iso
 from local_hub.provisioning import allocation, keys
 from local_hub.provisioning.hubs import HubUnavailable, LinkedHub
 from local_hub.provisioning.state import ProvisioningStore
@@ -66,10 +66,6 @@ class Attested:
     @property
     def enabled(self) -> bool:
         return self.enrollment.get("provisioningStatus") == "enabled"
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z")
 
 
 def _signed_by(token: str, resource: str, key: str, now: float) -> bool:
@@ -131,7 +127,7 @@ class Registrar:
             "status": "disabled",
             "errorCode": 401002,
             "errorMessage": "The enrollment or enrollment group is disabled.",
-            "lastUpdatedDateTimeUtc": _now(),
+            "lastUpdatedDateTimeUtc": iso(),
         }
         if attested.group_id is not None:
             state["enrollmentGroupId"] = attested.group_id
@@ -170,7 +166,7 @@ class Registrar:
         previous = self._store.get("registrations", registration_id)
         enrollment = attested.enrollment
         allowed = list(enrollment.get("iotHubs") or [])
-        now = _now()
+        now = iso()
         state: dict[str, Any] = {
             "registrationId": registration_id,
             "createdDateTimeUtc": (previous or {}).get("createdDateTimeUtc", now),

@@ -110,7 +110,7 @@ class Campaign:
         """
         for condition in (spec.target, *(g.condition for g in spec.groups),
                           *(h.condition for h in spec.health_gates)):  # fmt: skip
-            fleet.validate_condition(condition)
+            fleet.queries.validate_condition(condition)
         return cls(fleet, records.CampaignRecord.create(fleet, spec), clock)
 
     @classmethod
@@ -139,14 +139,14 @@ class Campaign:
         """Counts per device state (queued, admitted, succeeded, failed, timedout, cancelled)."""
         counts = {
             str(k): v
-            for k, v in self.fleet.group_by(
+            for k, v in self.fleet.queries.group_by(
                 f"{self._tag}.state", f"IS_DEFINED({self._tag})"
             ).items()
             if k is not None
         }
         reasons = {
             str(k): v
-            for k, v in self.fleet.group_by(
+            for k, v in self.fleet.queries.group_by(
                 f"{self._tag}.reason", self._in(DeviceState.FAILED, DeviceState.TIMEDOUT)
             ).items()
             if k
@@ -165,7 +165,7 @@ class Campaign:
         if state is not None:
             condition = self._in(DeviceState(state))
         text = f"SELECT deviceId, {self._tag} AS progress FROM devices WHERE {condition}"
-        rows = self.fleet.query(text, page_size=1000)
+        rows = self.fleet.queries.run(text, page_size=1000)
         found = [(row["deviceId"], DeviceProgress.model_validate(row["progress"])) for row in rows]
         return sorted(found, key=lambda pair: pair[0])
 
@@ -208,7 +208,7 @@ class Campaign:
         their outcome by `tick` (no retry, no next step)."""
         if self._set_status(CampaignState.CANCELLED, "cancelled by the operator"):
             self._cancel_queued("cancelled")
-            in_flight = self.fleet.count(self._in(DeviceState.ADMITTED))
+            in_flight = self.fleet.queries.count(self._in(DeviceState.ADMITTED))
             if in_flight:
                 self.record.log(self.clock(), f"following {in_flight} devices in flight")
                 self.record.save(self.fleet)
@@ -231,8 +231,8 @@ class Campaign:
         if not status.final and status != CampaignState.CREATED:
             raise ValueError(f"campaign {self.id} is {status}; cancel it first")
         removed = 0
-        for twin in self.fleet.query_twins(f"IS_DEFINED({self._tag})", page_size=1000):
-            self.fleet.update_tags(twin.device_id, {TAG: {self.id: None}})
+        for twin in self.fleet.queries.twins(f"IS_DEFINED({self._tag})", page_size=1000):
+            self.fleet.twins.update_tags(twin.device_id, {TAG: {self.id: None}})
             removed += 1
         self.record.delete(self.fleet)
         return removed
@@ -243,7 +243,7 @@ class Campaign:
                 return None
             return progress.but(state=DeviceState.CANCELLED, reason=reason)
 
-        for twin in self.fleet.query_twins(self._in(DeviceState.QUEUED), page_size=1000):
+        for twin in self.fleet.queries.twins(self._in(DeviceState.QUEUED), page_size=1000):
             self._change(twin, cancel)
 
     def _change(
@@ -259,7 +259,7 @@ class Campaign:
                 return False
             if self._write(twin.device_id, twin.etag, changed):
                 return True
-            twin = self.fleet.get_twin(twin.device_id)
+            twin = self.fleet.twins.get(twin.device_id)
         return False
 
     def _write(self, device_id: str, etag: str | None, progress: DeviceProgress) -> bool:
@@ -268,7 +268,7 @@ class Campaign:
         retired one, say) took its tag with it: there is nothing left to write, and that is not
         a conflict."""
         try:
-            self.fleet.update_tags(device_id, {TAG: {self.id: progress.wire()}},
+            self.fleet.twins.update_tags(device_id, {TAG: {self.id: progress.wire()}},
                                    if_match=etag or "*")  # fmt: skip
         except PreconditionFailed:
             return False
@@ -288,7 +288,7 @@ class Campaign:
                 return None
             return progress.but(state=DeviceState.QUEUED, tries=0, not_before=None)
 
-        for twin in self.fleet.query_twins(self._in(*stopped), page_size=1000):
+        for twin in self.fleet.queries.twins(self._in(*stopped), page_size=1000):
             again += self._change(twin, requeue)
         self.record.log(now, f"re-run: {again} devices queued again")
         bucket = limiting.TokenBucket().restart(now)
@@ -374,14 +374,14 @@ class Campaign:
         target = targeting.target_condition(self.spec)
         text = f"SELECT * FROM devices WHERE {target} AND NOT IS_DEFINED({self._tag})"
         added = 0
-        for row in self.fleet.query(text, page_size=1000):
+        for row in self.fleet.queries.run(text, page_size=1000):
             queued = DeviceProgress(state=DeviceState.QUEUED, group=self._group_of(row))
             etag = row.get("etag")
             for _ in range(5):  # the device may be reporting at this very moment
                 if self._write(row["deviceId"], etag, queued):
                     added += 1
                     break
-                twin = self.fleet.get_twin(row["deviceId"])
+                twin = self.fleet.twins.get(row["deviceId"])
                 if DeviceProgress.of(twin.tags, self.id) is not None:
                     break  # another controller queued it
                 etag = twin.etag
@@ -400,7 +400,7 @@ class Campaign:
         """Record the outcome of each admitted device; once the campaign is `stopped` (aborted
         or cancelled) a failure is final and a succeeded step starts no next one."""
         steps = self.spec.all_steps
-        for twin in self.fleet.query_twins(self._in(DeviceState.ADMITTED), page_size=1000):
+        for twin in self.fleet.queries.twins(self._in(DeviceState.ADMITTED), page_size=1000):
             progress = DeviceProgress.of(twin.tags, self.id)
             if progress is None:
                 continue
@@ -448,7 +448,7 @@ class Campaign:
         if verdict.outcome == api.Outcome.SUCCEEDED:
             if step + 1 < len(self.spec.all_steps):
                 try:
-                    fresh = self.fleet.get_twin(twin.device_id)
+                    fresh = self.fleet.twins.get(twin.device_id)
                 except DeviceNotFound:  # the step deleted it (retire): nothing follows
                     return True
                 return self._start(fresh, claim, step + 1, now)
@@ -489,7 +489,9 @@ class Campaign:
         for gate in self.spec.health_gates:
             if updated < gate.min_devices:
                 continue
-            bad = self.fleet.count(f"{self._in(DeviceState.SUCCEEDED)} AND ({gate.condition})")
+            bad = self.fleet.queries.count(
+                f"{self._in(DeviceState.SUCCEEDED)} AND ({gate.condition})"
+            )
             if bad / updated > gate.max_fraction:
                 why = f"health gate {gate.condition!r}: {bad} of {updated} updated devices"
                 if gate.action == "abort":
@@ -506,7 +508,7 @@ class Campaign:
         if self.spec.abort and self.spec.abort.rollback and previous is not None:
             pattern = api.registry().get(previous.kind)
             touched = self._in(DeviceState.ADMITTED, DeviceState.FAILED)
-            for twin in self.fleet.query_twins(touched, page_size=1000):
+            for twin in self.fleet.queries.twins(touched, page_size=1000):
                 progress = DeviceProgress.of(twin.tags, self.id)
                 attempt = api.Attempt(f"{self.id}-rollback", progress.attempt if progress else 0,
                                       times.iso(self.clock()))  # fmt: skip
@@ -529,7 +531,9 @@ class Campaign:
         names = [g.name for g in self.spec.groups] + ["rest"] if self.spec.groups else ["all"]
         for name in names:
             counts = dict(
-                self.fleet.group_by(f"{self._tag}.state", f"{self._tag}.group = {literal(name)}")
+                self.fleet.queries.group_by(
+                    f"{self._tag}.state", f"{self._tag}.group = {literal(name)}"
+                )
             )
             total = sum(counts.values())
             if not total:
@@ -589,7 +593,7 @@ class Campaign:
             condition = f"{self._in(DeviceState.QUEUED)} AND {self._tag}.group = {literal(group)}"
             if self.spec.trigger == "on_connect":
                 condition += " AND connectionState = 'Connected'"
-            for twin in self.fleet.query_twins(condition, page_size=1000):
+            for twin in self.fleet.queries.twins(condition, page_size=1000):
                 if admitted >= allowed:
                     break
                 progress = DeviceProgress.of(twin.tags, self.id)

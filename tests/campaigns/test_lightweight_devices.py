@@ -28,7 +28,7 @@ def light_fleet(
     running: list[tuple[asyncio.AbstractEventLoop, asyncio.Task[None], threading.Thread]] = []
 
     def start(ids: list[str]) -> light_devices.LightFleet:
-        strings = [fleet.device_connection_string(device_id) for device_id in ids]
+        strings = [fleet.devices.connection_string(device_id) for device_id in ids]
         light = light_devices.LightFleet(strings, hub.ca_certificate_path)
         ready = threading.Event()
         loop = asyncio.new_event_loop()
@@ -68,7 +68,7 @@ def test_a_firmware_then_a_configuration_campaign_converge_on_50_lightweight_dev
 ) -> None:
     ids = devices(DEVICES, prefix="light")
     light = light_fleet(ids)
-    assert fleet.count("properties.reported.firmware.currentFwVersion = '1.0.0'") == DEVICES
+    assert fleet.queries.count("properties.reported.firmware.currentFwVersion = '1.0.0'") == DEVICES
     image = hub.upload_artifact("fw-2.bin", b"image two" * 100)
     spec = CampaignSpec(
         id="light_fw",
@@ -81,7 +81,7 @@ def test_a_firmware_then_a_configuration_campaign_converge_on_50_lightweight_dev
     status = _until_final(Campaign.create(fleet, spec))
     assert status.status == "completed"
     assert status.counts.get("succeeded") == DEVICES, status.counts
-    done = fleet.query(
+    done = fleet.queries.run(
         "SELECT deviceId, properties.reported.firmware AS fw FROM devices "
         "WHERE properties.reported.firmware.currentFwVersion = '2.0.0'",
         page_size=1000,
@@ -105,4 +105,4 @@ def test_a_firmware_then_a_configuration_campaign_converge_on_50_lightweight_dev
     assert status.counts.get("succeeded") == DEVICES, status.counts
     applied = "properties.reported.configuration.status = 'applied' AND " \
               "properties.reported.configuration.version = 7"  # fmt: skip
-    assert fleet.count(applied) == DEVICES
+    assert fleet.queries.count(applied) == DEVICES

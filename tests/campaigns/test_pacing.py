@@ -77,9 +77,9 @@ def test_a_paced_campaign_on_s1_never_meets_a_throttle(
         with TwinManager.from_local_hub(hub) as fleet:
             ids = [f"s1-{i}" for i in range(4)]
             for device_id in ids:
-                fleet.create_device(device_id)
+                fleet.devices.create(device_id)
                 simulated.add(
-                    fleet.device_connection_string(device_id), tmp_path / device_id,
+                    fleet.devices.connection_string(device_id), tmp_path / device_id,
                     ca_cert=hub.ca_certificate, image_ca_file=hub.ca_certificate_path,
                 )  # fmt: skip
             spec = CampaignSpec(
@@ -95,7 +95,7 @@ def test_a_paced_campaign_on_s1_never_meets_a_throttle(
             final = run_paced(campaign, pacing, sleep=clock.pause)
             assert final.status == "completed"
             assert final.counts == {"succeeded": 4}
-            assert {fleet.get_twin(d).reported["configuration"]["status"] for d in ids} == {
+            assert {fleet.twins.get(d).reported["configuration"]["status"] for d in ids} == {
                 "applied"
             }
     finally:

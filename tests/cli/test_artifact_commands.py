@@ -118,15 +118,17 @@ def test_a_firmware_campaign_from_an_image_file(hub_process: Any, tmp_path: Path
         assert created.returncode == 0, created.stderr
         assert hashlib.sha256(image.read_bytes()).hexdigest() in created.stdout
         _eventually(
-            lambda: fleet.count("properties.reported.firmware.currentFwVersion = '1.0.0'") == 2
+            lambda: (
+                fleet.queries.count("properties.reported.firmware.currentFwVersion = '1.0.0'") == 2
+            )
         )
         ran = _twinfleet(hub_dir, "campaign", "run", "fw3", "--poll", "0.3")
         assert ran.returncode == 0, ran.stdout + ran.stderr
         for device_id in ("img-0000", "img-0001"):
-            twin = fleet.get_twin(device_id)
+            twin = fleet.twins.get(device_id)
             assert twin.reported["firmware"]["currentFwVersion"] == "3.0.0"
             assert twin.desired["firmware"]["fwPackageSize"] == image.stat().st_size
-        assert [fleet.get_twin(d).tags["twinfleet"]["fw3"]["attempt"]
+        assert [fleet.twins.get(d).tags["twinfleet"]["fw3"]["attempt"]
                 for d in ("img-0000", "img-0001")] == [2, 1]  # fmt: skip
         log = "\n".join(Campaign.load(fleet, "fw3").status().log)
         assert "img-0000: attempt 1 failed (rolledback" in log

@@ -101,7 +101,7 @@ def _settings(
 
 def _connected(fleet: TwinManager, device_id: str) -> bool:
     try:
-        return fleet.get_twin(device_id).connection_state == "Connected"
+        return fleet.twins.get(device_id).connection_state == "Connected"
     except DeviceNotFound:
         return False
 
@@ -133,11 +133,11 @@ def test_an_agent_provisions_itself_converges_and_restarts_on_its_stored_hub_wit
         tmp_path / "first.log",
     )
     _eventually(lambda: _connected(fleet, "sensor-1"), what="the device connecting")
-    assert fleet.get_twin("sensor-1").tags == {"line": "a"}  # the group's initial twin
-    fleet.update_desired("sensor-1", {"configuration": {"version": 1, "interval": 15}})
+    assert fleet.twins.get("sensor-1").tags == {"line": "a"}  # the group's initial twin
+    fleet.twins.update_desired("sensor-1", {"configuration": {"version": 1, "interval": 15}})
     _eventually(
         lambda: (
-            fleet.get_twin("sensor-1").reported.get("configuration", {}).get("status") == "applied"
+            fleet.twins.get("sensor-1").reported.get("configuration", {}).get("status") == "applied"
         ),
         what="the device applying its configuration",
     )
@@ -171,11 +171,11 @@ def test_a_deleted_identity_makes_the_agent_provision_again_and_the_device_come_
     agent = agents([sys.executable, "-m", "device_agent", "--config", str(config)],
                    tmp_path / "agent.log")  # fmt: skip
     _eventually(lambda: _connected(fleet, "sensor-2"), what="the device connecting")
-    fleet.delete_device("sensor-2")
+    fleet.devices.delete("sensor-2")
 
     # The hub drops it and refuses its reconnection; it registers again and DPS recreates it.
     _eventually(lambda: _connected(fleet, "sensor-2"), timeout=90, what="the device returning")
-    assert fleet.get_twin("sensor-2").tags == {"line": "b"}
+    assert fleet.twins.get("sensor-2").tags == {"line": "b"}
     text = agent.text()
     assert "the hub refused sensor-2" in text
     assert "provisioning again in" in text
@@ -203,17 +203,17 @@ def test_a_device_disabled_in_its_hub_after_its_group_moved_follows_to_the_new_h
     agent = agents([sys.executable, "-m", "device_agent", "--config", str(config)],
                    tmp_path / "agent.log")  # fmt: skip
     _eventually(lambda: _connected(old, "sensor-4"), what="the device connecting")
-    old.update_tags("sensor-4", {"site": "plant-7"})
+    old.twins.update_tags("sensor-4", {"site": "plant-7"})
     enrollments.create_group(
         "line-m", iot_hubs=[second.host], primary_key=pair["primaryKey"],
         secondary_key=pair["secondaryKey"], replace=True,
     )  # fmt: skip
-    old.set_enabled("sensor-4", False)  # the operator sends it on its way
+    old.devices.set_enabled("sensor-4", False)  # the operator sends it on its way
 
     _eventually(lambda: _connected(new, "sensor-4"), timeout=90, what="the device moving")
-    assert new.get_twin("sensor-4").tags == {"site": "plant-7"}  # migrated with it
+    assert new.twins.get("sensor-4").tags == {"site": "plant-7"}  # migrated with it
     with pytest.raises(DeviceNotFound):
-        old.get_device("sensor-4")
+        old.devices.get("sensor-4")
     stored = json.loads((tmp_path / "device" / "state" / "agent" / "assignment.json").read_text())
     assert stored["assigned_hub"] == second.host
     assert key not in agent.text()
@@ -233,7 +233,7 @@ def test_a_disabled_enrollment_keeps_the_agent_backing_off_never_in_a_hot_loop(
                    tmp_path / "agent.log")  # fmt: skip
     _eventually(lambda: _connected(fleet, "sensor-3"), what="the device connecting")
     enrollments.set_group_enabled("line-c", False)
-    fleet.delete_device("sensor-3")
+    fleet.devices.delete("sensor-3")
 
     _eventually(lambda: "was not assigned" in agent.text() or "failed:" in agent.text(),
                 timeout=90, what="a refused registration")  # fmt: skip
@@ -266,8 +266,8 @@ def test_fleet_simulate_provisions_each_device_through_the_dps(
          "--state-root", str(tmp_path / "devices")],
         tmp_path / "simulate.log",
     )  # fmt: skip
-    _eventually(lambda: fleet.count("connectionState = 'Connected'") == 3, what="3 devices")
-    assert fleet.count("tags.line = 'd'") == 3
+    _eventually(lambda: fleet.queries.count("connectionState = 'Connected'") == 3, what="3 devices")
+    assert fleet.queries.count("tags.line = 'd'") == 3
     registered = {r["registrationId"]: r for r in dps.enrollments().registrations()}
     assert sorted(registered) == ["pump-0000", "pump-0001", "pump-0002"]
     assert {r["assignedHub"] for r in registered.values()} == {hub.host}
@@ -337,7 +337,7 @@ def test_a_stop_while_the_agent_backs_off_ends_it_at_once(
     agent = agents([sys.executable, "-m", "device_agent", "--config", str(config)],
                    tmp_path / "agent.log")  # fmt: skip
     _eventually(lambda: _connected(fleet, "sensor-5"), what="the device connecting")
-    fleet.delete_device("sensor-5")  # refused after a connected session: a 5-10 minute wait
+    fleet.devices.delete("sensor-5")  # refused after a connected session: a 5-10 minute wait
     _eventually(lambda: "provisioning again in" in agent.text(), what="the refusal")
     stopped = time.monotonic()
     assert agent.stop() == 0

@@ -56,7 +56,7 @@ def test_the_reprovision_policy_decides_the_hub_and_the_twin_of_a_device_re_regi
     keys = doc["attestation"]["symmetricKey"]
     assert _register(dps, registration_id, keys["primaryKey"]).assigned_hub == first.host
     old, new = TwinManager.from_local_hub(first), TwinManager.from_local_hub(second)
-    old.update_twin(registration_id, tags={"line": "b"}, desired={"interval": 60})
+    old.twins.update(registration_id, tags={"line": "b"}, desired={"interval": 60})
 
     enrollments.create(
         registration_id, iot_hubs=[second.host], initial_twin=INITIAL,
@@ -70,11 +70,11 @@ def test_the_reprovision_policy_decides_the_hub_and_the_twin_of_a_device_re_regi
     )  # fmt: skip
     now, before = (new, old) if moves else (old, new)
     tags, interval = twin
-    found = now.get_twin(registration_id)
+    found = now.twins.get(registration_id)
     assert found.tags == tags
     assert found.desired["interval"] == interval
     with pytest.raises(DeviceNotFound):
-        before.get_device(registration_id)  # moving removes the identity from the old hub
+        before.devices.get(registration_id)  # moving removes the identity from the old hub
     recorded = {r["registrationId"]: r for r in enrollments.registrations()}[registration_id]
     assert (recorded["assignedHub"], recorded["substatus"]) == (state.assigned_hub, substatus)
 

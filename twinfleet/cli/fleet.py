@@ -4,10 +4,13 @@ given a hub (identities made here) or a provisioning service (devices provision 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+import logging
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import typer
 
@@ -18,11 +21,27 @@ from local_hub.provisioning import (
     ProvisioningStore,
     derive_device_key,
 )
-from twin_manager import DeviceNotFound, TwinManager, read_hub_dir
+from twin_manager import DeviceNotFound, HubUnavailable, TwinManager, read_hub_dir
 from twinfleet import light_devices
 from twinfleet.cli.exit_codes import ExitCode
 
 __all__ = ["app", "provisioned_devices", "settings_rejecter", "simulate_fleet"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+_RETRY_SECONDS = 2.0
+
+
+def _when_reachable(call: Callable[[], T]) -> T:
+    """`call()`, again every few seconds while the hub cannot be reached: a fleet started with
+    (or just after) its hub waits for it, as the devices' own connections do."""
+    while True:
+        try:
+            return call()
+        except HubUnavailable as exc:
+            log.warning("%s; trying again in %g s", exc, _RETRY_SECONDS)
+            time.sleep(_RETRY_SECONDS)
+
 
 app = typer.Typer(help="Simulated fleets.", no_args_is_help=True)
 
@@ -203,7 +222,7 @@ def _hub_devices(
 ) -> tuple[list[tuple[str, str | Provisioner]], str]:
     fleet = TwinManager.from_hub_dir(hub_dir)
     if query is not None:
-        ids = [row["deviceId"] for row in fleet.query(
+        ids = [row["deviceId"] for row in fleet.queries.run(
             f"SELECT deviceId FROM devices WHERE {query}", page_size=1000)]  # fmt: skip
         if not ids:
             typer.echo(f"error: no device matches {query}", err=True)
@@ -212,11 +231,12 @@ def _hub_devices(
         ids = [f"{prefix}-{i:04d}" for i in range(devices)]
         for device_id in ids:
             try:
-                fleet.get_device(device_id)
+                _when_reachable(functools.partial(fleet.devices.get, device_id))
             except DeviceNotFound:
-                fleet.create_device(device_id)
+                _when_reachable(functools.partial(fleet.devices.create, device_id))
     connections: list[tuple[str, str | Provisioner]] = [
-        (device_id, fleet.device_connection_string(device_id)) for device_id in ids
+        (device_id, _when_reachable(functools.partial(fleet.devices.connection_string, device_id)))
+        for device_id in ids
     ]
     return connections, read_hub_dir(hub_dir).ca_file
 
