@@ -109,7 +109,7 @@ class IndexedEqualsFullScan(RuleBasedStateMachine):
     @rule(data=st.data(), tags=PATCHES, desired=PATCHES, replace=st.booleans())
     def patch_service(self, data: st.DataObject, tags: dict[str, Any],
                       desired: dict[str, Any], replace: bool) -> None:  # fmt: skip
-        device_id = data.draw(st.sampled_from(self.registry.device_ids()))
+        device_id = data.draw(st.sampled_from(list(self.registry.ordered_ids())))
         if replace:  # a replace sends whole sections (no nulls)
             tags = {k: v for k, v in tags.items() if v is not None}
             desired = {k: v for k, v in desired.items() if v is not None}
@@ -119,13 +119,13 @@ class IndexedEqualsFullScan(RuleBasedStateMachine):
     @precondition(lambda self: len(self.registry) > 0)
     @rule(data=st.data(), patch=PATCHES)
     def patch_reported(self, data: st.DataObject, patch: dict[str, Any]) -> None:
-        device_id = data.draw(st.sampled_from(self.registry.device_ids()))
+        device_id = data.draw(st.sampled_from(list(self.registry.ordered_ids())))
         self.registry.patch_reported(device_id, patch)
 
     @precondition(lambda self: len(self.registry) > 0)
     @rule(data=st.data())
     def delete(self, data: st.DataObject) -> None:
-        device_id = data.draw(st.sampled_from(self.registry.device_ids()))
+        device_id = data.draw(st.sampled_from(list(self.registry.ordered_ids())))
         self.registry.delete_device(device_id, None)
 
     @rule()
