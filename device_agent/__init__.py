@@ -11,7 +11,10 @@ Its API:
 - `FirmwareUpdater`: the power-loss-safe firmware state machine; `TrustStore` and
   `UntrustedImage` for signed images.
 - Simulation: `run_simulated_device`, `SimulatedFleet`.
-- Errors: `AgentError` (the root), `PermanentError`, `TemporaryError(delay=...)`.
+- Provisioning: `Provisioner` (registers with a DPS and keeps the assignment), `Credentials`
+  (what it registers with), `Backoff` (its waits after a refusal).
+- Errors: `AgentError` (the root), `PermanentError`, `TemporaryError(delay=...)`,
+  `HubRefused` (the hub will not take the device: provision again), `ProvisioningFailed`.
 
 On a device, run it as a command with a settings file (see `device_agent.settings` for the file
 and `packaging/twinfleet-agent.service` for the systemd unit)::

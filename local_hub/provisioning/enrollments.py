@@ -24,6 +24,8 @@ from local_hub.provisioning.state import ProvisioningStore
 __all__ = ["ALLOCATION_POLICIES", "EnrollmentError", "Enrollments"]
 
 ALLOCATION_POLICIES = ("hashed", "static")
+_GROUPS = "enrollment_groups"  # the store tables
+_ENROLLMENTS = "enrollments"
 _ID = re.compile(r"^[a-z0-9][a-z0-9._:-]{0,127}$")
 
 
@@ -126,12 +128,30 @@ class Enrollments:
     def __init__(self, store: ProvisioningStore) -> None:
         self._store = store
 
-    def _replace(self, table: str, key: str, doc: dict[str, Any]) -> dict[str, Any]:
-        old = self._store.get(table, key)
-        if old is not None:
-            doc["createdDateTimeUtc"] = old["createdDateTimeUtc"]
-        self._store.put(table, key, doc)
+    def _put_new(
+        self, table: str, noun: str, key: str, doc: dict[str, Any], *, replace: bool
+    ) -> dict[str, Any]:
+        """Store a new `doc` under `key`; with `replace`, over an existing one (keeping its
+        creation time). EnrollmentError (409) when it exists and `replace` is not given."""
+        if replace:
+            old = self._store.get(table, key)
+            if old is not None:
+                doc["createdDateTimeUtc"] = old["createdDateTimeUtc"]
+            self._store.put(table, key, doc)
+            return doc
+        if not self._store.insert(table, key, doc):
+            raise EnrollmentError(f"The {noun} {key!r} already exists.", 409)
         return doc
+
+    def _get(self, table: str, noun: str, key: str) -> dict[str, Any]:
+        doc = self._store.get(table, key)
+        if doc is None:
+            raise EnrollmentError(f"There is no {noun} {key!r}.", 404)
+        return doc
+
+    def _delete(self, table: str, noun: str, key: str) -> None:
+        if not self._store.delete(table, key):
+            raise EnrollmentError(f"There is no {noun} {key!r}.", 404)
 
     # -- groups ------------------------------------------------------------------------------
 
@@ -161,25 +181,17 @@ class Enrollments:
             "attestation": _attestation(primary_key, secondary_key),
             **_common(allocation, iot_hubs, initial_twin, enabled, payload, reprovision),
         }
-        if replace:
-            return self._replace("enrollment_groups", group_id, doc)
-        if not self._store.insert("enrollment_groups", group_id, doc):
-            raise EnrollmentError(f"The enrollment group {group_id!r} already exists.", 409)
-        return doc
+        return self._put_new(_GROUPS, "enrollment group", group_id, doc, replace=replace)
 
     def groups(self) -> list[dict[str, Any]]:
-        return self._store.all("enrollment_groups")
+        return self._store.all(_GROUPS)
 
     def group(self, group_id: str) -> dict[str, Any]:
         """Raises EnrollmentError (404) when there is no such group."""
-        doc = self._store.get("enrollment_groups", group_id)
-        if doc is None:
-            raise EnrollmentError(f"There is no enrollment group {group_id!r}.", 404)
-        return doc
+        return self._get(_GROUPS, "enrollment group", group_id)
 
     def delete_group(self, group_id: str) -> None:
-        if not self._store.delete("enrollment_groups", group_id):
-            raise EnrollmentError(f"There is no enrollment group {group_id!r}.", 404)
+        self._delete(_GROUPS, "enrollment group", group_id)
 
     def set_group_enabled(self, group_id: str, enabled: bool) -> dict[str, Any]:
         """Enable or disable an enrollment group (a disabled group's devices are refused)."""
@@ -188,7 +200,7 @@ class Enrollments:
             provisioningStatus="enabled" if enabled else "disabled", lastUpdatedDateTimeUtc=iso()
         )
         doc["etag"] = secrets.token_hex(8)
-        self._store.put("enrollment_groups", group_id, doc)
+        self._store.put(_GROUPS, group_id, doc)
         return doc
 
     # -- individual enrollments --------------------------------------------------------------
@@ -221,24 +233,16 @@ class Enrollments:
             "attestation": _attestation(primary_key, secondary_key),
             **_common(allocation, iot_hubs, initial_twin, enabled, payload, reprovision),
         }
-        if replace:
-            return self._replace("enrollments", registration_id, doc)
-        if not self._store.insert("enrollments", registration_id, doc):
-            raise EnrollmentError(f"The enrollment {registration_id!r} already exists.", 409)
-        return doc
+        return self._put_new(_ENROLLMENTS, "enrollment", registration_id, doc, replace=replace)
 
     def enrollments(self) -> list[dict[str, Any]]:
-        return self._store.all("enrollments")
+        return self._store.all(_ENROLLMENTS)
 
     def enrollment(self, registration_id: str) -> dict[str, Any]:
-        doc = self._store.get("enrollments", registration_id)
-        if doc is None:
-            raise EnrollmentError(f"There is no enrollment {registration_id!r}.", 404)
-        return doc
+        return self._get(_ENROLLMENTS, "enrollment", registration_id)
 
     def delete(self, registration_id: str) -> None:
-        if not self._store.delete("enrollments", registration_id):
-            raise EnrollmentError(f"There is no enrollment {registration_id!r}.", 404)
+        self._delete(_ENROLLMENTS, "enrollment", registration_id)
 
     # -- registration states -----------------------------------------------------------------
 

@@ -99,6 +99,22 @@ class LinkedHub:
             text = await response.text()
             return response.status, (json.loads(text) if text else None)
 
+    async def _call(self, method: str, path: str) -> tuple[int, Any]:
+        """One body-less request on a session of its own: (status, parsed body).
+
+        Raises:
+            HubUnavailable: the hub is not running or cannot be reached.
+        """
+        service = self._service()
+        try:
+            async with aiohttp.ClientSession(timeout=_TIMEOUT) as session:
+                return await self._request(session, service, method, path, None)
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise self._unreachable(exc) from None
+
+    def _unreachable(self, exc: BaseException) -> HubUnavailable:
+        return HubUnavailable(f"the hub in {self.data_dir} is unreachable: {type(exc).__name__}")
+
     async def ensure_device(
         self, device_id: str, primary_key: str, secondary_key: str, initial_twin: dict[str, Any]
     ) -> bool:
@@ -138,9 +154,7 @@ class LinkedHub:
                         )
                 return True
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            raise HubUnavailable(
-                f"the hub in {self.data_dir} is unreachable: {type(exc).__name__}"
-            ) from None
+            raise self._unreachable(exc) from None
 
     async def twin(self, device_id: str) -> dict[str, Any] | None:
         """The device's twin (tags, desired and reported properties), or None without one.
@@ -148,15 +162,8 @@ class LinkedHub:
         Raises:
             HubUnavailable: the hub is down or answered with an error.
         """
-        service = self._service()
         path = f"/twins/{urllib.parse.quote(device_id, safe='')}"
-        try:
-            async with aiohttp.ClientSession(timeout=_TIMEOUT) as session:
-                status, body = await self._request(session, service, "GET", path, None)
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            raise HubUnavailable(
-                f"the hub in {self.data_dir} is unreachable: {type(exc).__name__}"
-            ) from None
+        status, body = await self._call("GET", path)
         if status == 404:
             return None
         if status != 200 or not isinstance(body, dict):
@@ -171,15 +178,8 @@ class LinkedHub:
         Raises:
             HubUnavailable: the hub is down or answered with an error.
         """
-        service = self._service()
         path = f"/devices/{urllib.parse.quote(device_id, safe='')}"
-        try:
-            async with aiohttp.ClientSession(timeout=_TIMEOUT) as session:
-                status, _ = await self._request(session, service, "DELETE", path, None)
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            raise HubUnavailable(
-                f"the hub in {self.data_dir} is unreachable: {type(exc).__name__}"
-            ) from None
+        status, _ = await self._call("DELETE", path)
         if status == 404:
             return False
         if status not in (200, 204):

@@ -83,6 +83,37 @@ def test_fleet_simulate_runs_the_devices_a_query_selects(hub: LocalHub, tmp_path
     assert fleet.queries.count() == 3  # nothing registered beside the devices asked for
 
 
+def test_fleet_simulate_lightweight_devices_follow_the_twin_contract(hub: LocalHub) -> None:
+    fleet = TwinManager.from_local_hub(hub)
+    process = _twinfleet(
+        "fleet", "simulate", "--hub-dir", str(hub.data_dir), "--devices", "20", "--lightweight",
+        "--prefix", "lw",
+    )  # fmt: skip
+    try:
+        current = "properties.reported.firmware.currentFwVersion = '1.0.0'"
+        _eventually(lambda: fleet.queries.count(current) == 20, timeout=60)
+        assert fleet.queries.count("connectionState = 'Connected'") == 20
+        fleet.twins.update_desired("lw-0007", {"firmware": {
+            "fwVersion": "1.1.0", "fwPackageURI": "https://example.invalid/fw-1.1.0.bin",
+            "fwPackageCheckValue": hashlib.sha256(b"1.1.0").hexdigest(), "campaignId": "by-hand",
+        }})  # fmt: skip
+        updated = "properties.reported.firmware.currentFwVersion = '1.1.0' AND " \
+                  "properties.reported.firmware.fwUpdateStatus = 'current'"  # fmt: skip
+        _eventually(lambda: fleet.queries.count(updated) == 1)
+        assert fleet.twins.get("lw-0007").reported["firmware"]["campaignId"] == "by-hand"
+    finally:
+        assert _stop(process) == 0
+
+
+def test_fleet_simulate_without_lightweight_needs_a_state_root(hub: LocalHub) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "twinfleet", "fleet", "simulate", "--hub-dir", str(hub.data_dir),
+         "--devices", "1"], capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "--state-root DIR is required" in done.stderr
+
+
 def test_agent_run_updates_and_reexecutes_after_reboot(
     hub: LocalHub, tmp_path: Path, upload: Any
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -15,17 +16,20 @@ __all__ = ["app"]
 app = typer.Typer(help="Run the device agent.", no_args_is_help=True)
 
 
+def _secret_option(flag: str, envvar: str, help_text: str) -> Any:
+    """An option for a secret, also read from `envvar`; help never shows its value."""
+    return typer.Option(None, flag, envvar=envvar, help=help_text, show_default=False)
+
+
 @app.command()
 def run(
     config: Path | None = typer.Option(
         None, "--config", help="The agent's TOML settings file (see `twinfleet-agent --help`)."
     ),
-    connection_string: str | None = typer.Option(
-        None,
+    connection_string: str | None = _secret_option(
         "--connection-string",
-        envvar="TWINFLEET_DEVICE_CONNECTION_STRING",
-        help="The device's connection string (overrides the file's connection).",
-        show_default=False,
+        "TWINFLEET_DEVICE_CONNECTION_STRING",
+        "The device's connection string (overrides the file's connection).",
     ),
     ca_cert: Path | None = typer.Option(
         None, "--ca-cert", help="CA file to trust for the hub (and the provisioning service)."
@@ -37,12 +41,10 @@ def run(
     registration_id: str | None = typer.Option(
         None, "--registration-id", help="The device's registration id at the DPS."
     ),
-    symmetric_key: str | None = typer.Option(
-        None,
+    symmetric_key: str | None = _secret_option(
         "--symmetric-key",
-        envvar="TWINFLEET_DEVICE_SYMMETRIC_KEY",
-        help="The device's key (in an enrollment group: derived from the group's key).",
-        show_default=False,
+        "TWINFLEET_DEVICE_SYMMETRIC_KEY",
+        "The device's key (in an enrollment group: derived from the group's key).",
     ),
     state_dir: Path | None = typer.Option(
         None, "--state-dir", help="Where the agent keeps its state (overrides the file)."

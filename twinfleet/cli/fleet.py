@@ -22,6 +22,7 @@ from local_hub.provisioning import (
     derive_device_key,
 )
 from twin_manager import DeviceNotFound, HubUnavailable, TwinManager, read_hub_dir
+from twinfleet import light_devices
 from twinfleet.cli.exit_codes import ExitCode
 
 __all__ = ["app", "provisioned_devices", "settings_rejecter", "simulate_fleet"]
@@ -126,7 +127,9 @@ def simulate(
         None, "--hub-dir", help="A running local hub's data directory."
     ),
     devices: int = typer.Option(10, "--devices", min=1, help="How many devices."),
-    state_root: Path = typer.Option(..., "--state-root", help="Where device state lives."),
+    state_root: Path | None = typer.Option(
+        None, "--state-root", help="Where device state lives (required but with --lightweight)."
+    ),
     prefix: str = typer.Option("sim", help="Device ids are <prefix>-0000, <prefix>-0001, ..."),
     initial_version: str = typer.Option("1.0.0", help="The devices' factory firmware version."),
     fail_first_boot: int = typer.Option(
@@ -161,6 +164,17 @@ def simulate(
         None, "--registration-ids", metavar="IDS",
         help="With --dps-dir: comma-separated registration ids (default: <prefix>-NNNN).",
     ),
+    lightweight: bool = typer.Option(
+        False, "--lightweight",
+        help="With --hub-dir: lightweight devices (raw MQTT, twin traffic only, no state on "
+        "disk), thousands in one process, for scale tests; --state-root, --fail-first-boot and "
+        "--reject-settings do not apply.",
+    ),
+    sources: str = typer.Option(
+        "", "--sources", metavar="ADDRESSES",
+        help="With --lightweight: comma-separated local addresses to dial from in turn (more "
+        "than about 28,000 connections to one hub need several).",
+    ),
 ) -> None:  # fmt: skip
     """Run a simulated agent for each of DEVICES devices named <prefix>-NNNN (registered if new),
     or for every device a query condition selects (`--query`); with --dps-dir, each device
@@ -168,6 +182,16 @@ def simulate(
     provisions itself."""
     rejected = frozenset(k.strip() for k in reject_settings.split(",") if k.strip())
     simulated: list[tuple[str, str | Provisioner]]
+    if lightweight:
+        if hub_dir is None or dps_dir is not None:
+            raise _fail("--lightweight needs --hub-dir (lightweight devices do not provision)")
+        simulated, ca_file = _hub_devices(hub_dir, devices, prefix, query)
+        strings = [connection for _, connection in simulated if isinstance(connection, str)]
+        _simulate_lightweight(strings, ca_file, initial_version, sources)
+        return
+    if state_root is None:
+        raise _fail("--state-root DIR is required: the simulated agents keep their state there "
+                    "(or use --lightweight, which keeps none)")  # fmt: skip
     if dps_dir is not None:
         if hub_dir is not None or query is not None:
             raise _fail("give --dps-dir or --hub-dir, not both (--query needs --hub-dir)")
@@ -215,3 +239,21 @@ def _hub_devices(
         for device_id in ids
     ]
     return connections, read_hub_dir(hub_dir).ca_file
+
+
+def _simulate_lightweight(
+    connection_strings: list[str], ca_file: str, initial_version: str, sources: str
+) -> None:
+    addresses = [a.strip() for a in sources.split(",") if a.strip()]
+    light = light_devices.LightFleet(connection_strings, ca_file, initial_version=initial_version,
+                                     sources=addresses)  # fmt: skip
+
+    def ready() -> None:
+        typer.echo(f"{len(connection_strings)} lightweight devices connected", err=True)
+
+    typer.echo(f"running {len(connection_strings)} lightweight simulated devices (Ctrl-C to "
+               "stop)", err=True)  # fmt: skip
+    try:
+        asyncio.run(light.run(on_ready=ready))
+    except KeyboardInterrupt:
+        pass
