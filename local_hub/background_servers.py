@@ -67,13 +67,12 @@ class BackgroundServer(Generic[S]):
                 ready.set()
                 if server is not None:
                     loop.run_until_complete(server.stop())
-                loop.close()
+                _close(loop)
                 return
             ready.set()
             loop.run_forever()
             loop.run_until_complete(server.stop())
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
+            _close(loop)
 
         self._loop = loop
         self._thread = threading.Thread(target=run, name=self._thread_name)
@@ -115,3 +114,12 @@ class BackgroundServer(Generic[S]):
         """Run a coroutine on the server's loop and wait for its result."""
         assert self._loop is not None
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)
+
+
+def _close(loop: asyncio.AbstractEventLoop) -> None:
+    """Close a server's loop as `asyncio.run` would: its async generators finished and its
+    default executor's threads (queries evaluated off the loop, file scans) joined, so a stopped
+    server leaves no thread behind."""
+    loop.run_until_complete(loop.shutdown_asyncgens())
+    loop.run_until_complete(loop.shutdown_default_executor())
+    loop.close()
