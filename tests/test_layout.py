@@ -77,6 +77,8 @@ SURFACE = {
         "TwinManager",
         "TwinManagerError",
         "Unauthorized",
+        "Usage",
+        "UsageSnapshot",
         "read_hub_dir",
     ],
     "device_agent": [

@@ -36,6 +36,7 @@ from twin_manager.models import (
 )
 from twin_manager.retrying import RetryPolicy
 from twin_manager.sentinels import NOT_GIVEN
+from twin_manager.usage import Usage, UsageSnapshot
 
 __all__ = [
     "NOT_GIVEN",
@@ -64,5 +65,7 @@ __all__ = [
     "TwinManager",
     "TwinManagerError",
     "Unauthorized",
+    "Usage",
+    "UsageSnapshot",
     "read_hub_dir",
 ]

@@ -24,6 +24,7 @@ from azure.iot.hub.protocol import models as sdk_models
 from msrest.exceptions import ClientRequestError, HttpOperationError
 
 from twin_manager import errors
+from twin_manager.usage import Usage
 
 __all__ = ["Sdk"]
 
@@ -72,9 +73,10 @@ def translate(exc: Exception, what: str, device_id: str | None = None) -> errors
 class Sdk:
     """Per-thread SDK clients for one hub, and raw calls through them."""
 
-    def __init__(self, connection_string: str, ca_file: str | None) -> None:
+    def __init__(self, connection_string: str, ca_file: str | None, usage: Usage) -> None:
         self._connection_string = connection_string
         self._ca_file = ca_file
+        self._usage = usage
         self._local = threading.local()
         fields = dict(part.split("=", 1) for part in connection_string.split(";") if "=" in part)
         if not {"HostName", "SharedAccessKey"} <= fields.keys():
@@ -107,16 +109,24 @@ class Sdk:
         """Run `operation(protocol_clients)`; returns the decoded JSON body (None when empty).
 
         `operation` gets an object with `registry`, `jobs` and `configurations` SDK clients and
-        must return a `ClientRawResponse` (call the protocol with `raw=True`).
+        must return a `ClientRawResponse` (call the protocol with `raw=True`). Every request
+        that got an answer is filed in the manager's `Usage` by the throttle it draws on.
         """
         try:
             raw = operation(self._clients())
         except (HttpOperationError, ClientRequestError, requests.RequestException) as exc:
+            self._file(getattr(exc, "response", None))
             raise translate(exc, what, device_id) from exc
         response = raw.response
+        self._file(response)
         if not response.content:
             return None
         return response.json(), response.headers
+
+    def _file(self, response: requests.Response | None) -> None:
+        if response is not None and response.request is not None:
+            request = response.request
+            self._usage.record(request.method or "", request.url or "", response.status_code)
 
     @staticmethod
     def query_page(clients: Any, text: str, token: str | None, page_size: int) -> Any:

@@ -25,6 +25,7 @@ from twin_manager._sdk import Sdk
 from twin_manager.querying import checked_condition, checked_query
 from twin_manager.retrying import RetryPolicy
 from twin_manager.sentinels import NOT_GIVEN, NotGiven
+from twin_manager.usage import Usage
 
 __all__ = ["HubLike", "TwinManager"]
 
@@ -65,6 +66,9 @@ class TwinManager:
         retry: the retry policy for transient failures.
         device_host_name: the HostName devices use, when it differs from the service's.
         gateway_host_name: the GatewayHostName devices dial, if any.
+
+    Attributes:
+        usage: the requests this manager sent, per IoT Hub throttle (see `twin_manager.usage`).
     """
 
     def __init__(
@@ -76,7 +80,8 @@ class TwinManager:
         device_host_name: str | None = None,
         gateway_host_name: str | None = None,
     ) -> None:
-        self._sdk = Sdk(connection_string, ca_file)
+        self.usage = Usage()  # what this manager asked of the hub, per IoT Hub throttle
+        self._sdk = Sdk(connection_string, ca_file, self.usage)
         self._connection_string = connection_string
         self._ca_file = ca_file
         self._retry = retry or RetryPolicy()
