@@ -638,11 +638,11 @@ class Campaign:
             condition += " AND connectionState = 'Connected'"
         admitted = 0
         for twin in self.fleet.query_twins(condition, page_size=min(allowed, 1000)):
-            if admitted >= allowed:
-                break
             progress = DeviceProgress.of(twin.tags, self.id)
             if progress is None or progress.state != DeviceState.QUEUED:
                 continue
             if self._start(twin, progress, progress.step, now):
                 admitted += 1
+                if admitted >= allowed:
+                    break  # before the next row: it may be on a page not yet read
         return admitted
