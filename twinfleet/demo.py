@@ -230,8 +230,8 @@ def run_demo(
                 power_on(device)  # the stragglers come online while the canaries update
         paced = None if tier is None else Pacing.for_tier(tier, units, share=1.0)
         if paced is not None:
-            console.print(f"Tier {tier}: the controller ticks at once while the hub's minute of "
-                          f"burst lasts, then every {paced.poll:.0f} s, within its quotas")  # fmt: skip
+            console.print(f"Tier {tier}: the controller ticks at once while the hub's burst "
+                          f"lasts, then every {paced.poll:.0f} s, within its quotas")  # fmt: skip
         first = _watch(console, campaign, devices, "Campaign 1: firmware 2.0.0, canaries first",
                        paced)  # fmt: skip
 
