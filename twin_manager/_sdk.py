@@ -100,6 +100,14 @@ class Sdk:
                     client.protocol.config.connection.verify = self._ca_file
         return local
 
+    def release(self) -> None:
+        """Close the calling thread's SDK clients (their HTTP sessions), if it made any."""
+        local = self._local
+        for name in ("registry", "jobs", "configurations"):
+            client = local.__dict__.pop(name, None)
+            if client is not None:
+                client.protocol.close()
+
     def call(
         self,
         what: str,

@@ -142,6 +142,11 @@ class TwinManager:
     def close(self) -> None:
         """Release nothing yet held beyond each call; kept for symmetry and future pooling."""
 
+    def release_thread(self) -> None:
+        """Close the SDK clients the calling thread made (each thread has its own): a worker
+        thread calls it before it ends, so no HTTP session outlives it."""
+        self._sdk.release()
+
     def _call(
         self, what: str, operation: Callable[[Any], Any], device_id: str | None = None
     ) -> Any:

@@ -40,6 +40,7 @@ minute when none was known), and each settle without one lets it grow back towar
 from __future__ import annotations
 
 import collections
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -131,6 +132,7 @@ class Budget:
         self._seen = UsageSnapshot()
         self._history: collections.deque[tuple[float, UsageSnapshot]] = collections.deque()
         self.refusals = 0  # 429s met since the budget was made
+        self._lock = threading.Lock()  # a tick's workers spend side by side
 
     @classmethod
     def for_tier(cls, tier: str, units: int = 1, **options: object) -> Budget:
@@ -144,6 +146,10 @@ class Budget:
 
     def settle(self, usage: UsageSnapshot) -> None:
         """Debit what was sent since the last settle; learn from the 429s met meanwhile."""
+        with self._lock:
+            self._settle(usage)
+
+    def _settle(self, usage: UsageSnapshot) -> None:
         now = self.clock()
         spent = usage.since(self._seen)
         self._seen = usage
@@ -184,12 +190,13 @@ class Budget:
 
     def delay(self, throttle: str, need: float = 1.0) -> float:
         """Seconds until `throttle` has room for `need` requests (0: now)."""
-        allowance = self._allowances.get(throttle)
-        if allowance is None or allowance.rate is None:
-            return 0.0
-        allowance.refill(self.clock())
-        need = min(need, allowance.rate * BURST)  # never wait for more than the bucket holds
-        return max(0.0, (need - allowance.tokens) / allowance.rate)
+        with self._lock:
+            allowance = self._allowances.get(throttle)
+            if allowance is None or allowance.rate is None:
+                return 0.0
+            allowance.refill(self.clock())
+            need = min(need, allowance.rate * BURST)  # never wait for more than it holds
+            return max(0.0, (need - allowance.tokens) / allowance.rate)
 
     def wait(self, throttle: str, need: float, usage: UsageSnapshot) -> float:
         """Settle `usage`, then sleep until `throttle` has room for `need` requests; returns

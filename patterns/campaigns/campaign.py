@@ -31,6 +31,7 @@ a device whose claim was written but whose pattern was refused is released, not 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ from typing import Any
 
 import queries
 from patterns import api
+from patterns.campaigns import _workers as workers
 from patterns.campaigns import budgets, limiting, records, specs, tallies, windows
 from patterns.campaigns.progress import (
     FINISHED,
@@ -116,6 +118,11 @@ class Campaign:
         self.budget: budgets.Budget | None = None
         self._tally = tallies.Tally()
         self._reasons: tuple[int, dict[str, int]] = (0, {})
+        self._log_lock = threading.Lock()  # workers log failures side by side
+
+    def _log(self, now: float, message: str) -> None:
+        with self._log_lock:
+            self.record.log(now, message)
 
     @classmethod
     def create(cls, fleet: TwinManager, spec: specs.CampaignSpec,
@@ -402,19 +409,22 @@ class Campaign:
     def _enqueue(self, now: float) -> None:
         text = f"SELECT * FROM devices WHERE ({self.spec.target}) AND NOT IS_DEFINED({self._tag})"
         added = 0
-        for row in self.fleet.query(text, page_size=1000):
-            queued = DeviceProgress(state=DeviceState.QUEUED, group=self._group_of(row))
-            etag = row.get("etag")
-            for _ in range(5):  # the device may be reporting at this very moment
-                if self._write(row["deviceId"], etag, queued, None):
-                    added += 1
-                    break
-                twin = self.fleet.get_twin(row["deviceId"])
-                if DeviceProgress.of(twin.tags, self.id) is not None:
-                    break  # another controller queued it
-                etag = twin.etag
+        for rows in workers.chunks(self.fleet.query(text, page_size=1000), 1000):
+            added += sum(workers.each(self.fleet, rows, self._enqueue_one))
         if added:
             self.record.log(now, f"queued {added} devices")
+
+    def _enqueue_one(self, row: dict[str, Any]) -> bool:
+        queued = DeviceProgress(state=DeviceState.QUEUED, group=self._group_of(row))
+        etag = row.get("etag")
+        for _ in range(5):  # the device may be reporting at this very moment
+            if self._write(row["deviceId"], etag, queued, None):
+                return True
+            twin = self.fleet.get_twin(row["deviceId"])
+            if DeviceProgress.of(twin.tags, self.id) is not None:
+                return False  # another controller queued it
+            etag = twin.etag
+        return False
 
     def _step_id(self, step: int) -> str:
         """What a step's attempts are tagged with (the campaign id, then the step)."""
@@ -427,38 +437,42 @@ class Campaign:
     def _evaluate(self, now: float, *, stopped: bool = False) -> None:
         """Record the outcome of each admitted device; once the campaign is `stopped` (aborted
         or cancelled) a failure is final and a succeeded step starts no next one."""
-        steps = self.spec.all_steps
         if not self._tally.counts().get(DeviceState.ADMITTED):
             return
-        for twin in self.fleet.query_twins(self._in(DeviceState.ADMITTED), page_size=1000):
-            progress = DeviceProgress.of(twin.tags, self.id)
-            if progress is None:
-                continue
-            params = steps[progress.step]
-            verdict = api.registry().get(params.kind).outcome(params, self._device(twin, progress))
-            if verdict.outcome == api.Outcome.IN_PROGRESS:
-                if now - progress.admitted_epoch() < self.spec.timeout_seconds:
-                    continue
-                verdict = api.Verdict(api.Outcome.FAILED, "timed out")
-            if verdict.outcome == api.Outcome.SUCCEEDED:
-                if progress.step + 1 < len(steps) and stopped:
-                    why = (f"campaign {self.record.status} after step {progress.step + 1} "
-                           f"of {len(steps)}")  # fmt: skip
-                    self._write(twin.device_id, twin.etag,
-                                progress.but(state=DeviceState.CANCELLED, reason=why),
-                                progress)  # fmt: skip
-                elif progress.step + 1 < len(steps):
-                    self._start(twin, progress, progress.step + 1, now)
-                else:
-                    self._write(twin.device_id, twin.etag,
-                                progress.but(state=DeviceState.SUCCEEDED, reason=None),
-                                progress)  # fmt: skip
-                continue
-            reason = verdict.reason
-            if len(steps) > 1:
-                reason = f"step {progress.step + 1}: {reason}"
-            self._fail_or_retry(twin.device_id, twin.etag, progress, reason, now,
-                                retry=not stopped)  # fmt: skip
+        admitted = self.fleet.query_twins(self._in(DeviceState.ADMITTED), page_size=1000)
+        for twins in workers.chunks(admitted, 1000):
+            workers.each(self.fleet, twins, lambda twin: self._evaluate_one(twin, now, stopped))
+
+    def _evaluate_one(self, twin: models.Twin, now: float, stopped: bool) -> None:
+        steps = self.spec.all_steps
+        progress = DeviceProgress.of(twin.tags, self.id)
+        if progress is None:
+            return
+        params = steps[progress.step]
+        verdict = api.registry().get(params.kind).outcome(params, self._device(twin, progress))
+        if verdict.outcome == api.Outcome.IN_PROGRESS:
+            if now - progress.admitted_epoch() < self.spec.timeout_seconds:
+                return
+            verdict = api.Verdict(api.Outcome.FAILED, "timed out")
+        if verdict.outcome == api.Outcome.SUCCEEDED:
+            if progress.step + 1 < len(steps) and stopped:
+                step = f"step {progress.step + 1} of {len(steps)}"
+                why = f"campaign {self.record.status} after {step}"
+                self._write(twin.device_id, twin.etag,
+                            progress.but(state=DeviceState.CANCELLED, reason=why),
+                            progress)  # fmt: skip
+            elif progress.step + 1 < len(steps):
+                self._start(twin, progress, progress.step + 1, now)
+            else:
+                self._write(twin.device_id, twin.etag,
+                            progress.but(state=DeviceState.SUCCEEDED, reason=None),
+                            progress)  # fmt: skip
+            return
+        reason = verdict.reason
+        if len(steps) > 1:
+            reason = f"step {progress.step + 1}: {reason}"
+        self._fail_or_retry(twin.device_id, twin.etag, progress, reason, now,
+                            retry=not stopped)  # fmt: skip
 
     def _start(self, twin: models.Twin, progress: DeviceProgress, step: int, now: float) -> bool:
         """Claim the device for a new attempt at `step` (etag-guarded), then apply that step's
@@ -500,12 +514,12 @@ class Campaign:
             delay = retries.backoff_seconds * 2 ** (progress.tries - 1)
             queued = progress.but(state=DeviceState.QUEUED, reason=reason, not_before=now + delay)
             self._write(device_id, etag, queued, progress)
-            self.record.log(now, f"{device_id}: attempt {progress.tries} failed ({reason}); "
-                                 f"retry in {delay:g} s")  # fmt: skip
+            self._log(now, f"{device_id}: attempt {progress.tries} failed ({reason}); "
+                           f"retry in {delay:g} s")  # fmt: skip
         else:
             state = DeviceState.TIMEDOUT if reason.endswith("timed out") else DeviceState.FAILED
             self._write(device_id, etag, progress.but(state=state, reason=reason), progress)
-            self.record.log(now, f"{device_id}: {state} ({reason})")
+            self._log(now, f"{device_id}: {state} ({reason})")
 
     # -- safety ----------------------------------------------------------------------------
 
@@ -637,12 +651,21 @@ class Campaign:
         if self.spec.trigger == "on_connect":
             condition += " AND connectionState = 'Connected'"
         admitted = 0
+        batch: list[tuple[models.Twin, DeviceProgress]] = []
+
+        def start(candidate: tuple[models.Twin, DeviceProgress]) -> bool:
+            twin, progress = candidate
+            return self._start(twin, progress, progress.step, now)
+
         for twin in self.fleet.query_twins(condition, page_size=min(allowed, 1000)):
             progress = DeviceProgress.of(twin.tags, self.id)
             if progress is None or progress.state != DeviceState.QUEUED:
                 continue
-            if self._start(twin, progress, progress.step, now):
-                admitted += 1
+            batch.append((twin, progress))
+            if len(batch) >= allowed - admitted:
+                admitted += sum(workers.each(self.fleet, batch, start))
+                batch = []
                 if admitted >= allowed:
                     break  # before the next row: it may be on a page not yet read
+        admitted += sum(workers.each(self.fleet, batch, start))
         return admitted

@@ -20,6 +20,7 @@ rows are only those devices), so a campaign started by an older controller carri
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Mapping
 
@@ -36,6 +37,7 @@ class Tally:
         self._groups: dict[str, Counter[str]] = {
             group: Counter(states) for group, states in (groups or {}).items()
         }
+        self._lock = threading.Lock()  # a tick's workers move devices side by side
 
     @classmethod
     def read(cls, fleet: TwinManager, campaign_id: str) -> Tally:
@@ -68,24 +70,29 @@ class Tally:
     def move(self, before: DeviceProgress | None, after: DeviceProgress) -> None:
         """Count a tag this controller wrote: the device left `before` (None: it was not in the
         campaign) for `after`."""
-        if before is not None:
-            self._add(before.group, before.state, -1)
-        self._add(after.group, after.state, 1)
+        with self._lock:
+            if before is not None:
+                self._add(before.group, before.state, -1)
+            self._add(after.group, after.state, 1)
 
     def counts(self) -> dict[str, int]:
         """Devices per state, over every group (states with none left out)."""
         total: Counter[str] = Counter()
-        for states in self._groups.values():
-            total.update(states)
+        with self._lock:
+            for states in self._groups.values():
+                total.update(states)
         return {state: n for state, n in total.items() if n}
 
     def of(self, group: str) -> dict[str, int]:
         """Devices per state in one group."""
-        return {state: n for state, n in self._groups.get(group, Counter()).items() if n}
+        with self._lock:
+            return {state: n for state, n in self._groups.get(group, Counter()).items() if n}
 
     def groups(self) -> dict[str, dict[str, int]]:
         """Devices per state, per group."""
-        return {group: self.of(group) for group in sorted(self._groups) if self.of(group)}
+        with self._lock:
+            names = sorted(self._groups)
+        return {group: self.of(group) for group in names if self.of(group)}
 
     def in_flight(self, group: str | None = None) -> int:
         """Devices queued or admitted (in one group, or in all)."""
