@@ -1,5 +1,18 @@
 """The on-device agent over azure-iot-device: reconciles the device toward its desired twin.
 
+Its API:
+
+- `DeviceAgent(connection_string, platform, state_dir, ...)`: the agent; `run()`, `stop()`,
+  `add(handler)`, and the `section(name)` / `method(name)` decorators for plain functions.
+- `handlers`: the built-in handlers and the API to write more (`handlers.api`:
+  `SectionHandler`, `MethodHandler`, `Agent`, `Invocation`).
+- Platforms (the hardware): the `Platform` protocol, `CommandPlatform` (a real Linux device's
+  commands), `SimulatedPlatform` (files in a directory); `RebootRequested`.
+- `FirmwareUpdater`: the power-loss-safe firmware state machine; `TrustStore` and
+  `UntrustedImage` for signed images.
+- Simulation: `run_simulated_device`, `SimulatedFleet`.
+- Errors: `AgentError` (the root), `PermanentError`, `TemporaryError(delay=...)`.
+
 On a device, run it as a command with a settings file (see `device_agent.settings` for the file
 and `packaging/twinfleet-agent.service` for the systemd unit)::
 

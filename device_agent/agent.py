@@ -166,7 +166,18 @@ class DeviceAgent:
         return dict(self._handlers)
 
     def section(self, name: str) -> Callable[[SectionFunction], SectionFunction]:
-        """Register a function for desired section `name`; what it returns is reported there."""
+        """Register a function for desired section `name`; what it returns is reported there.
+
+        The function is `def handler(desired: dict[str, Any]) -> dict[str, Any] | None`: given
+        the section's desired value, it applies it (in a worker thread, so blocking I/O is fine)
+        and returns the section's reported value, or None to report nothing. It runs once per
+        distinct desired value (see `handlers.api.function_section`)::
+
+            @agent.section("leds")
+            def leds(desired):
+                set_color(desired["color"])
+                return {"color": desired["color"]}
+        """
 
         def register(function: SectionFunction) -> SectionFunction:
             self.add(handlers_api.function_section(name, function))
@@ -175,7 +186,16 @@ class DeviceAgent:
         return register
 
     def method(self, name: str) -> Callable[[MethodFunction], MethodFunction]:
-        """Register a direct-method function returning (status, payload)."""
+        """Register a direct-method function returning (status, payload).
+
+        The function is `def handler(payload: Any) -> tuple[int, Any]`: given the call's
+        payload, it returns the status (200 for success) and the answer's payload; it runs in a
+        worker thread::
+
+            @agent.method("blink")
+            def blink(payload):
+                return 200, {"blinked": payload["times"]}
+        """
 
         def register(function: MethodFunction) -> MethodFunction:
             self.add(handlers_api.function_method(name, function))

@@ -198,6 +198,10 @@ class JobRunner:
         start = parse_time(job["startTime"], "startTime")
         job.update(
             createdTime=iso(now),
+            # As IoT Hub answers: a start time already past when the job arrives (the SDK's
+            # "now", taken before the request left) becomes the creation time, so a job never
+            # starts before it was created.
+            startTime=iso(max(start, now)),
             status="queued" if start <= now else "scheduled",
             endTime=None,
             failureReason=None,

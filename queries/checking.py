@@ -57,12 +57,15 @@ class QueryWarning:
         text: the whole query text.
         line: 1-based line of the path at fault.
         column: 1-based column of the path at fault.
+        outside_scheme: the path is outside the `Scheme` the check was given (a fleet that
+            declared its scheme may refuse the query rather than warn).
     """
 
     reason: str
     text: str
     line: int
     column: int
+    outside_scheme: bool = False
 
     def __str__(self) -> str:
         return f"{self.reason} at line {self.line}, column {self.column}:\n" + errors.pointer(
@@ -115,8 +118,8 @@ def _findings(
     found: list[QueryWarning] = []
     reported: set[int] = set()  # paths already named by an unquoted-string finding
 
-    def warn(reason: str, token: Token) -> None:
-        found.append(QueryWarning(reason, text, token.line, token.column))
+    def warn(reason: str, token: Token, *, outside_scheme: bool = False) -> None:
+        found.append(QueryWarning(reason, text, token.line, token.column, outside_scheme))
 
     for comparison in _comparisons(exprs):
         for side in (comparison.left, comparison.right):
@@ -140,9 +143,11 @@ def _findings(
     for path, first, _ in checker.paths:
         if id(path) in reported:
             continue
-        reason = _unknown(path, scheme)
+        reason = _unknown(path, None)
         if reason:
             warn(reason, first)
+        elif scheme is not None and (reason := _unknown(path, scheme)):
+            warn(reason, first, outside_scheme=True)
     found.sort(key=lambda w: (w.line, w.column))
     return found
 

@@ -5,6 +5,23 @@ from twin_manager import TwinManager
 with TwinManager.from_connection_string(connection_string) as fleet:  # or .from_hub_dir("hub")
     fleet.update_desired("thermostat-1", {"telemetryInterval": 30})
     print(fleet.group_by("properties.reported.firmware.currentFwVersion"))
+
+Its API:
+
+- `TwinManager`: devices, twins, direct methods, queries, jobs and configurations of one hub
+  (`from_connection_string`, `from_hub_dir`, `from_local_hub`); `RetryPolicy` for transient
+  failures; `NOT_GIVEN` for "no etag" (JSON null deletes, so None means something).
+- What it returns: `Twin`, `Device`, `MethodResult`, `Job`, `JobStatistics`,
+  `DeviceJobResult`, `Configuration`.
+- A local hub: `read_hub_dir(path)` -> `LocalHubInfo`; its artifacts (firmware images):
+  `ArtifactStore`, `Artifact`.
+- The fleet's metadata scheme: `load_scheme("module:Model" or "file.json")` -> `FleetScheme`,
+  given as `TwinManager(..., scheme=...)` (see `twin_manager.schemes`).
+- Errors, named for what to do next: `TwinManagerError` (the root), `InvalidQuery`,
+  `InvalidTags`, `InvalidScheme`, `HubConfigurationError`, and `HubError` with
+  `Unauthorized`, `DeviceNotFound`, `ArtifactNotFound`, `DeviceNotOnline`, `MethodTimeout`,
+  `Conflict`, `PreconditionFailed`, `Throttled`, `HubUnavailable` (the tree is drawn in
+  `twin_manager.errors`).
 """
 
 from twin_manager.artifacts import Artifact, ArtifactStore
@@ -17,6 +34,8 @@ from twin_manager.errors import (
     HubError,
     HubUnavailable,
     InvalidQuery,
+    InvalidScheme,
+    InvalidTags,
     MethodTimeout,
     PreconditionFailed,
     Throttled,
@@ -35,6 +54,7 @@ from twin_manager.models import (
     Twin,
 )
 from twin_manager.retrying import RetryPolicy
+from twin_manager.schemes import FleetScheme, load_scheme
 from twin_manager.sentinels import NOT_GIVEN
 from twin_manager.usage import Usage, UsageSnapshot
 
@@ -49,10 +69,13 @@ __all__ = [
     "DeviceJobResult",
     "DeviceNotFound",
     "DeviceNotOnline",
+    "FleetScheme",
     "HubConfigurationError",
     "HubError",
     "HubUnavailable",
     "InvalidQuery",
+    "InvalidScheme",
+    "InvalidTags",
     "Job",
     "JobStatistics",
     "LocalHubInfo",
@@ -67,5 +90,6 @@ __all__ = [
     "Unauthorized",
     "Usage",
     "UsageSnapshot",
+    "load_scheme",
     "read_hub_dir",
 ]

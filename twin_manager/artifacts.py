@@ -45,6 +45,17 @@ class Artifact:
     url: str | None = None
     expires_at: str | None = None
 
+    def to_json(self) -> dict[str, Any]:
+        """The artifact as JSON, camelCase as the hub writes it (`expiresAt`)."""
+        return {
+            "name": self.name,
+            "size": self.size,
+            "sha256": self.sha256,
+            "modified": self.modified,
+            "url": self.url,
+            "expiresAt": self.expires_at,
+        }
+
     @classmethod
     def from_wire(cls, body: dict[str, Any]) -> Artifact:
         return cls(

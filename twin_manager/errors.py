@@ -4,6 +4,8 @@ The tree::
 
     TwinManagerError                  anything twin_manager raises on purpose
     ├── InvalidQuery                  the query text is wrong (found locally, before any call)
+    ├── InvalidTags (path)            a tag write the fleet's scheme does not allow (fix the tag)
+    ├── InvalidScheme (source)        the fleet's scheme cannot be loaded or understood
     ├── HubConfigurationError (path)  a hub directory, CA or settings file cannot be used
     └── HubError (status, error_code) the hub refused or failed a request
         ├── Unauthorized              the connection string's key or policy is wrong
@@ -33,6 +35,8 @@ __all__ = [
     "HubError",
     "HubUnavailable",
     "InvalidQuery",
+    "InvalidScheme",
+    "InvalidTags",
     "MethodTimeout",
     "PreconditionFailed",
     "Throttled",
@@ -67,6 +71,30 @@ class InvalidQuery(TwinManagerError, ValueError):
         super().__init__(message)
         self.line = line
         self.column = column
+
+
+class InvalidTags(TwinManagerError, ValueError):
+    """A tag write the fleet's scheme does not allow (found locally, before any call).
+
+    Attributes:
+        path: the tag at fault, e.g. `tags.location.floor`.
+    """
+
+    def __init__(self, message: str, *, path: str) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class InvalidScheme(TwinManagerError, ValueError):
+    """A fleet scheme cannot be loaded, or is not one (see `twin_manager.schemes`).
+
+    Attributes:
+        source: the module attribute or file it was loaded from.
+    """
+
+    def __init__(self, message: str, *, source: str) -> None:
+        super().__init__(message)
+        self.source = source
 
 
 class HubConfigurationError(TwinManagerError, OSError):

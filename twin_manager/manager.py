@@ -20,7 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
 
-from twin_manager import artifacts, errors, hubdirs, models
+from twin_manager import artifacts, errors, hubdirs, models, schemes
 from twin_manager._sdk import Sdk
 from twin_manager.querying import checked_condition, checked_query
 from twin_manager.retrying import RetryPolicy
@@ -66,6 +66,8 @@ class TwinManager:
         retry: the retry policy for transient failures.
         device_host_name: the HostName devices use, when it differs from the service's.
         gateway_host_name: the GatewayHostName devices dial, if any.
+        scheme: the fleet's metadata scheme (`twin_manager.schemes`): tag writes and query
+            paths are checked against it before anything is sent; None checks nothing.
 
     Attributes:
         usage: the requests this manager sent, per IoT Hub throttle (see `twin_manager.usage`).
@@ -79,9 +81,12 @@ class TwinManager:
         retry: RetryPolicy | None = None,
         device_host_name: str | None = None,
         gateway_host_name: str | None = None,
+        scheme: schemes.FleetScheme | None = None,
     ) -> None:
         self.usage = Usage()  # what this manager asked of the hub, per IoT Hub throttle
         self._sdk = Sdk(connection_string, ca_file, self.usage)
+        self.scheme = scheme
+        self._paths = scheme.paths if scheme is not None else None
         self._connection_string = connection_string
         self._ca_file = ca_file
         self._retry = retry or RetryPolicy()
@@ -92,13 +97,17 @@ class TwinManager:
 
     @classmethod
     def from_connection_string(
-        cls, connection_string: str, *, ca_file: str | None = None, retry: RetryPolicy | None = None
-    ) -> TwinManager:
+        cls, connection_string: str, *, ca_file: str | None = None,
+        retry: RetryPolicy | None = None, scheme: schemes.FleetScheme | None = None,
+    ) -> TwinManager:  # fmt: skip
         """A manager for the hub the connection string names (Azure IoT Hub or a local hub)."""
-        return cls(connection_string, ca_file=ca_file, retry=retry)
+        return cls(connection_string, ca_file=ca_file, retry=retry, scheme=scheme)
 
     @classmethod
-    def from_hub_dir(cls, data_dir: Path | str, *, retry: RetryPolicy | None = None) -> TwinManager:
+    def from_hub_dir(
+        cls, data_dir: Path | str, *, retry: RetryPolicy | None = None,
+        scheme: schemes.FleetScheme | None = None,
+    ) -> TwinManager:  # fmt: skip
         """A manager for the local hub running in `data_dir` (`twinfleet hub serve --data-dir`).
 
         Raises:
@@ -111,10 +120,14 @@ class TwinManager:
             retry=retry,
             device_host_name=info.device_host_name,
             gateway_host_name=info.gateway_host_name,
+            scheme=scheme,
         )
 
     @classmethod
-    def from_local_hub(cls, hub: HubLike, *, retry: RetryPolicy | None = None) -> TwinManager:
+    def from_local_hub(
+        cls, hub: HubLike, *, retry: RetryPolicy | None = None,
+        scheme: schemes.FleetScheme | None = None,
+    ) -> TwinManager:  # fmt: skip
         """A manager for a running `local_hub.LocalHub` (trusting its CA)."""
         return cls(
             hub.service_connection_string,
@@ -122,6 +135,7 @@ class TwinManager:
             retry=retry,
             device_host_name=hub.device_host_name,
             gateway_host_name=hub.gateway_host_name,
+            scheme=scheme,
         )
 
     def artifact_store(self) -> artifacts.ArtifactStore:
@@ -282,8 +296,11 @@ class TwinManager:
                 concurrency; not given means "whatever it is now".
 
         Raises:
+            InvalidTags: the fleet's scheme does not allow the tags (nothing was sent).
             PreconditionFailed: the twin changed since `if_match` was read.
         """
+        if tags is not None and self.scheme is not None:
+            self.scheme.check_tags(tags)
         body = self._sdk.twin_patch(
             dict(tags) if tags is not None else None, dict(desired) if desired is not None else None
         )
@@ -315,7 +332,13 @@ class TwinManager:
         tags: Mapping[str, Any],
         if_match: IfMatch = NOT_GIVEN,
     ) -> models.Twin:
-        """Replace desired properties and tags whole (what is not given is removed)."""
+        """Replace desired properties and tags whole (what is not given is removed).
+
+        Raises:
+            InvalidTags: the fleet's scheme does not allow the tags (nothing was sent).
+        """
+        if self.scheme is not None:
+            self.scheme.check_tags(tags, whole=True)
         body = self._sdk.twin_patch(dict(tags), dict(desired))
         raw = self._call(
             f"Replacing the twin of {device_id!r}",
@@ -370,16 +393,16 @@ class TwinManager:
 
     def validate(self, text: str) -> None:
         """Raise InvalidQuery (with line and column) unless IoT Hub would accept `text`."""
-        checked_query(text)
+        checked_query(text, self._paths)
 
     def validate_condition(self, text: str) -> None:
         """Raise InvalidQuery unless IoT Hub would accept `text` as a condition (what follows
         WHERE), with the position in `text` as written."""
-        checked_condition(text)
+        checked_condition(text, self._paths)
 
     def explain(self, text: str) -> str:
         """The query as the parser understood it (normalised, fully parenthesised)."""
-        return checked_query(text).select.to_sql()
+        return checked_query(text, self._paths).select.to_sql()
 
     def query(self, text: str, *, page_size: int = 100) -> Iterator[dict[str, Any]]:
         """Every row of a query, fetched page by page as the iteration needs them.
@@ -387,7 +410,7 @@ class TwinManager:
         Raises:
             InvalidQuery: before any request, when the text is not a valid query.
         """
-        checked_query(text)
+        checked_query(text, self._paths)
         token: str | None = None
         while True:
             body, headers = self._page(text, token, page_size)
@@ -405,7 +428,7 @@ class TwinManager:
         Raises:
             InvalidQuery: before any request, when the text is not a valid query.
         """
-        checked_query(text)
+        checked_query(text, self._paths)
         body, headers = self._page(text, continuation, page_size)
         return list(body), headers.get("x-ms-continuation") or None
 
@@ -427,7 +450,7 @@ class TwinManager:
     def count(self, condition: str | None = None) -> int:
         """How many devices match `condition` (all when None)."""
         if condition is not None:
-            checked_condition(condition)
+            checked_condition(condition, self._paths)
         where = f" WHERE {condition}" if condition else ""
         rows = list(self.query(f"SELECT COUNT() AS n FROM devices{where}"))
         return int(rows[0]["n"]) if rows else 0
@@ -445,7 +468,7 @@ class TwinManager:
 
     def _schedule(self, job_id: str | None, body: dict[str, Any], start: datetime | None,
                   max_execution: int) -> models.Job:  # fmt: skip
-        checked_condition(body["queryCondition"])
+        checked_condition(body["queryCondition"], self._paths)
         job_id = job_id or f"twinfleet-{uuid.uuid4().hex[:16]}"
         body = {
             **body,
@@ -475,6 +498,8 @@ class TwinManager:
             raise ValueError("A twin update job needs desired properties, tags, or both.")
         twin: dict[str, Any] = {"etag": "*"}
         if tags is not None:
+            if self.scheme is not None:
+                self.scheme.check_tags(tags)
             twin["tags"] = dict(tags)
         if desired is not None:
             twin["properties"] = {"desired": dict(desired)}
@@ -575,7 +600,7 @@ class TwinManager:
         (e.g. `{"properties.desired.configuration": {...}}`) to their content; a
         `target_condition` of `*` targets every device."""
         if target_condition.strip() != "*":
-            checked_condition(target_condition)
+            checked_condition(target_condition, self._paths)
         body = {
             "id": config_id,
             "schemaVersion": "1.0",
@@ -613,7 +638,7 @@ class TwinManager:
         """Change a configuration's targeting, priority, labels or metrics (content is fixed,
         as on IoT Hub). Uses the configuration's etag: stale copies get PreconditionFailed."""
         if target_condition is not None and target_condition.strip() != "*":
-            checked_condition(target_condition)
+            checked_condition(target_condition, self._paths)
         body = {
             "id": configuration.id,
             "schemaVersion": "1.0",

@@ -177,11 +177,13 @@ class _FunctionSection:
     def __init__(self, section: str, function: SectionFunction) -> None:
         self.kind = self.section = section
         self._function = function
+        self._applied: Any = None  # the desired value the function last returned for
 
     async def reconcile(self, desired: Any, agent: Agent) -> None:
-        if desired is None:
-            return
+        if desired is None or desired == self._applied:
+            return  # the agent reconciles every section on any change: this one is unchanged
         reported = await asyncio.to_thread(self._function, desired)
+        self._applied = desired
         if reported is not None:
             agent.report({self.section: reported})
 
@@ -198,7 +200,10 @@ class _FunctionMethod:
 
 def function_section(section: str, function: SectionFunction) -> SectionHandler:
     """A section handler from a blocking function of the desired section that returns what to
-    report there (or None); it runs only when the section is in desired."""
+    report there (or None); it runs in a worker thread, when the section is in desired and
+    differs from the value it last ran for (once per value while the agent runs; again after
+    a restart, as the agent reads the whole twin on every start). If it raises, the error is
+    logged and it runs again on the next desired change."""
     return _FunctionSection(section, function)
 
 

@@ -205,11 +205,13 @@ class Campaign:
         self, status: CampaignState, why: str,
         when: Callable[[CampaignState], bool] = lambda now: not now.final,
         also: Callable[[records.CampaignRecord], None] = lambda record: None,
+        at: float | None = None,
     ) -> bool:  # fmt: skip
         """Set the status if `when(current status)` holds on the stored record (which another
         process may have changed since this one read it), and make the change `also` with it;
-        True when it was set."""
-        now = self.clock()
+        True when it was set. `at` is the time to log it at (a tick's own time, so its lines
+        read in the order it acted)."""
+        now = self.clock() if at is None else at
         applied = False
 
         def change(record: records.CampaignRecord) -> None:
@@ -377,7 +379,8 @@ class Campaign:
                 record.started_at = record.started_at or now
 
             if not self._set_status(CampaignState.RUNNING, "started",
-                                    lambda now: now == CampaignState.CREATED, start):  # fmt: skip
+                                    lambda now: now == CampaignState.CREATED,
+                                    also=start, at=now):  # fmt: skip
                 return self._status()  # paused or cancelled before it started
         elif self.spec.mode == "continuous":
             self._enqueue(now)
@@ -397,7 +400,7 @@ class Campaign:
             self._cancel_queued("campaign ended")
             self._set_status(CampaignState.COMPLETED,
                              f"{current.counts.get(DeviceState.SUCCEEDED, 0)} succeeded, "
-                             f"{current.failed} failed")  # fmt: skip
+                             f"{current.failed} failed", at=now)  # fmt: skip
         return self._status()
 
     def _group_of(self, twin: dict[str, Any]) -> str:

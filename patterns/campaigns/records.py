@@ -19,6 +19,14 @@ another writer got there first (412), the record is read again, the change appli
 state (with this writer's log lines not yet stored) and written again. A change looks at the
 record it is given, never at what it read before.
 
+The log is in time order whatever the order of its writers. Processes log with times taken from
+their own clocks at different moments (`tick` takes its time once, at its start; an operator's
+`pause` from another process lands in between), and a writer that lost the etag race merges its
+unstored lines into the fresh record's: lines are kept sorted by their time (stably, so lines of
+one moment keep the order they were logged in), and the last `LOG_LIMIT` by time are stored. A
+change re-applied after a conflict logs again, so the lines it logged on the failed attempt are
+dropped first: each line is stored once.
+
 Each device's own progress lives in its twin's tags (see `progress.py`); this module owns only
 the record's layout, and everything else goes through `CampaignRecord`.
 """
@@ -73,7 +81,7 @@ class CampaignRecord:
         self.tokens = float(limiter.get("tokens", 1.0))
         self.last_tick: float | None = limiter.get("lastTick")
         self.started_at: float | None = limiter.get("startedAt")
-        self.log_lines = [labels[k] for k in sorted(labels) if k.startswith("log.")]
+        self.log_lines = _in_time_order([labels[k] for k in sorted(labels) if k.startswith("log.")])
         self._unsaved_log: list[str] = []
 
     @property
@@ -135,6 +143,7 @@ class CampaignRecord:
             PreconditionFailed: other writers kept winning, many times in a row.
         """
         for attempt in range(_CONFLICT_RETRIES):
+            before = list(self._unsaved_log)  # the lines logged before this change
             change(self)
             limiter = {"tokens": self.tokens, "lastTick": self.last_tick,
                        "startedAt": self.started_at}  # fmt: skip
@@ -144,13 +153,12 @@ class CampaignRecord:
             except PreconditionFailed:
                 if attempt + 1 == _CONFLICT_RETRIES:
                     raise
-                unsaved = self._unsaved_log
                 fresh = CampaignRecord.load(fleet, self.spec.id)
                 self._configuration = fresh._configuration
                 self.status, self.tokens = fresh.status, fresh.tokens
                 self.last_tick, self.started_at = fresh.last_tick, fresh.started_at
-                self.log_lines = [*fresh.log_lines, *unsaved][-LOG_LIMIT:]
-                self._unsaved_log = unsaved
+                self.log_lines = _in_time_order([*fresh.log_lines, *before])
+                self._unsaved_log = before
                 continue
             self._unsaved_log = []
             return
@@ -164,10 +172,16 @@ class CampaignRecord:
         """Add a line to the execution log (stored by the next `update` or `save`)."""
         line = f"{times.iso(now)} {message}"[:500]
         self._unsaved_log.append(line)
-        self.log_lines = [*self.log_lines, line][-LOG_LIMIT:]
+        self.log_lines = _in_time_order([*self.log_lines, line])
 
     def delete(self, fleet: TwinManager) -> None:
         fleet.delete_configuration(config_id(self.spec.id))
+
+
+def _in_time_order(lines: list[str]) -> list[str]:
+    """The last `LOG_LIMIT` lines by the time they start with (ISO-8601 UTC, which sorts as
+    text), lines of one moment in the order given."""
+    return sorted(lines, key=lambda line: line.partition(" ")[0])[-LOG_LIMIT:]
 
 
 def list_records(fleet: TwinManager) -> Iterator[CampaignRecord]:

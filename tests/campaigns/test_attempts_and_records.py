@@ -131,6 +131,51 @@ def test_two_writers_of_one_record_both_land(fleet: TwinManager) -> None:
     assert [line.split(" ", 1)[1] for line in stored.log_lines] == ["first writer", "second writer"]
 
 
+def test_the_log_is_in_time_order_whatever_the_order_of_its_writers(
+    fleet: TwinManager, clock: Any
+) -> None:
+    """An operator's pause (from another process, its clock a second ahead) lands while a tick
+    that took its time earlier is still logging; that writer loses the etag race, merges, and
+    re-applies its change: the stored log is in time order, with each line once."""
+    spec = CampaignSpec(id="ordered", target="tags.kind = 'sensor'",
+                        pattern=ConfigurationChange(version=1, settings={}))  # fmt: skip
+    Campaign.create(fleet, spec, clock=clock)
+    ticking = records.CampaignRecord.load(fleet, "ordered")
+    ticking.log(clock.now + 1, "admitted 3 from group all")
+    operator = Campaign.load(fleet, "ordered", clock=lambda: clock.now + 2)
+    operator.pause()
+
+    def change(record: records.CampaignRecord) -> None:
+        record.tokens = 3.0
+        record.log(clock.now + 3, "tokens spent")
+
+    ticking.log(clock.now, "queued 3 devices")  # logged late, with the tick's start time
+    ticking.update(fleet, change)  # stale etag: read again, change applied again
+    stored = records.CampaignRecord.load(fleet, "ordered")
+    assert [line.split(" ", 1)[1] for line in stored.log_lines] == [
+        "queued 3 devices",
+        "admitted 3 from group all",
+        "paused: paused by the operator",
+        "tokens spent",
+    ]
+    stamps = [line.split(" ", 1)[0] for line in stored.log_lines]
+    assert stamps == sorted(stamps)
+    assert (stored.status, stored.tokens) == (CampaignState.PAUSED, 3.0)
+
+
+def test_the_log_keeps_the_latest_lines(fleet: TwinManager, clock: Any) -> None:
+    spec = CampaignSpec(id="bounded", target="tags.kind = 'sensor'",
+                        pattern=ConfigurationChange(version=1, settings={}))  # fmt: skip
+    record = Campaign.create(fleet, spec, clock=clock).record
+    for i in reversed(range(records.LOG_LIMIT + 5)):  # newest first
+        record.log(clock.now + i, f"line {i}")
+    record.save(fleet)
+    stored = records.CampaignRecord.load(fleet, "bounded")
+    assert [line.split(" ", 1)[1] for line in stored.log_lines] == [
+        f"line {i}" for i in range(5, records.LOG_LIMIT + 5)
+    ]
+
+
 def test_group_names_are_escaped_in_queries(fleet: TwinManager, devices: Any, clock: Any) -> None:
     from patterns.campaigns import Group
 

@@ -54,7 +54,7 @@ def test_artifact_upload_url_list_and_delete(hub_process: Any, tmp_path: Path) -
     assert uploaded.returncode == 0, uploaded.stderr
     facts = json.loads(uploaded.stdout)
     assert (facts["name"], facts["size"], facts["sha256"]) == ("fw2.bin", 200_000, digest)
-    expires = datetime.strptime(facts["expires_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    expires = datetime.strptime(facts["expiresAt"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
     assert 3500 < expires.timestamp() - time.time() <= 3600
     download = _get(facts["url"], ca_file)  # no key: the signature is the credential
     assert (download.status_code, download.content) == (200, image.read_bytes())

@@ -22,6 +22,28 @@ EXPECTED = {
         "Expected an expression",
         "write the string as 'eu-west'",
     ],
+    "03-campaign": [
+        "campaign example_settings_v2: created",
+        "campaign example_settings_v2: completed, {'succeeded': 4}",
+        "example-gateway-0 (canary): succeeded",
+        "example-gateway-3 (rest): succeeded",
+        "failed: []",
+        "reported: applied",
+        "completed: 4 succeeded, 0 failed",
+    ],
+    "04-custom-pattern": [
+        "patterns: firmware, configuration, reboot, factoryReset, diagnostics, sampling",
+        "campaign example_sampling_5s: completed, {'failed': 1, 'succeeded': 2}",
+        "example-probe-2 failed: sampling: this sensor samples at most every 10 s",
+        "'periodSeconds': 5, 'status': 'applied', 'campaignId': 'example_sampling_5s:1'",
+    ],
+    "05-device-agent-handler": [
+        # Each desired value is applied once (the speaker change does not re-apply brightness).
+        "device: brightness set to 70\nback end: reported display {'brightness': 70, "
+        "'status': 'on'}\ndevice: brightness set to 30\nback end: brightness now 30\n"
+        "device: blinking 3 times\nback end: blink answered 200 {'blinked': 3}\n"
+        "back end: unhandled sections ['speaker']\nagent: stopped",
+    ],
     "06-job": ["completed, 3 succeeded", "example-meter-2: completed", "'periodSeconds': 10"],
 }
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -115,6 +115,38 @@ def test_job_that_runs_out_of_time_completes_with_devices_failed(
     assert done.status == "completed"
     assert done.end_time is not None
     assert done.device_job_statistics.failed_count == 1
+
+
+def test_job_times_are_in_the_order_iot_hub_gives_them(fleet: TwinManager, jobs: Any) -> None:
+    """A start time already past when the job arrives (the SDK's "now", taken before the request
+    left, here a minute earlier) is answered as the creation time: no job starts before it was
+    created, and it ends after it started. A start time still ahead is kept as asked."""
+    fleet.create_device("timed")
+    request = _request(
+        "scheduleUpdateTwin", "deviceId = 'timed'",
+        update_twin=Twin(etag="*", properties=TwinProperties(desired={"x": 1})),
+    )  # fmt: skip
+    request.start_time = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
+    created = jobs.create_scheduled_job(request.job_id, request)
+    assert created.start_time == created.created_time
+    done = _wait(jobs, request.job_id)
+    assert done.created_time <= done.start_time <= done.end_time
+    (row,) = fleet.job_results(request.job_id)
+    assert row.start_time is not None
+    assert row.end_time is not None
+    assert done.created_time <= row.start_time <= row.end_time <= done.end_time
+
+    later = datetime.now(UTC) + timedelta(hours=1)
+    scheduled = _request(
+        "scheduleUpdateTwin", "deviceId = 'timed'",
+        update_twin=Twin(etag="*", properties=TwinProperties(desired={"x": 2})),
+    )  # fmt: skip
+    scheduled.start_time = later.isoformat()
+    created = jobs.create_scheduled_job(scheduled.job_id, scheduled)
+    assert created.status == "scheduled"
+    assert created.created_time < created.start_time
+    assert abs((created.start_time - later).total_seconds()) < 0.001
+    jobs.cancel_scheduled_job(scheduled.job_id)
 
 
 def test_configuration_without_a_target_condition_targets_no_device(

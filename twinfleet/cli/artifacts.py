@@ -7,7 +7,6 @@ service endpoint, valid `--ttl`) and the file's SHA-256: the two things a firmwa
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from pathlib import Path
 
 import typer
@@ -34,7 +33,7 @@ JsonOption = typer.Option(False, "--json", help="Print JSON instead of text.")
 
 def _show(artifact: Artifact, as_json: bool) -> None:
     if as_json:
-        typer.echo(json.dumps(asdict(artifact)))
+        typer.echo(json.dumps(artifact.to_json()))
         return
     typer.echo(f"name:    {artifact.name}")
     typer.echo(f"size:    {artifact.size} bytes")
@@ -77,7 +76,7 @@ def list_artifacts(
     """Every artifact on the hub: name, size, SHA-256, when it was uploaded."""
     found = connect_artifacts(hub_dir, connection_string).list()
     if as_json:
-        typer.echo(json.dumps([asdict(a) for a in found]))
+        typer.echo(json.dumps([a.to_json() for a in found]))
         return
     table = Table("name", "size", "sha256", "modified")
     for artifact in found:

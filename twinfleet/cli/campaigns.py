@@ -29,6 +29,8 @@ app = typer.Typer(
 )
 app.add_typer(create_app, name="create")
 
+JsonOption = typer.Option(False, "--json", help="Print JSON.")
+
 
 def _print_status(status: CampaignStatus) -> None:
     table = Table(title=f"campaign {status.campaign_id}: {status.status}")
@@ -51,7 +53,7 @@ def status(
     state: DeviceState | None = typer.Option(
         None, "--state", help="With --devices: only the devices in this state."
     ),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    as_json: bool = JsonOption,
     hub_dir: Path | None = HubDirOption,
     connection_string: str | None = ConnectionOption,
 ) -> None:
@@ -73,22 +75,36 @@ def status(
         return
     current = campaign.status()
     if as_json:
-        typer.echo(json.dumps({"id": current.campaign_id, "status": str(current.status),
-                               "counts": current.counts, "reasons": current.reasons,
-                               "log": current.log}, indent=2))  # fmt: skip
+        typer.echo(json.dumps(_status_json(current), indent=2))
         return
     _print_status(current)
+
+
+def _status_json(status: CampaignStatus) -> dict[str, Any]:
+    return {"id": status.campaign_id, "status": str(status.status), "counts": status.counts,
+            "reasons": status.reasons, "log": status.log}  # fmt: skip
 
 
 @app.command("plan")
 def plan_command(
     campaign_id: str,
+    as_json: bool = JsonOption,
     hub_dir: Path | None = HubDirOption,
     connection_string: str | None = ConnectionOption,
 ) -> None:
     """Dry run: which devices, in which group and wave, and when, touching nothing."""
     fleet = connect(hub_dir, connection_string)
     projected = plan(fleet, Campaign.load(fleet, campaign_id).spec)
+    if as_json:
+        devices = [
+            {"deviceId": d.device_id, "group": d.group, "wave": d.wave,
+             "startsAfterSeconds": d.starts_after_seconds}
+            for d in projected.devices
+        ]  # fmt: skip
+        whole = {"devices": devices, "groups": projected.groups,
+                 "durationSeconds": projected.duration_seconds}  # fmt: skip
+        typer.echo(json.dumps(whole, indent=2))
+        return
     table = Table("device", "group", "wave", "starts after (s)")
     for device in projected.devices:
         table.add_row(
@@ -106,6 +122,11 @@ def run(
     campaign_id: str,
     poll: float = typer.Option(2.0, help="Seconds between passes."),
     once: bool = typer.Option(False, "--once", help="One pass only, then print the status."),
+    as_json: bool = typer.Option(
+        False,
+        "--json",
+        help="No progress bars; print the final status as JSON (as `campaign status --json`).",
+    ),
     hub_dir: Path | None = HubDirOption,
     connection_string: str | None = ConnectionOption,
 ) -> None:
@@ -116,11 +137,21 @@ def run(
     --once: one pass, exiting so only when the campaign is over.
     """
     campaign = Campaign.load(connect(hub_dir, connection_string), campaign_id)
+    show_final = (
+        (lambda s: typer.echo(json.dumps(_status_json(s), indent=2)))
+        if as_json
+        else (_print_status)
+    )
     if once:
         status = campaign.tick()
-        _print_status(status)
+        show_final(status)
         if status.settled:
             _exit_for(campaign_id, status)
+        return
+    if as_json:
+        final = campaign.run(poll=poll)
+        show_final(final)
+        _exit_for(campaign_id, final)
         return
     with Progress(TextColumn("{task.description:>10}"), BarColumn(), MofNCompleteColumn()) as bars:
         tasks: dict[str, Any] = {}
@@ -150,11 +181,15 @@ def _steering_command(action: str, help_text: str) -> None:
 
     def command(
         campaign_id: str,
+        as_json: bool = JsonOption,
         hub_dir: Path | None = HubDirOption,
         connection_string: str | None = ConnectionOption,
     ) -> None:
         campaign = Campaign.load(connect(hub_dir, connection_string), campaign_id)
         getattr(campaign, action)()
+        if as_json:
+            typer.echo(json.dumps({"id": campaign_id, "status": str(campaign.record.status)}))
+            return
         typer.echo(f"campaign {campaign_id}: {campaign.record.status}")
 
     app.command(action, help=help_text)(command)
@@ -169,10 +204,17 @@ _steering_command("forget", "Delete a finished campaign and its tags on every de
 
 @app.command("list")
 def list_campaigns(
-    hub_dir: Path | None = HubDirOption, connection_string: str | None = ConnectionOption
+    as_json: bool = JsonOption,
+    hub_dir: Path | None = HubDirOption,
+    connection_string: str | None = ConnectionOption,
 ) -> None:
     """Every campaign on the hub and its status."""
     fleet = connect(hub_dir, connection_string)
+    if as_json:
+        typer.echo(json.dumps([{"id": r.spec.id, "pattern": r.spec.pattern.kind,
+                                "status": str(r.status), "target": r.spec.target}
+                               for r in records.list_records(fleet)], indent=2))  # fmt: skip
+        return
     table = Table("campaign", "pattern", "status", "target")
     for record in records.list_records(fleet):
         spec = record.spec

@@ -1,5 +1,6 @@
 """How every command finds its hub: `--hub-dir` (a local hub's data directory) or a connection
-string (`--connection-string`, or `TWINFLEET_CONNECTION_STRING`)."""
+string (`--connection-string`, or `TWINFLEET_CONNECTION_STRING`); and the fleet's metadata
+scheme, where a command writes tags or targets devices (`--scheme`, or `TWINFLEET_SCHEME`)."""
 
 from __future__ import annotations
 
@@ -8,14 +9,21 @@ from pathlib import Path
 
 import typer
 
-from twin_manager import ArtifactStore, TwinManager, read_hub_dir
+from twin_manager import ArtifactStore, TwinManager, load_scheme, read_hub_dir
 
-__all__ = ["ConnectionOption", "HubDirOption", "connect", "connect_artifacts"]
+__all__ = ["ConnectionOption", "HubDirOption", "SchemeOption", "connect", "connect_artifacts"]
 
 HubDirOption = typer.Option(None, "--hub-dir", help="A running local hub's data directory.")
 ConnectionOption = typer.Option(
     None, "--connection-string", help="Service connection string (or TWINFLEET_CONNECTION_STRING).",
     show_default=False,
+)  # fmt: skip
+
+
+SchemeOption = typer.Option(
+    None, "--scheme", envvar="TWINFLEET_SCHEME", show_default=False,
+    help="The fleet's metadata scheme, `module:Model` or a JSON Schema file: tags and query "
+    "paths are checked against it before anything is sent (or TWINFLEET_SCHEME).",
 )  # fmt: skip
 
 
@@ -36,8 +44,18 @@ def connect_artifacts(hub_dir: Path | None, connection_string: str | None) -> Ar
     return ArtifactStore(_connection_string(connection_string))
 
 
-def connect(hub_dir: Path | None, connection_string: str | None) -> TwinManager:
-    """A TwinManager for the hub the options name; exits with a clear message when none is."""
+def connect(
+    hub_dir: Path | None, connection_string: str | None, scheme: str | None = None
+) -> TwinManager:
+    """A TwinManager for the hub the options name, checking against `scheme` when one is given;
+    exits with a clear message when no hub is named.
+
+    Raises:
+        InvalidScheme: the scheme cannot be loaded.
+    """
+    fleet_scheme = load_scheme(scheme) if scheme else None
     if hub_dir is not None:
-        return TwinManager.from_hub_dir(hub_dir)
-    return TwinManager.from_connection_string(_connection_string(connection_string))
+        return TwinManager.from_hub_dir(hub_dir, scheme=fleet_scheme)
+    return TwinManager.from_connection_string(
+        _connection_string(connection_string), scheme=fleet_scheme
+    )

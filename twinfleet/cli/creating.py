@@ -32,7 +32,13 @@ from patterns.campaigns import (
     Rollout,
 )
 from twin_manager import TwinManager
-from twinfleet.cli.connecting import ConnectionOption, HubDirOption, connect, connect_artifacts
+from twinfleet.cli.connecting import (
+    ConnectionOption,
+    HubDirOption,
+    SchemeOption,
+    connect,
+    connect_artifacts,
+)
 from twinfleet.cli.durations import parse_duration
 
 __all__ = ["campaign_command", "create_app", "parse_params"]
@@ -103,6 +109,7 @@ _COMMON: dict[str, tuple[Any, Any]] = {
         bool,
         typer.Option(False, "--allow-empty", help="Create it even if --target matches no device."),
     ),
+    "scheme": (str | None, SchemeOption),
     "hub_dir": (Path | None, HubDirOption),
     "connection_string": (str | None, ConnectionOption),
 }
@@ -127,7 +134,7 @@ def _create(pattern: api.Params, campaign_id: str, options: dict[str, Any]) -> N
         retries=Retries(max_attempts=options["attempts"], backoff_seconds=options["backoff"]),
         timeout_seconds=options["timeout"],
     )
-    fleet = connect(options["hub_dir"], options["connection_string"])
+    fleet = connect(options["hub_dir"], options["connection_string"], options["scheme"])
     _refuse_empty(fleet, spec, options["allow_empty"])
     Campaign.create(fleet, spec)
     typer.echo(
@@ -154,6 +161,7 @@ def create_from_file(
     allow_empty: bool = typer.Option(
         False, "--allow-empty", help="Create it even if its target matches no device."
     ),
+    scheme: str | None = SchemeOption,
     hub_dir: Path | None = HubDirOption,
     connection_string: str | None = ConnectionOption,
 ) -> None:
@@ -164,7 +172,7 @@ def create_from_file(
     except json.JSONDecodeError as exc:
         raise typer.BadParameter(f"{spec_file} is not JSON: {exc}") from None
     spec = CampaignSpec.model_validate(data)
-    fleet = connect(hub_dir, connection_string)
+    fleet = connect(hub_dir, connection_string, scheme)
     _refuse_empty(fleet, spec, allow_empty)
     Campaign.create(fleet, spec)
     typer.echo(f"campaign {spec.id} created; run it with `twinfleet campaign run {spec.id}`")

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from twin_manager import Device
-from twinfleet.cli.connecting import ConnectionOption, HubDirOption, connect
+from twinfleet.cli.connecting import ConnectionOption, HubDirOption, SchemeOption, connect
 
 __all__ = ["device_app", "twin_app"]
 
@@ -19,6 +19,11 @@ device_app = typer.Typer(help="Device identities.", no_args_is_help=True)
 twin_app = typer.Typer(help="Device twins.", no_args_is_help=True)
 connection_string_app = typer.Typer(help="Device connection strings.", no_args_is_help=True)
 device_app.add_typer(connection_string_app, name="connection-string")
+
+AlwaysJsonOption = typer.Option(
+    False, "--json", help="It prints JSON anyway; accepted so every data command takes --json."
+)
+TwinJsonOption = typer.Option(False, "--json", help="Print the updated twin as IoT Hub returns it.")
 
 
 def _json(text: str, what: str) -> Any:
@@ -35,11 +40,16 @@ def create(
     hub_dir: Path | None = HubDirOption,
     connection_string: str | None = ConnectionOption,
     disabled: bool = typer.Option(False, "--disabled"),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print the identity (keys hidden) with its connectionString, as JSON."
+    ),
 ) -> None:
     """Register a device (keys generated) and print its connection string."""
     fleet = connect(hub_dir, connection_string)
-    fleet.create_device(device_id, enabled=not disabled)
-    typer.echo(fleet.device_connection_string(device_id))
+    device = fleet.create_device(device_id, enabled=not disabled)
+    text = fleet.device_connection_string(device_id)
+    typer.echo(json.dumps({**_identity(device), "connectionString": text}, indent=2)
+               if as_json else text)  # fmt: skip
 
 
 @device_app.command("list")
@@ -67,6 +77,7 @@ def list_devices(
 @device_app.command("show")
 def show_device(
     device_id: str,
+    as_json: bool = AlwaysJsonOption,
     hub_dir: Path | None = HubDirOption,
     connection_string: str | None = ConnectionOption,
 ) -> None:
@@ -85,6 +96,7 @@ def show_connection_string(
     key_type: str = typer.Option(
         "primary", "--key-type", help="Which of the device's keys: primary or secondary."
     ),
+    as_json: bool = typer.Option(False, "--json", help='Print {"connectionString": ...}.'),
     hub_dir: Path | None = HubDirOption,
     connection_string: str | None = ConnectionOption,
 ) -> None:
@@ -93,7 +105,8 @@ def show_connection_string(
         typer.echo(f"error: --key-type is primary or secondary, not {key_type!r}", err=True)
         raise typer.Exit(2)
     fleet = connect(hub_dir, connection_string)
-    typer.echo(fleet.device_connection_string(device_id, key_type=key_type))
+    text = fleet.device_connection_string(device_id, key_type=key_type)
+    typer.echo(json.dumps({"connectionString": text}) if as_json else text)
 
 
 @device_app.command("delete")
@@ -110,6 +123,7 @@ def delete_device(
 @twin_app.command("show")
 def show_twin(
     device_id: str,
+    as_json: bool = AlwaysJsonOption,
     hub_dir: Path | None = HubDirOption,
     connection_string: str | None = ConnectionOption,
 ) -> None:
@@ -125,12 +139,16 @@ def set_desired(
     hub_dir: Path | None = HubDirOption,
     connection_string: str | None = ConnectionOption,
     etag: str | None = typer.Option(None, help="Fail unless the twin still has it."),
+    as_json: bool = TwinJsonOption,
 ) -> None:
     """Merge-patch desired properties (null deletes)."""
     fleet = connect(hub_dir, connection_string)
     twin = fleet.update_desired(
         device_id, _json(patch, "the patch"), **({"if_match": etag} if etag else {})
     )
+    if as_json:
+        typer.echo(json.dumps(twin.to_json(), indent=2))
+        return
     typer.echo(f"desired $version {twin.desired_version}, etag {twin.etag}")
 
 
@@ -138,9 +156,15 @@ def set_desired(
 def set_tags(
     device_id: str,
     patch: str = typer.Argument(..., help="A JSON merge patch."),
+    as_json: bool = TwinJsonOption,
+    scheme: str | None = SchemeOption,
     hub_dir: Path | None = HubDirOption,
     connection_string: str | None = ConnectionOption,
 ) -> None:
-    """Merge-patch tags (null deletes)."""
-    twin = connect(hub_dir, connection_string).update_tags(device_id, _json(patch, "the patch"))
+    """Merge-patch tags (null deletes); checked against the fleet's scheme when one is given."""
+    fleet = connect(hub_dir, connection_string, scheme)
+    twin = fleet.update_tags(device_id, _json(patch, "the patch"))
+    if as_json:
+        typer.echo(json.dumps(twin.to_json(), indent=2))
+        return
     typer.echo(f"tags updated, etag {twin.etag}")

@@ -296,10 +296,13 @@ def registrations(dps_dir: Path = _DPS_DIR, as_json: bool = _JSON) -> None:
 def derive_key(
     registration_id: str = typer.Argument(..., metavar="REGISTRATION_ID"),
     group_key: str = typer.Option(..., "--group-key", help="The enrollment group's key."),
+    as_json: bool = typer.Option(False, "--json", help="Print the registration id and its key."),
 ) -> None:
     """Print a device's key in a symmetric-key enrollment group (as `az iot dps
     enrollment-group compute-device-key` does)."""
     try:
-        typer.echo(derive_device_key(group_key, registration_id))
+        key = derive_device_key(group_key, registration_id)
     except ValueError as exc:
         raise _fail(f"--group-key: {exc}", ExitCode.USAGE) from None
+    typer.echo(json.dumps({"registrationId": registration_id, "symmetricKey": key})
+               if as_json else key)  # fmt: skip

@@ -19,6 +19,7 @@ app = typer.Typer(help="Sign firmware images for devices with a trust store.", n
 def keygen(
     name: str = typer.Argument(..., help="The key's name: writes NAME.key and NAME.pem."),
     directory: Path = typer.Option(Path("."), "--dir", help="Where to write the two files."),
+    as_json: bool = typer.Option(False, "--json", help="Print the two paths as JSON."),
 ) -> None:
     """Make an Ed25519 signing key: NAME.key (private, 0600; keep it off devices) and NAME.pem
     (public: put it in each device's trust store)."""
@@ -32,6 +33,10 @@ def keygen(
     with os.fdopen(descriptor, "wb") as out:
         out.write(private_pem)
     public_path.write_bytes(public_pem)
+    if as_json:
+        typer.echo(json.dumps({"privateKeyPath": str(private_path),
+                               "publicKeyPath": str(public_path)}))  # fmt: skip
+        return
     typer.echo(f"private key: {private_path}\npublic key:  {public_path}")
 
 

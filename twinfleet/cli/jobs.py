@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from twin_manager import Job, TwinManager
-from twinfleet.cli.connecting import ConnectionOption, HubDirOption, connect
+from twinfleet.cli.connecting import ConnectionOption, HubDirOption, SchemeOption, connect
 
 __all__ = ["app"]
 
@@ -55,11 +55,12 @@ def update_twin(
     wait: bool = typer.Option(False, "--wait", help="Wait for the job to finish."),
     allow_empty: bool = AllowEmptyOption,
     as_json: bool = JsonOption,
+    scheme: str | None = SchemeOption,
     hub_dir: Path | None = HubDirOption,
     connection_string: str | None = ConnectionOption,
 ) -> None:
     """Schedule a twin update job now."""
-    fleet = connect(hub_dir, connection_string)
+    fleet = connect(hub_dir, connection_string, scheme)
     _targets(fleet, condition, allow_empty)
     job = fleet.schedule_twin_update(
         condition, desired=json.loads(desired) if desired else None,
@@ -76,11 +77,12 @@ def invoke(
     wait: bool = typer.Option(False, "--wait", help="Wait for the job to finish."),
     allow_empty: bool = AllowEmptyOption,
     as_json: bool = JsonOption,
+    scheme: str | None = SchemeOption,
     hub_dir: Path | None = HubDirOption,
     connection_string: str | None = ConnectionOption,
 ) -> None:
     """Schedule a direct-method job now."""
-    fleet = connect(hub_dir, connection_string)
+    fleet = connect(hub_dir, connection_string, scheme)
     _targets(fleet, condition, allow_empty)
     job = fleet.schedule_method(condition, method, json.loads(payload))
     _print(fleet.wait_for_job(job.job_id, 3600) if wait else job, as_json)
@@ -128,8 +130,9 @@ def list_jobs(
 @app.command("cancel")
 def cancel(
     job_id: str,
+    as_json: bool = JsonOption,
     hub_dir: Path | None = HubDirOption,
     connection_string: str | None = ConnectionOption,
 ) -> None:
     """Cancel a job: no new device is started."""
-    _print(connect(hub_dir, connection_string).cancel_job(job_id))
+    _print(connect(hub_dir, connection_string).cancel_job(job_id), as_json)

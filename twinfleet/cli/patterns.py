@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, get_args
 
 import typer
@@ -34,8 +35,18 @@ def describe_params(pattern: api.Pattern) -> str:
 
 
 @app.command("list")
-def list_patterns() -> None:
+def list_patterns(
+    as_json: bool = typer.Option(
+        False, "--json", help="Print JSON: each pattern with its parameters' JSON Schema."
+    ),
+) -> None:
     """Every installed pattern: built-in or from a package's `twinfleet.patterns` entry point."""
+    if as_json:
+        typer.echo(json.dumps([{"kind": p.kind, "description": p.description,
+                                "module": type(p).__module__,
+                                "params": p.params.model_json_schema()}
+                               for p in api.registry()], indent=2))  # fmt: skip
+        return
     table = Table("kind", "parameters", "description", "module")
     for pattern in api.registry():
         table.add_row(pattern.kind, describe_params(pattern), pattern.description,

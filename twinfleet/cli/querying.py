@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from twinfleet.cli.connecting import ConnectionOption, HubDirOption, connect
+from twinfleet.cli.connecting import ConnectionOption, HubDirOption, SchemeOption, connect
 
 __all__ = ["invoke", "query"]
 
@@ -17,11 +17,12 @@ __all__ = ["invoke", "query"]
 def query(
     text: str = typer.Argument(..., help='An IoT Hub query, e.g. "SELECT * FROM devices".'),
     as_json: bool = typer.Option(False, "--json", help="Print rows as JSON lines."),
+    scheme: str | None = SchemeOption,
     hub_dir: Path | None = HubDirOption,
     connection_string: str | None = ConnectionOption,
 ) -> None:
     """Run a query (checked locally first) and print the rows."""
-    fleet = connect(hub_dir, connection_string)
+    fleet = connect(hub_dir, connection_string, scheme)
     fleet.validate(text)
     rows = list(fleet.query(text, page_size=1000))
     if as_json:
@@ -56,6 +57,9 @@ def invoke(
     method: str,
     payload: str = typer.Option("null", "--payload", help="JSON payload."),
     timeout: int = typer.Option(30, help="Response timeout in seconds."),
+    as_json: bool = typer.Option(
+        False, "--json", help="It prints JSON anyway; accepted so every data command takes --json."
+    ),
     hub_dir: Path | None = HubDirOption,
     connection_string: str | None = ConnectionOption,
 ) -> None:
