@@ -139,7 +139,9 @@ def _least_time(used: dict[str, Any]) -> tuple[float, str]:
     return worst, which
 
 
-def _campaign(tier: str | None, data_dir: Path, keys: dict[str, str]) -> float:
+def _campaign(
+    tier: str | None, data_dir: Path, keys: dict[str, str], peer: float | None = None
+) -> float:
     options = ("--tier", tier, "--units", "1") if tier else ()
     with hub_process(data_dir, HOST, *options) as (info, _):
         fleet = TwinManager.from_connection_string(
@@ -189,7 +191,9 @@ def _campaign(tier: str | None, data_dir: Path, keys: dict[str, str]) -> float:
     ratio = f"{elapsed / least:.2f}x" if least > 0 else "n/a (within the burst)"
     print(
         f"   {tier}: {done:,} of {DEVICES:,} succeeded, {status.failed} failed, in {elapsed:.1f} s "
-        f"({ticks} ticks); the quotas allow {least:.1f} s at least ({limiting}); ratio {ratio}\n"
+        f"({ticks} ticks); the quotas allow {least:.1f} s at least ({limiting}); ratio {ratio}"
+        + (f"; {elapsed / peer:.2f}x the peer's time" if peer else "")
+        + "\n"
         f"       used {used_by}; refused (429) {throttled or 'none'}"
     )
     if least > 0:
@@ -214,7 +218,9 @@ def _register(data_dir: Path) -> dict[str, str]:
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
+        peer = None
         for name in TIERS:
             tier = None if name.lower() == "none" else name.upper()
             data_dir = Path(tmp) / name
-            _campaign(tier, data_dir, _register(data_dir))
+            elapsed = _campaign(tier, data_dir, _register(data_dir), peer)
+            peer = elapsed if tier is None else peer
