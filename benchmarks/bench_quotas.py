@@ -35,7 +35,7 @@ from benchmarks import _results
 from benchmarks._hubs import RawDevice, hub_process
 from local_hub import tokens
 from local_hub.mqtt import codec
-from patterns.campaigns import Campaign, CampaignSpec, FirmwareUpdate, Rollout
+from patterns.campaigns import Campaign, CampaignSpec, CampaignStatus, FirmwareUpdate, Rollout
 from patterns.campaigns.pacing import Pacing, run_paced
 from twin_manager import TwinManager
 
@@ -168,10 +168,13 @@ def _campaign(
         campaign = Campaign.create(fleet, spec)
         pacing = Pacing.for_tier(tier, share=1.0) if tier else Pacing()
         ticks = 0
+        ended: list[str] = []  # when each tick ended, and the counts it saw
 
-        def count(_: object) -> None:
+        def count(status: CampaignStatus) -> None:
             nonlocal ticks
             ticks += 1
+            counts = {str(k): v for k, v in status.counts.items()}
+            ended.append(f"{time.perf_counter() - started:.0f} s {counts}")
 
         status = run_paced(campaign, pacing, on_tick=count)
         elapsed = time.perf_counter() - started
@@ -194,7 +197,8 @@ def _campaign(
         f"({ticks} ticks); the quotas allow {least:.1f} s at least ({limiting}); ratio {ratio}"
         + (f"; {elapsed / peer:.2f}x the peer's time" if peer else "")
         + "\n"
-        f"       used {used_by}; refused (429) {throttled or 'none'}"
+        f"       used {used_by}; refused (429) {throttled or 'none'}\n"
+        f"       ticks ended at {'; '.join(ended)}"
     )
     if least > 0:
         _results.record(_results.Row(
