@@ -10,6 +10,9 @@ Sections and direct methods are handled by handlers (`device_agent.handlers`): t
 (firmware, configuration, reboot, factoryReset), those installed packages declare in the entry
 point group `twinfleet.handlers`, those passed as `handlers=`, and functions registered with the
 `section` and `method` decorators, each later one replacing an earlier one of the same kind.
+A handler may also choose which key the agent connects with (`handlers.api.KeyProvider`, as key
+rotation does): at start and at every `reconnect()` the agent tries the keys it offers, then the
+configured one, and reads the whole twin again once connected.
 
 What arrives from the hub is untrusted input too: the device SDK parses desired patches and
 method payloads itself, and the agent checks each value against `INPUT_LIMITS` (size, nesting of
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import threading
 from collections.abc import Callable, Iterable
@@ -107,6 +111,11 @@ class DeviceAgent:
         self.connected = asyncio.Event()  # set once the first connection succeeded
         self.outcome: str | None = None
         self._reporter: Reporter | None = None
+        self._connection: DeviceConnection | None = None
+        self._ready = asyncio.Event()  # set while a connection is up
+        self._reconnecting = asyncio.Lock()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._failure: errors.AgentError | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
 
@@ -210,36 +219,109 @@ class DeviceAgent:
 
         On "reboot" the platform's reboot was requested: a real device goes down; a simulated
         one is booted again (`SimulatedPlatform.boot()`) and a fresh agent run on it.
+
+        Raises:
+            AgentError: the hub refused every key the agent had (after a `reconnect()`).
+            CredentialError: (the SDK's) the hub refused every key at the first connect.
         """
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
-        connection = DeviceConnection(
-            self._connection_string, self._ca_cert, keep_alive=self._keep_alive
-        )
-        self._reporter = Reporter(connection.patch_reported)
-        tasks: list[asyncio.Task[Any]] = []
+        self._reporter = Reporter(self._send_report)
         try:
-            await self._connect(connection)
+            await self._open()
             self.connected.set()
-            connection.on_desired(self._loop, self._on_patch)
-            connection.on_method(
-                self._loop, lambda call: self._spawn(tasks, self._on_method(connection, call))
-            )
-            tasks.append(asyncio.create_task(self._reporter.run(), name="reporter"))
-            tasks.append(asyncio.create_task(self._reconciler(), name="reconciler"))
-            twin = await connection.get_twin()
-            self._reported = dict(twin.get("reported") or {})
-            self._on_twin(twin.get("desired", {}))
+            self._tasks.append(asyncio.create_task(self._reporter.run(), name="reporter"))
+            self._tasks.append(asyncio.create_task(self._reconciler(), name="reconciler"))
+            await self._read_twin()
             await self._stopped.wait()
+            if self._failure is not None:
+                raise self._failure
             if self.outcome == "reboot":
                 await self._reporter.flush(5)
         finally:
-            for task in tasks:
+            for task in self._tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            with contextlib.suppress(Exception):
-                await connection.shutdown()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            if self._connection is not None:
+                with contextlib.suppress(Exception):
+                    await self._connection.shutdown()
         return self.outcome or "stopped"
+
+    async def reconnect(self) -> None:
+        """Close the connection and connect again (see `handlers.api.Agent.reconnect`).
+
+        Raises:
+            AgentError: the hub refused every key; the agent stops with this error.
+        """
+        async with self._reconnecting:
+            self._ready.clear()
+            old, self._connection = self._connection, None
+            if old is not None:
+                with contextlib.suppress(Exception):
+                    await old.shutdown()
+            try:
+                await self._open()
+            except Exception as exc:
+                self._failure = errors.AgentError(
+                    f"reconnecting failed: the hub refused every key of this device "
+                    f"({type(exc).__name__}); give the agent a valid key"
+                )
+                self.stop("failed")
+                raise self._failure from exc
+            await self._read_twin()
+
+    async def _open(self) -> None:
+        """Connect with the first key the hub accepts: the `KeyProvider`s' keys in order, then
+        the configured one; tell the providers which it was."""
+        configured = _key_of(self._connection_string)
+        providers = [h for h in self._handlers.values() if isinstance(h, handlers_api.KeyProvider)]
+        offered: list[str] = []
+        if configured is not None:
+            for provider in providers:
+                try:
+                    offered += provider.keys(configured, self)
+                except Exception:
+                    log.exception("the %s handler failed to offer keys", provider.kind)
+            offered.append(configured)
+        candidates: list[str | None] = [*dict.fromkeys(offered)] or [None]
+        for number, key in enumerate(candidates, 1):
+            text = (
+                self._connection_string if key is None else _with_key(self._connection_string, key)
+            )
+            connection = DeviceConnection(text, self._ca_cert, keep_alive=self._keep_alive)
+            try:
+                await self._connect(connection)
+            except Exception:
+                with contextlib.suppress(Exception):
+                    await connection.shutdown()
+                if number == len(candidates):
+                    raise
+                log.warning("the hub refused key %d of %d; trying the next", number,
+                            len(candidates))  # fmt: skip
+                continue
+            assert self._loop is not None
+            self._connection = connection
+            connection.on_desired(self._loop, self._on_patch)
+            connection.on_method(self._loop, functools.partial(self._spawn_method, connection))
+            self._ready.set()
+            if key is not None:
+                for provider in providers:
+                    try:
+                        provider.connected(key, self)
+                    except Exception:
+                        log.exception("the %s handler failed after connecting", provider.kind)
+            return
+
+    async def _read_twin(self) -> None:
+        assert self._connection is not None
+        twin = await self._connection.get_twin()
+        self._reported = dict(twin.get("reported") or {})
+        self._on_twin(twin.get("desired", {}))
+
+    async def _send_report(self, patch: dict[str, Any]) -> None:
+        await self._ready.wait()  # not on a connection being replaced
+        assert self._connection is not None
+        await self._connection.patch_reported(patch)
 
     async def _connect(self, connection: DeviceConnection) -> None:
         delay = 1.0
@@ -258,6 +340,9 @@ class DeviceAgent:
         """Stop the agent (from its loop)."""
         self.outcome = self.outcome or outcome
         self._stopped.set()
+
+    def _spawn_method(self, connection: DeviceConnection, call: MethodCall) -> None:
+        self._spawn(self._tasks, self._on_method(connection, call))
 
     @staticmethod
     def _spawn(tasks: list[asyncio.Task[Any]], coroutine: Any) -> None:
@@ -380,3 +465,21 @@ class DeviceAgent:
             log.exception("the %s handler failed on method %r", handler.kind, call.name)
             if not answered:
                 await connection.answer(call, 500, {"error": f"{type(exc).__name__}: {exc}"})
+
+
+def _key_of(connection_string: str) -> str | None:
+    """The connection string's SharedAccessKey (None for one without: X.509, a SAS token)."""
+    for part in connection_string.split(";"):
+        name, _, value = part.partition("=")
+        if name.strip() == "SharedAccessKey" and value.strip():
+            return value.strip()
+    return None
+
+
+def _with_key(connection_string: str, key: str) -> str:
+    """The connection string with its SharedAccessKey replaced by `key`."""
+    parts = connection_string.split(";")
+    return ";".join(
+        f"SharedAccessKey={key}" if p.partition("=")[0].strip() == "SharedAccessKey" else p
+        for p in parts
+    )

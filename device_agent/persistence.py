@@ -15,10 +15,17 @@ __all__ = ["StateFile"]
 
 
 class StateFile:
-    """One JSON document on disk."""
+    """One JSON document on disk.
 
-    def __init__(self, path: Path) -> None:
+    Args:
+        path: the file.
+        mode: the file's permissions (less the umask). A file holding a secret (0o600) has
+            them from its first byte: the temporary file is created with them, not chmod-ed.
+    """
+
+    def __init__(self, path: Path, *, mode: int = 0o666) -> None:
         self.path = path
+        self.mode = mode
 
     def load(self) -> dict[str, Any]:
         """The saved document, or {} when none was ever saved."""
@@ -32,7 +39,9 @@ class StateFile:
         """Replace the document durably."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         temporary = self.path.with_name(f".{self.path.name}.tmp")
-        with temporary.open("w") as out:
+        temporary.unlink(missing_ok=True)  # one left by a power cut may have other permissions
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, self.mode)
+        with os.fdopen(descriptor, "w") as out:
             json.dump(data, out)
             out.flush()
             os.fsync(out.fileno())

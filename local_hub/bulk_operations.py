@@ -2,9 +2,9 @@
 
 Each entry names a device (`id`), an `importMode` and what to set. Entries are applied one by one,
 in order, each on its own: one that fails (a taken id, a stale `eTag`, an invalid key) is reported
-in the result's `errors` and leaves the others alone. Every applied change is committed to the
-store by the registry before the next entry starts, so all of them are durable when the answer
-is sent. The modes, as IoT Hub defines them:
+in the result's `errors` and leaves the others alone (an entry is validated whole before it
+writes). The request's changes commit as one SQLite transaction (one fsync, not one a device), so
+every applied change is durable when the answer is sent. The modes, as IoT Hub defines them:
 
 - `create`: register a new device; an existing id is an error (`DeviceAlreadyExists`).
 - `update`: overwrite an existing device's status and keys, whatever its etag.
@@ -34,7 +34,7 @@ from typing import Any
 
 from local_hub import errors, registry
 
-__all__ = ["MAX_DEVICES", "MODES", "apply"]
+__all__ = ["IMPORT_MODES", "MAX_DEVICES", "MODES", "apply", "apply_entry"]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,8 @@ MODES = (
     "updateTwin",
     "updateTwinIfMatchETag",
 )
+# Import jobs also take these (`createOrUpdate` is their default), as IoT Hub's do.
+IMPORT_MODES = (*MODES, "createOrUpdate", "createOrUpdateIfMatchETag")
 _IDENTITY_FIELDS = ("status", "statusReason", "authentication", "capabilities")
 
 
@@ -105,41 +107,55 @@ def apply(hub_registry: registry.Registry, body: Any) -> tuple[int, dict[str, An
         failure = {"deviceId": refused.device_id, "errorCode": refused.code_name,
                    "errorStatus": refused.message}  # fmt: skip
         return 400, {"isSuccessful": False, "errors": [failure], "warnings": []}
-    for entry in entries:
-        device_id = entry.get("id")
-        mode = entry.get("importMode")
-        try:
-            warning = _apply_one(hub_registry, entry, mode)
-        except errors.HubError as exc:
-            failures.append(
-                {
-                    "deviceId": device_id,
-                    "errorCode": exc.code_name,
-                    "errorStatus": exc.message,
-                    "operation": mode,
-                }
-            )
-            continue
-        if warning is not None:
-            warnings.append(
-                {
-                    "deviceId": device_id,
-                    "warningCode": "DeviceRegisteredWithoutTwin",
-                    "warningStatus": warning,
-                }
-            )
+    with hub_registry.batch():  # one commit for the request: durable before the answer
+        for entry in entries:
+            device_id = entry.get("id")
+            mode = entry.get("importMode")
+            try:
+                warning = apply_entry(hub_registry, entry, mode)
+            except errors.HubError as exc:
+                failures.append(
+                    {
+                        "deviceId": device_id,
+                        "errorCode": exc.code_name,
+                        "errorStatus": exc.message,
+                        "operation": mode,
+                    }
+                )
+                continue
+            if warning is not None:
+                warnings.append(
+                    {
+                        "deviceId": device_id,
+                        "warningCode": "DeviceRegisteredWithoutTwin",
+                        "warningStatus": warning,
+                    }
+                )
     log.info("bulk registry operation: %d devices, %d failed", len(entries), len(failures))
     result = {"isSuccessful": not failures, "errors": failures, "warnings": warnings}
     return (400 if failures else 200), result
 
 
-def _apply_one(hub_registry: registry.Registry, entry: dict[str, Any], mode: Any) -> str | None:
-    """Apply one entry; returns a warning for a twin part that was refused, else None."""
+def apply_entry(
+    hub_registry: registry.Registry,
+    entry: dict[str, Any],
+    mode: Any,
+    modes: tuple[str, ...] = MODES,
+) -> str | None:
+    """Apply one `ExportImportDevice` entry in `mode` (one of `modes`); returns a warning for a
+    twin part that was refused, else None.
+
+    Raises:
+        HubError: the entry was refused (nothing of it changed).
+    """
     device_id = entry.get("id")
     if not isinstance(device_id, str) or not device_id:
         raise errors.BadRequest("The entry has no device id ('id').")
-    if mode not in MODES:
-        raise errors.BadRequest(f"importMode {mode!r} is not one of {', '.join(MODES)}.")
+    if mode not in modes:
+        raise errors.BadRequest(f"importMode {str(mode)[:40]!r} is not one of {', '.join(modes)}.")
+    if mode.startswith("createOrUpdate"):
+        exists = hub_registry.get_device(device_id) is not None
+        mode = mode.replace("createOrUpdate", "update") if exists else "create"
     if mode in ("delete", "deleteIfMatchETag"):
         hub_registry.delete_device(device_id, _etag(entry, "eTag", mode))
         return None

@@ -19,7 +19,17 @@ from typing import Any
 
 from aiohttp import web
 
-from local_hub import certs, configurations, files, jobs, quotas, redacting, registry, store
+from local_hub import (
+    certs,
+    configurations,
+    files,
+    import_export,
+    jobs,
+    quotas,
+    redacting,
+    registry,
+    store,
+)
 from local_hub.clock import Clock
 from local_hub.limits import DEFAULT_CONNECTION_LIMITS, ConnectionLimits
 from local_hub.mqtt import DeviceEndpoint
@@ -97,6 +107,9 @@ class HubServer:
         self.jobs = jobs.JobRunner(
             self.store, self.registry, self.endpoint, clock=clock, quotas=self.quotas
         )
+        self.import_export = import_export.ImportExportJobs(
+            self.store, self.registry, self.data_dir / "artifacts", clock=clock, quotas=self.quotas
+        )
         self.configurations = configurations.ConfigurationManager(
             self.store, self.registry, clock=clock, interval=configuration_interval
         )
@@ -134,6 +147,7 @@ class HubServer:
             artifacts_dir=self.data_dir / "artifacts",
             clock=self.clock,
             jobs=self.jobs,
+            import_export=self.import_export,
             configurations=self.configurations,
             faults=self.faults,
             quotas=self.quotas,
@@ -164,6 +178,7 @@ class HubServer:
         )
         log.info("service endpoint (HTTPS) listening on https://%s", self.service_host_name)
         self.jobs.resume()
+        self.import_export.resume()
         self.configurations.start()
         info_path = self.data_dir / "hub.json"
         files.write_atomic(info_path, json.dumps(self.info, indent=2).encode(), mode=0o600)
@@ -181,6 +196,7 @@ class HubServer:
                 self._site.abort_connections()
             await self._runner.cleanup()
         await self.jobs.close()
+        await self.import_export.close()
         await self.configurations.close()
         await self.endpoint.close()
         self.store.close()

@@ -86,14 +86,16 @@ class Outcome(enum.StrEnum):
 
 @dataclass(frozen=True)
 class Verdict:
-    """What a pattern says of one device: its outcome and, on failure, why."""
+    """What a pattern says of one device: its outcome, on failure why, and optionally a `note`
+    for the campaign's log (what was done, by whom, when)."""
 
     outcome: Outcome
     reason: str = ""
+    note: str = ""
 
     @classmethod
-    def succeeded(cls) -> Verdict:
-        return cls(Outcome.SUCCEEDED)
+    def succeeded(cls, note: str = "") -> Verdict:
+        return cls(Outcome.SUCCEEDED, note=note)
 
     @classmethod
     def in_progress(cls) -> Verdict:

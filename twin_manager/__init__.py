@@ -15,6 +15,10 @@ Its API:
   `DeviceJobResult`, `Configuration`.
 - A local hub: `read_hub_dir(path)` -> `LocalHubInfo`; its artifacts (firmware images):
   `ArtifactStore`, `Artifact`.
+- Bulk identity work: `BulkResult`, `BulkFailure` (the bulk registry API) and
+  `ImportExportJob` (import/export jobs).
+- The fleet's Device Provisioning Service: `ProvisioningService` (its `block` answers
+  `Blocked`), set as `TwinManager.provisioning`.
 - The fleet's metadata scheme: `load_scheme("module:Model" or "file.json")` -> `FleetScheme`,
   given as `TwinManager(..., scheme=...)` (see `twin_manager.schemes`).
 - Errors, named for what to do next: `TwinManagerError` (the root), `InvalidQuery`,
@@ -45,14 +49,18 @@ from twin_manager.errors import (
 from twin_manager.hubdirs import LocalHubInfo, read_hub_dir
 from twin_manager.manager import TwinManager
 from twin_manager.models import (
+    BulkFailure,
+    BulkResult,
     Configuration,
     Device,
     DeviceJobResult,
+    ImportExportJob,
     Job,
     JobStatistics,
     MethodResult,
     Twin,
 )
+from twin_manager.provisioning import Blocked, ProvisioningService
 from twin_manager.retrying import RetryPolicy
 from twin_manager.schemes import FleetScheme, load_scheme
 from twin_manager.sentinels import NOT_GIVEN
@@ -63,6 +71,9 @@ __all__ = [
     "Artifact",
     "ArtifactNotFound",
     "ArtifactStore",
+    "Blocked",
+    "BulkFailure",
+    "BulkResult",
     "Configuration",
     "Conflict",
     "Device",
@@ -73,6 +84,7 @@ __all__ = [
     "HubConfigurationError",
     "HubError",
     "HubUnavailable",
+    "ImportExportJob",
     "InvalidQuery",
     "InvalidScheme",
     "InvalidTags",
@@ -82,6 +94,7 @@ __all__ = [
     "MethodResult",
     "MethodTimeout",
     "PreconditionFailed",
+    "ProvisioningService",
     "RetryPolicy",
     "Throttled",
     "Twin",

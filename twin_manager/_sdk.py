@@ -191,5 +191,13 @@ class Sdk:
         return sdk_models.JobRequest.deserialize(body)
 
     @staticmethod
+    def job_properties(body: dict[str, Any]) -> Any:
+        return sdk_models.JobProperties.deserialize(body)
+
+    @staticmethod
+    def bulk_entries(entries: list[dict[str, Any]]) -> Any:
+        return [sdk_models.ExportImportDevice.deserialize(entry) for entry in entries]
+
+    @staticmethod
     def configuration(body: dict[str, Any]) -> Any:
         return sdk_models.Configuration.deserialize(body)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 import logging
 import time
 import urllib.parse
@@ -26,6 +25,7 @@ from typing import Any
 import requests
 
 from twin_manager import errors
+from twin_manager._signing import sas_token
 
 __all__ = ["Artifact", "ArtifactStore"]
 
@@ -68,13 +68,6 @@ class Artifact:
         )
 
 
-def _sas_token(host_name: str, key_name: str, key: bytes, expiry: int) -> str:
-    resource = urllib.parse.quote(host_name, safe="")
-    signature = hmac.new(key, f"{resource}\n{expiry}".encode(), hashlib.sha256).digest()
-    quoted = urllib.parse.quote(base64.b64encode(signature).decode(), safe="")
-    return f"SharedAccessSignature sr={resource}&sig={quoted}&se={expiry}&skn={key_name}"
-
-
 class ArtifactStore:
     """The artifacts of one local hub.
 
@@ -107,7 +100,7 @@ class ArtifactStore:
                 f"{what}: Azure IoT Hub stores no artifacts; upload the image to Blob Storage and "
                 "give the campaign its SAS URL (--url and --sha256)."
             )
-        token = _sas_token(self.host_name, self._key_name, self._key, int(time.time()) + _TOKEN_TTL)
+        token = sas_token(self.host_name, self._key_name, self._key, int(time.time()) + _TOKEN_TTL)
         try:
             response = requests.request(
                 method, f"https://{self.host_name}{path}", headers={"Authorization": token},
@@ -204,3 +197,42 @@ class ArtifactStore:
         """
         self._request("DELETE", self._path(name), f"deleting {name!r}")
         log.info("deleted artifact %s", name)
+
+    # -- blob containers (what import/export jobs read and write) ----------------------------
+
+    def container_url(self, container: str, *, permissions: str = "rw", ttl: int = 3600) -> str:
+        """A signed URL of the blob container `container` (`r`, `w` or `rw`), valid `ttl`
+        seconds: what an import/export job's `inputBlobContainerUri` and
+        `outputBlobContainerUri` take. It is a secret: anyone holding it can use it.
+
+        Raises:
+            HubError: the container name, the permissions or the ttl is refused.
+        """
+        response = self._request(
+            "POST", self._path(container, "/container-url"), f"signing container {container!r}",
+            params={"ttl": str(ttl), "sp": permissions},
+        )  # fmt: skip
+        return str(response.json()["url"])
+
+    def put_blob(self, container: str, name: str, data: bytes) -> None:
+        """Store `data` as blob `name` of `container` (made if new), replacing any."""
+        path = f"{self._path(container)}/{urllib.parse.quote(name, safe='')}"
+        self._request("PUT", path, f"uploading {container}/{name}", data=data)
+
+    def get_blob(self, container: str, name: str) -> bytes:
+        """Blob `name` of `container`.
+
+        Raises:
+            ArtifactNotFound: there is no such blob.
+        """
+        path = f"{self._path(container)}/{urllib.parse.quote(name, safe='')}"
+        return self._request("GET", path, f"downloading {container}/{name}").content
+
+    def delete_blob(self, container: str, name: str) -> None:
+        """Remove blob `name` of `container`.
+
+        Raises:
+            ArtifactNotFound: there is no such blob.
+        """
+        path = f"{self._path(container)}/{urllib.parse.quote(name, safe='')}"
+        self._request("DELETE", path, f"deleting {container}/{name}")

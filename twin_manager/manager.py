@@ -20,7 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
 
-from twin_manager import artifacts, errors, hubdirs, models, schemes
+from twin_manager import artifacts, errors, hubdirs, models, provisioning, schemes
 from twin_manager._sdk import Sdk
 from twin_manager.querying import checked_condition, checked_query
 from twin_manager.retrying import RetryPolicy
@@ -71,6 +71,8 @@ class TwinManager:
 
     Attributes:
         usage: the requests this manager sent, per IoT Hub throttle (see `twin_manager.usage`).
+        provisioning: the Device Provisioning Service the fleet's devices register through,
+            if it uses one (set it to let retirement stop devices from provisioning again).
     """
 
     def __init__(
@@ -94,6 +96,7 @@ class TwinManager:
         # hub's service connection string; Azure's host names carry none): they dial 8883.
         self._device_host_name = device_host_name or _without_port(self._sdk.host_name)
         self._gateway_host_name = gateway_host_name
+        self.provisioning: provisioning.ProvisioningService | None = None
 
     @classmethod
     def from_connection_string(
@@ -246,6 +249,37 @@ class TwinManager:
         )
         return models.Device.from_raw(raw)
 
+    def set_keys(
+        self, device_id: str, primary_key: str, secondary_key: str, *, if_match: str
+    ) -> models.Device:
+        """Replace a device's SAS keys, only if its identity is still at `if_match` (its etag):
+        the step of a key rotation, safe against another writer. The keys are secrets: they are
+        never logged or put in an error.
+
+        Raises:
+            PreconditionFailed: the identity changed since it was read (read it again).
+            DeviceNotFound: there is no such device.
+        """
+        device = self.get_device(device_id)
+        body = self._sdk.device(
+            {
+                "deviceId": device_id,
+                "status": device.status,
+                "authentication": {
+                    "type": "sas",
+                    "symmetricKey": {"primaryKey": primary_key, "secondaryKey": secondary_key},
+                },
+            }
+        )
+        raw = self._call(
+            f"Updating the keys of device {device_id!r}",
+            lambda c: c.registry.protocol.devices.create_or_update_identity(
+                device_id, body, _quoted(if_match), raw=True
+            ),
+            device_id,
+        )
+        return models.Device.from_raw(raw)
+
     def delete_device(self, device_id: str, *, if_match: IfMatch = NOT_GIVEN) -> None:
         self._call(
             f"Deleting device {device_id!r}",
@@ -270,6 +304,28 @@ class TwinManager:
         text = f"HostName={self._device_host_name};DeviceId={device_id};SharedAccessKey={key}"
         gateway = gateway_host_name or self._gateway_host_name
         return text + (f";GatewayHostName={gateway}" if gateway else "")
+
+    def bulk_registry(self, entries: list[dict[str, Any]]) -> models.BulkResult:
+        """One bulk registry operation (`POST /devices`): up to 100 `ExportImportDevice`
+        entries (`id`, `importMode` such as `create` or `updateTwin`, `status`,
+        `authentication`, `tags`, `properties.desired`), each applied on its own.
+
+        Returns:
+            Which entries failed and why (every other entry was applied).
+
+        Raises:
+            ValueError: more than 100 entries, or none.
+        """
+        if not 1 <= len(entries) <= 100:
+            raise ValueError(
+                f"A bulk registry operation takes 1 to 100 devices, not {len(entries)}."
+            )
+        body = self._sdk.bulk_entries(entries)
+        raw = self._call(
+            f"Bulk registry operation on {len(entries)} devices",
+            lambda c: c.registry.protocol.bulk_registry.update_registry(body, raw=True),
+        )
+        return models.BulkResult.from_raw(raw or {"isSuccessful": True})
 
     # -- twins -----------------------------------------------------------------------------
 
@@ -583,6 +639,68 @@ class TwinManager:
             if time.monotonic() >= deadline:
                 raise TimeoutError(f"Job {job_id!r} is still {job.status} after {timeout:g} s.")
             time.sleep(poll)
+
+    # -- import and export jobs ------------------------------------------------------------
+
+    def export_devices(
+        self, output_container_url: str, *, exclude_keys: bool = True
+    ) -> models.ImportExportJob:
+        """Start an export job: every identity and twin, one JSON line each, to `devices.txt`
+        in the blob container (a Blob SAS URL on Azure; `ArtifactStore.container_url` on a
+        local hub).
+
+        Raises:
+            Conflict: another import or export job is running.
+        """
+        return self._import_export(
+            {"type": "export", "outputBlobContainerUri": output_container_url,
+             "excludeKeysInExport": exclude_keys}
+        )  # fmt: skip
+
+    def import_devices(
+        self, input_container_url: str, output_container_url: str
+    ) -> models.ImportExportJob:
+        """Start an import job: the `devices.txt` of the input container, line by line (each
+        line's `importMode`, `createOrUpdate` by default); failed lines go to `importErrors.log`
+        in the output container.
+
+        Raises:
+            Conflict: another import or export job is running.
+        """
+        return self._import_export(
+            {"type": "import", "inputBlobContainerUri": input_container_url,
+             "outputBlobContainerUri": output_container_url}
+        )  # fmt: skip
+
+    def _import_export(self, body: dict[str, Any]) -> models.ImportExportJob:
+        request = self._sdk.job_properties(body)
+        raw = self._call(
+            f"Starting an {body['type']} job",
+            lambda c: c.jobs.protocol.jobs.create_import_export_job(request, raw=True),
+        )
+        return models.ImportExportJob.model_validate(raw)
+
+    def get_import_export_job(self, job_id: str) -> models.ImportExportJob:
+        raw = self._call(
+            f"Reading import/export job {job_id!r}",
+            lambda c: c.jobs.protocol.jobs.get_import_export_job(job_id, raw=True),
+        )
+        return models.ImportExportJob.model_validate(raw)
+
+    def wait_for_import_export_job(
+        self, job_id: str, timeout: float, *, poll: float = 0.5
+    ) -> models.ImportExportJob:
+        """Poll until the import or export job completes, fails or is cancelled.
+
+        Raises:
+            TimeoutError: it has not finished within `timeout` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        while not (job := self.get_import_export_job(job_id)).finished:
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"Job {job_id!r} is still {job.status} after {timeout:g} s.")
+            time.sleep(poll)
+        return job
 
     # -- configurations --------------------------------------------------------------------
 

@@ -9,9 +9,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 __all__ = [
+    "BulkFailure",
+    "BulkResult",
     "Configuration",
     "Device",
     "DeviceJobResult",
+    "ImportExportJob",
     "Job",
     "JobStatistics",
     "MethodResult",
@@ -159,6 +162,25 @@ class Job(_Model):
         return self.status in ("completed", "failed", "cancelled")
 
 
+class ImportExportJob(_Model):
+    """An import or export job (`JobProperties`): identities and twins in bulk through blob
+    containers. The container URLs are secrets (anyone holding one can use it)."""
+
+    job_id: str = Field(alias="jobId")
+    type: str
+    status: str
+    progress: int = 0
+    start_time: datetime | None = Field(default=None, alias="startTimeUtc")
+    end_time: datetime | None = Field(default=None, alias="endTimeUtc")
+    failure_reason: str | None = Field(default=None, alias="failureReason")
+    output_blob_name: str | None = Field(default=None, alias="outputBlobName")
+    input_blob_name: str | None = Field(default=None, alias="inputBlobName")
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("completed", "failed", "cancelled")
+
+
 class DeviceJobResult(_Model):
     """One device's part in a job, from `SELECT * FROM devices.jobs`."""
 
@@ -214,3 +236,30 @@ class Configuration(_Model):
     @property
     def applied_count(self) -> int:
         return self.system_metrics.get("appliedCount", 0)
+
+
+class BulkFailure(_Model):
+    """One entry of a bulk registry operation that failed (or warned), and why."""
+
+    device_id: str | None = Field(default=None, alias="deviceId")
+    error_code: str = Field(default="", alias="errorCode")
+    error_status: str = Field(default="", alias="errorStatus")
+    operation: str | None = None
+
+
+class BulkResult(_Model):
+    """What a bulk registry operation (`POST /devices`, up to 100 devices) answered: every entry
+    not in `errors` was applied; `warnings` name devices registered whose twin part was not."""
+
+    is_successful: bool = Field(alias="isSuccessful")
+    errors: tuple[BulkFailure, ...] = ()
+    warnings: tuple[BulkFailure, ...] = ()
+
+    @classmethod
+    def from_raw(cls, raw: dict[str, Any]) -> BulkResult:
+        warnings = [
+            {"deviceId": w.get("deviceId"), "errorCode": w.get("warningCode", ""),
+             "errorStatus": w.get("warningStatus", "")}
+            for w in raw.get("warnings") or []
+        ]  # fmt: skip
+        return cls.model_validate({**raw, "errors": raw.get("errors") or [], "warnings": warnings})

@@ -8,7 +8,7 @@ and `async invoke(call, agent)`, which must answer with `await call.answer(statu
 may go on working after answering (a reboot answers first, then reboots).
 
 Handlers get the `Agent` they run in: its platform, its state folder, `report()` for reported
-properties, `flush()` to wait until reports reached the hub, `reboot()` and
+properties, `flush()` to wait until reports reached the hub, `reboot()`, `reconnect()` and
 `reset_handlers()`. Handlers that keep state on the device may implement `reset(agent)`, which a
 factory reset calls.
 
@@ -16,6 +16,12 @@ Handlers come from the built-ins (`device_agent.handlers`), from installed packa
 entry-point group `twinfleet.handlers` (each names a handler, or a class or factory that makes
 one, or a list of them), and from the settings' `handlers` or `twinfleet-agent --app`, as
 `module:attribute` (see `device_agent.loading`).
+
+**Choosing the device's key.** A handler may also be a `KeyProvider` (key rotation is one):
+before every connection, the first one and each `reconnect()`, the agent asks it for the
+symmetric keys to try, tries them in that order until the hub accepts one (the key the settings
+give comes last), and tells it which key the hub accepted (`connected`). Keys are secrets: the
+agent never logs them, and a provider must not either.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ __all__ = [
     "Handler",
     "HandlerError",
     "Invocation",
+    "KeyProvider",
     "MethodHandler",
     "SectionHandler",
     "function_method",
@@ -82,6 +89,15 @@ class Agent(Protocol):
         """Stop the agent for a reboot (its host boots and starts it again)."""
         ...
 
+    async def reconnect(self) -> None:
+        """Close the connection to the hub and connect again, asking the `KeyProvider`s which
+        keys to try; returns once connected (the twin is read again, as after any connect).
+
+        Raises:
+            AgentError: the hub refused every key (the agent stops).
+        """
+        ...
+
     def reset_handlers(self) -> None:
         """Call `reset()` on every handler that has one (after a factory reset)."""
         ...
@@ -116,6 +132,20 @@ class MethodHandler(Protocol):
     def method(self) -> str: ...
 
     async def invoke(self, call: Invocation, agent: Agent) -> None: ...
+
+
+@runtime_checkable
+class KeyProvider(Protocol):
+    """What a handler implements, besides its section or method, to choose the device's key."""
+
+    def keys(self, configured: str, agent: Agent) -> list[str]:
+        """The base64 symmetric keys to try, best first (`configured`: the settings' key, which
+        the agent tries last anyway)."""
+        ...
+
+    def connected(self, key: str, agent: Agent) -> None:
+        """The hub accepted `key` (one of those offered, or the configured one)."""
+        ...
 
 
 Handler = SectionHandler | MethodHandler

@@ -17,7 +17,17 @@ from aiohttp import web
 
 from local_hub import errors, tokens
 from local_hub.clock import iso
-from local_hub.rest import artifacts, configurations, devices, jobs, querying, throttling, twins
+from local_hub.rest import (
+    artifacts,
+    configurations,
+    containers,
+    devices,
+    import_export,
+    jobs,
+    querying,
+    throttling,
+    twins,
+)
 from local_hub.rest.connections import SERVER_NAME
 from local_hub.rest.context import CONTEXT, ServiceContext
 
@@ -95,7 +105,11 @@ async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     fault = ctx.faults.take()
     if fault is not None:
         raise fault
-    permission = _signed_permission(request)
+    blob = "blob" in request.match_info and "container" in request.match_info
+    if blob and "sig" in request.query and "Authorization" not in request.headers:
+        containers.signed_container_request(request)
+        return await handler(request)
+    permission = None if blob else _signed_permission(request)
     if permission is not None:
         name = request.match_info.get("name", "")
         artifacts.verify_artifact_signature(
@@ -130,6 +144,8 @@ def make_app(context: ServiceContext) -> web.Application:
     app = web.Application(middlewares=middlewares, client_max_size=1024 * 1024)
     app.on_response_prepare.append(_server_header)
     app[CONTEXT] = context
-    for module in (devices, twins, querying, jobs, configurations, artifacts, throttling):
+    modules = (devices, twins, querying, jobs, import_export, configurations, containers, artifacts,
+               throttling)  # fmt: skip
+    for module in modules:
         app.add_routes(module.routes)
     return app

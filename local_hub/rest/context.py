@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 import jsonlimits
-from local_hub import configurations, errors, jobs, quotas, registry
+from local_hub import configurations, errors, import_export, jobs, quotas, registry
 from local_hub.clock import Clock
 from local_hub.mqtt import DeviceEndpoint
 from local_hub.refusals import RefusalLog
@@ -64,6 +64,7 @@ class ServiceContext:
     artifacts_dir: Path
     clock: Clock
     jobs: jobs.JobRunner | None = None
+    import_export: import_export.ImportExportJobs | None = None
     configurations: configurations.ConfigurationManager | None = None
     faults: Faults = field(default_factory=Faults)
     refusals: RefusalLog = field(default_factory=lambda: RefusalLog(log))

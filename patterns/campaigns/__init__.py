@@ -7,7 +7,7 @@ campaign = Campaign.create(fleet, spec)
 campaign.run()
 """
 
-from patterns.campaigns import pacing, progress, records, specs
+from patterns.campaigns import pacing, progress, records, specs, targeting
 from patterns.campaigns.campaign import FINAL, Campaign, CampaignStatus
 from patterns.campaigns.planning import Plan, PlannedDevice, plan
 from patterns.campaigns.progress import CampaignState, DeviceProgress, DeviceState
@@ -48,4 +48,5 @@ __all__ = [
     "progress",
     "records",
     "specs",
+    "targeting",
 ]

@@ -40,7 +40,7 @@ from typing import Any
 import queries
 from patterns import api
 from patterns.campaigns import _workers as workers
-from patterns.campaigns import budgets, limiting, records, specs, tallies, windows
+from patterns.campaigns import budgets, limiting, records, specs, tallies, targeting, windows
 from patterns.campaigns.progress import (
     FINISHED,
     TAG,
@@ -50,6 +50,7 @@ from patterns.campaigns.progress import (
 )
 from patterns.contracts import times
 from twin_manager import (
+    DeviceNotFound,
     HubError,
     HubUnavailable,
     PreconditionFailed,
@@ -305,13 +306,18 @@ class Campaign:
                before: DeviceProgress | None) -> bool:  # fmt: skip
         """Write this campaign's tag on one device whole, moving the device from `before` to
         `progress` in the tally; False when another writer got there first (the twin's etag
-        changed since it was read)."""
+        changed since it was read). A device deleted meanwhile (a retired one, say) took its
+        tag with it: there is nothing left to write, and that is not a conflict (the next
+        tick's tally no longer counts it)."""
         self._spend()
         try:
             self.fleet.update_tags(device_id, {TAG: {self.id: progress.wire()}},
                                    if_match=etag or "*")  # fmt: skip
         except PreconditionFailed:
             return False
+        except DeviceNotFound:
+            log.info("campaign %s: device %s is no longer in the hub", self.id, device_id)
+            return True
         self._tally.move(before, progress)
         return True
 
@@ -410,7 +416,8 @@ class Campaign:
         return "rest" if self.spec.groups else "all"
 
     def _enqueue(self, now: float) -> None:
-        text = f"SELECT * FROM devices WHERE ({self.spec.target}) AND NOT IS_DEFINED({self._tag})"
+        target = targeting.target_condition(self.spec)
+        text = f"SELECT * FROM devices WHERE {target} AND NOT IS_DEFINED({self._tag})"
         added = 0
         for rows in workers.chunks(self.fleet.query(text, page_size=1000), 1000):
             added += sum(workers.each(self.fleet, rows, self._enqueue_one))
@@ -499,9 +506,15 @@ class Campaign:
             raise
         except HubError as exc:
             verdict = api.Verdict.failed(f"{exc.error_code or exc.status}")
+        if verdict.note:
+            self._log(now, verdict.note)
         if verdict.outcome == api.Outcome.SUCCEEDED:
             if step + 1 < len(self.spec.all_steps):
-                return self._start(self.fleet.get_twin(twin.device_id), claim, step + 1, now)
+                try:
+                    fresh = self.fleet.get_twin(twin.device_id)
+                except DeviceNotFound:  # the step deleted it (retire): nothing follows
+                    return True
+                return self._start(fresh, claim, step + 1, now)
             self._write(twin.device_id, None, claim.but(state=DeviceState.SUCCEEDED), claim)
         elif verdict.outcome == api.Outcome.FAILED:
             reason = verdict.reason
@@ -663,6 +676,10 @@ class Campaign:
         for twin in self.fleet.query_twins(condition, page_size=min(allowed, 1000)):
             progress = DeviceProgress.of(twin.tags, self.id)
             if progress is None or progress.state != DeviceState.QUEUED:
+                continue
+            if targeting.is_retired(twin.tags):  # retired since it was queued
+                retired = progress.but(state=DeviceState.CANCELLED, reason="device retired")
+                self._write(twin.device_id, twin.etag, retired, progress)
                 continue
             batch.append((twin, progress))
             if len(batch) >= allowed - admitted:

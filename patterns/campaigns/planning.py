@@ -1,12 +1,12 @@
-"""`plan`: a dry run. Which devices the target selects now, their group and wave, and when each
-wave would start at the configured rate, without touching any twin."""
+"""`plan`: a dry run. Which devices the target selects now (never a retired one), their group
+and wave, and when each wave would start at the configured rate, without touching any twin."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import queries
-from patterns.campaigns import specs
+from patterns.campaigns import specs, targeting
 from twin_manager import TwinManager
 
 __all__ = ["Plan", "PlannedDevice", "plan"]
@@ -33,7 +33,8 @@ def plan(fleet: TwinManager, spec: specs.CampaignSpec) -> Plan:
     by_group: dict[str, list[str]] = {name: [] for name, _ in conditions}
     fallback = "rest" if spec.groups else "all"
     by_group[fallback] = []
-    for row in fleet.query(f"SELECT * FROM devices WHERE {spec.target}", page_size=1000):
+    text = f"SELECT * FROM devices WHERE {targeting.target_condition(spec)}"
+    for row in fleet.query(text, page_size=1000):
         name = next((n for n, c in conditions if c.matches(row)), fallback)
         by_group[name].append(row["deviceId"])
     devices: list[PlannedDevice] = []

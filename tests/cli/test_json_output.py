@@ -19,7 +19,7 @@ NO_DATA = {
     "dps enrollment-group delete", "dps enrollment delete", "artifact delete", "device delete",
     *(f"campaign create {kind}" for kind in ("from-file", "firmware", "config", "reboot",
                                              "factory-reset", "configuration", "factoryReset",
-                                             "diagnostics")),
+                                             "diagnostics", "retire", "key-rotation")),
 }  # fmt: skip
 
 

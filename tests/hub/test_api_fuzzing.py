@@ -54,6 +54,7 @@ IMPLEMENTED = {
     ("GET", "/twins/{id}"), ("PUT", "/twins/{id}"), ("PATCH", "/twins/{id}"),
     ("GET", "/jobs/v2/{id}"), ("PUT", "/jobs/v2/{id}"), ("POST", "/jobs/v2/{id}/cancel"),
     ("GET", "/jobs/v2/query"), ("POST", "/twins/{deviceId}/methods"),
+    ("POST", "/jobs/create"), ("GET", "/jobs"), ("GET", "/jobs/{id}"), ("DELETE", "/jobs/{id}"),
 }  # fmt: skip
 
 

@@ -19,7 +19,14 @@ from patterns.campaigns import (
     records,
 )
 from twinfleet.cli import exit_codes
-from twinfleet.cli.connecting import ConnectionOption, HubDirOption, connect
+from twinfleet.cli.connecting import (
+    ConnectionOption,
+    DpsConnectionOption,
+    DpsDirOption,
+    HubDirOption,
+    connect,
+    with_provisioning,
+)
 from twinfleet.cli.creating import create_app
 
 __all__ = ["app"]
@@ -129,14 +136,18 @@ def run(
     ),
     hub_dir: Path | None = HubDirOption,
     connection_string: str | None = ConnectionOption,
+    dps_dir: Path | None = DpsDirOption,
+    dps_connection_string: str | None = DpsConnectionOption,
 ) -> None:
     """Drive the campaign until it completes, aborts or is cancelled (any process may).
+    A campaign that retires devices blocks them in the DPS named by --dps-dir.
 
     Exits 0 when every device succeeded, 3 when the campaign aborted, 4 when it completed with
     failed or timed-out devices, 5 when it was cancelled (1: an error, 2: a usage error). With
     --once: one pass, exiting so only when the campaign is over.
     """
-    campaign = Campaign.load(connect(hub_dir, connection_string), campaign_id)
+    fleet = with_provisioning(connect(hub_dir, connection_string), dps_dir, dps_connection_string)
+    campaign = Campaign.load(fleet, campaign_id)
     show_final = (
         (lambda s: typer.echo(json.dumps(_status_json(s), indent=2)))
         if as_json

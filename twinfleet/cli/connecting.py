@@ -9,9 +9,18 @@ from pathlib import Path
 
 import typer
 
-from twin_manager import ArtifactStore, TwinManager, load_scheme, read_hub_dir
+from twin_manager import ArtifactStore, ProvisioningService, TwinManager, load_scheme, read_hub_dir
 
-__all__ = ["ConnectionOption", "HubDirOption", "SchemeOption", "connect", "connect_artifacts"]
+__all__ = [
+    "ConnectionOption",
+    "DpsConnectionOption",
+    "DpsDirOption",
+    "HubDirOption",
+    "SchemeOption",
+    "connect",
+    "connect_artifacts",
+    "with_provisioning",
+]
 
 HubDirOption = typer.Option(None, "--hub-dir", help="A running local hub's data directory.")
 ConnectionOption = typer.Option(
@@ -25,6 +34,27 @@ SchemeOption = typer.Option(
     help="The fleet's metadata scheme, `module:Model` or a JSON Schema file: tags and query "
     "paths are checked against it before anything is sent (or TWINFLEET_SCHEME).",
 )  # fmt: skip
+
+
+DpsDirOption = typer.Option(
+    None, "--dps-dir", help="The data directory of the local DPS the devices provision through."
+)
+DpsConnectionOption = typer.Option(
+    None, "--dps-connection-string", show_default=False,
+    help="The DPS's service connection string (or TWINFLEET_DPS_CONNECTION_STRING).",
+)  # fmt: skip
+
+
+def with_provisioning(
+    fleet: TwinManager, dps_dir: Path | None, dps_connection_string: str | None
+) -> TwinManager:
+    """`fleet`, knowing the provisioning service the options (or the environment) name."""
+    text = dps_connection_string or os.environ.get("TWINFLEET_DPS_CONNECTION_STRING")
+    if dps_dir is not None:
+        fleet.provisioning = ProvisioningService.from_dps_dir(dps_dir)
+    elif text:
+        fleet.provisioning = ProvisioningService(text)
+    return fleet
 
 
 def _connection_string(connection_string: str | None) -> str:

@@ -9,8 +9,10 @@ once, in `_COMMON`, and added to each command's signature by `campaign_command`.
 
 from __future__ import annotations
 
+import getpass
 import inspect
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ import typer
 import typer.main
 
 from patterns import api
+from patterns.builtin.retire import Retire
 from patterns.campaigns import (
     AbortCriteria,
     Campaign,
@@ -30,6 +33,7 @@ from patterns.campaigns import (
     Reboot,
     Retries,
     Rollout,
+    targeting,
 )
 from twin_manager import TwinManager
 from twinfleet.cli.connecting import (
@@ -41,7 +45,18 @@ from twinfleet.cli.connecting import (
 )
 from twinfleet.cli.durations import parse_duration
 
-__all__ = ["campaign_command", "create_app", "parse_params"]
+__all__ = ["campaign_command", "command_name", "create_app", "parse_params"]
+
+
+def command_name(kind: str) -> str:
+    """How the command line spells a kind: `keyRotation` is `key-rotation`."""
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", lambda m: "-" + m.group(1).lower(), kind)
+
+
+def _kind_named(name: str) -> str | None:
+    """The installed kind a command name means (the kind itself, or its `command_name`)."""
+    kinds = api.registry().kinds()
+    return name if name in kinds else next((k for k in kinds if command_name(k) == name), None)
 
 
 class _KindGroup(typer.core.TyperGroup):
@@ -50,16 +65,18 @@ class _KindGroup(typer.core.TyperGroup):
     # typer vendors click (typer._click): its Context is typer.Context's base, not public.
     def list_commands(self, ctx: typer.Context) -> list[str]:  # type: ignore[override]
         declared = super().list_commands(ctx)
-        return declared + [k for k in api.registry().kinds() if k not in declared]
+        names = [command_name(k) for k in api.registry().kinds()]
+        return declared + [n for n in names if n not in declared]
 
     def get_command(self, ctx: typer.Context, cmd_name: str) -> Any:  # type: ignore[override]
         command = super().get_command(ctx, cmd_name)
-        if command is not None or cmd_name not in api.registry():
+        kind = _kind_named(cmd_name)
+        if command is not None or kind is None:
             return command
         generic = typer.main.get_command(_generic_app)
         generic.name = cmd_name
-        pattern = api.registry().get(cmd_name)
-        generic.help = f"A {cmd_name} campaign: {pattern.description}"
+        pattern = api.registry().get(kind)
+        generic.help = f"A {kind} campaign: {pattern.description}"
         generic.short_help = pattern.description
         return generic
 
@@ -145,10 +162,10 @@ def _create(pattern: api.Params, campaign_id: str, options: dict[str, Any]) -> N
 def _refuse_empty(fleet: TwinManager, spec: CampaignSpec, allow_empty: bool) -> None:
     """A campaign whose target matches no device would run and "complete" having done nothing:
     refuse it (exit 1) unless the user says so, e.g. for a continuous campaign."""
-    if allow_empty or fleet.count(spec.target) > 0:
+    if allow_empty or fleet.count(targeting.target_condition(spec)) > 0:
         return
     typer.echo(
-        f"error: the target matches no device: {spec.target}\n"
+        f"error: the target matches no device (retired devices never count): {spec.target}\n"
         "  (check its paths and quoting with `twinfleet query`, or pass --allow-empty)",
         err=True,
     )
@@ -234,7 +251,8 @@ def _generic(
         [], "--param", "-p", help="A parameter of the pattern as name=value (repeatable)."
     ),
 ) -> api.Params:
-    return parse_params(ctx.info_name or "", param)
+    name = ctx.info_name or ""
+    return parse_params(_kind_named(name) or name, param)
 
 
 @campaign_command(create_app, "firmware")
@@ -303,3 +321,12 @@ def _reboot(
 def _factory_reset() -> api.Params:
     """A factory reset campaign."""
     return FactoryReset()
+
+
+@campaign_command(create_app, "retire")
+def _retire(
+    reason: str = typer.Option(..., "--reason", help="Why the devices are retired."),
+    keep_twin: bool = typer.Option(False, "--keep-twin", help="Keep the disabled twins."),
+) -> api.Params:
+    """Retire devices for good (run it with --dps-dir to block their provisioning too)."""
+    return Retire(reason=reason, by=getpass.getuser(), keep_twin=keep_twin)

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from twin_manager import Device
+from twinfleet.cli import lifecycle
 from twinfleet.cli.connecting import ConnectionOption, HubDirOption, SchemeOption, connect
 
 __all__ = ["device_app", "twin_app"]
@@ -19,6 +20,7 @@ device_app = typer.Typer(help="Device identities.", no_args_is_help=True)
 twin_app = typer.Typer(help="Device twins.", no_args_is_help=True)
 connection_string_app = typer.Typer(help="Device connection strings.", no_args_is_help=True)
 device_app.add_typer(connection_string_app, name="connection-string")
+lifecycle.register(device_app)  # import, export, retire, replace: the lifecycle of identities
 
 AlwaysJsonOption = typer.Option(
     False, "--json", help="It prints JSON anyway; accepted so every data command takes --json."
