@@ -10,7 +10,7 @@ NODE_TESTS := tests/node
 NODE_STAMP := $(NODE_TESTS)/node_modules/.installed
 CHROMIUM := /usr/lib/chromium/chromium
 
-.PHONY: test lint docs bench demo format clean chromium
+.PHONY: test lint docs bench soak demo format clean chromium
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -56,3 +56,10 @@ format: $(STAMP)
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis build/site docs/reference/cli.md
 	rm -rf $(NODE_TESTS)/node_modules
+
+# The chaos soak (about 10 minutes; not part of `make test`): a hub, 100 agents and a campaign
+# controller under SIGKILLs and cut or slowed connections, with invariants checked throughout.
+# A short run: make soak SOAK_ARGS="--minutes 2 --devices 20".
+SOAK_ARGS ?=
+soak: $(STAMP)
+	$(BIN)/python -m benchmarks.soak $(SOAK_ARGS)

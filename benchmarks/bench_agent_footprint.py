@@ -142,8 +142,8 @@ def _report_sizes(bin_dir: Path) -> None:
 
 
 def _settings(folder: Path, fleet: TwinManager, hub: LocalHub, device_id: str) -> Path:
-    fleet.create_device(device_id)
-    fields = dict(p.split("=", 1) for p in fleet.device_connection_string(device_id).split(";"))
+    fleet.devices.create(device_id)
+    fields = dict(p.split("=", 1) for p in fleet.devices.connection_string(device_id).split(";"))
     key = folder / f"{device_id}.key"
     key.write_text(fields["SharedAccessKey"])
     key.chmod(0o600)
@@ -214,11 +214,11 @@ def _run_agent(tmp: Path, bin_dir: Path, fleet: TwinManager, hub: LocalHub) -> N
         if attempt < 2:
             _stop(agent)
     assert agent is not None
-    fleet.create_device("bare")
+    fleet.devices.create("bare")
     for _ in range(3):
         began = time.perf_counter()
         bare = subprocess.Popen(
-            [str(bin_dir / "python"), "-c", BARE_CLIENT, fleet.device_connection_string("bare"),
+            [str(bin_dir / "python"), "-c", BARE_CLIENT, fleet.devices.connection_string("bare"),
              hub.ca_certificate_path], stdout=subprocess.PIPE,
         )  # fmt: skip
         assert bare.stdout is not None
@@ -264,13 +264,13 @@ def _stream(
     try:
         baseline = _status(agent.pid, "VmHWM")
         began = time.perf_counter()
-        fleet.update_desired("footprint", {"firmware": {
+        fleet.twins.update_desired("footprint", {"firmware": {
             "fwVersion": "2.0.0", "fwPackageURI": url, "fwPackageCheckValue": digest.hexdigest(),
             "fwPackageSize": IMAGE_SIZE,
         }})  # fmt: skip
 
         def rebooting() -> bool:
-            firmware = fleet.get_twin("footprint").reported.get("firmware", {})
+            firmware = fleet.twins.get("footprint").reported.get("firmware", {})
             return firmware.get("fwUpdateStatus") in ("rebooting", "current", "error") and (
                 firmware.get("pendingFwVersion") == "2.0.0"
                 or firmware.get("currentFwVersion") == "2.0.0"
@@ -279,7 +279,7 @@ def _stream(
 
         peak = _sample_peak(agent, rebooting)
         elapsed = time.perf_counter() - began
-        firmware = fleet.get_twin("footprint").reported["firmware"]
+        firmware = fleet.twins.get("footprint").reported["firmware"]
         assert firmware["fwUpdateStatus"] != "error", firmware
         before = time.perf_counter()
         plain = subprocess.Popen(

@@ -70,7 +70,7 @@ def main() -> None:
             info["serviceConnectionString"], ca_file=info["caCertificatePath"]
         )
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
-            made = list(pool.map(lambda i: fleet.create_device(f"c-{i:04d}"), range(DEVICES)))
+            made = list(pool.map(lambda i: fleet.devices.create(f"c-{i:04d}"), range(DEVICES)))
         keys = {d.device_id: d.primary_key or "" for d in made}
         ready, stop = threading.Event(), threading.Event()
         thread = threading.Thread(target=_devices, args=(info, keys, ready, stop))

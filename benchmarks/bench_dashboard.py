@@ -41,7 +41,7 @@ def main() -> None:
         fleet = TwinManager.from_local_hub(hub)
 
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
-            list(pool.map(lambda i: fleet.create_device(f"d-{i:05d}"), range(DEVICES)))
+            list(pool.map(lambda i: fleet.devices.create(f"d-{i:05d}"), range(DEVICES)))
         settings = Settings(
             store_path=Path(tmp) / "dashboard.json", port=0, query_budget=10_000, cache_ttl=3600
         )
@@ -62,13 +62,13 @@ def main() -> None:
 
         started = time.perf_counter()
         for _, path in CHARTS:
-            fleet.group_by(path)
+            fleet.queries.group_by(path)
         print(
             f"   peer, the overview's {len(CHARTS)} GROUP BY queries through TwinManager: "
             f"{(time.perf_counter() - started) * 1000:,.0f} ms, {len(CHARTS)} hub queries"
         )
         started = time.perf_counter()
-        rows, _ = fleet.query_page("SELECT * FROM devices", page_size=1000)
+        rows, _ = fleet.queries.page("SELECT * FROM devices", page_size=1000)
         print(
             f"   peer, one 1,000-row page through TwinManager: "
             f"{(time.perf_counter() - started) * 1000:,.0f} ms, 1 hub query"
@@ -78,7 +78,7 @@ def main() -> None:
         token: str | None = None
         counts: Counter[str] = Counter()
         while True:
-            rows, token = fleet.query_page("SELECT * FROM devices", token, page_size=1000)
+            rows, token = fleet.queries.page("SELECT * FROM devices", token, page_size=1000)
             pages += 1
             counts.update(str(r.get("connectionState")) for r in rows)
             if token is None:

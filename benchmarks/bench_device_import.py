@@ -46,8 +46,8 @@ def _fleet(info: dict[str, Any]) -> TwinManager:
 def _jobs_round_trip(fleet: TwinManager, other_info: dict[str, Any]) -> None:
     out = fleet.artifact_store().container_url("bench-export")
     started = time.perf_counter()
-    job = fleet.export_devices(out, exclude_keys=False)
-    fleet.wait_for_import_export_job(job.job_id, 3600, poll=0.1)
+    job = fleet.jobs.export_devices(out, exclude_keys=False)
+    fleet.jobs.wait_import_export(job.job_id, 3600, poll=0.1)
     exported = time.perf_counter() - started
     data = fleet.artifact_store().get_blob("bench-export", "devices.txt")
     other = _fleet(other_info)
@@ -55,11 +55,11 @@ def _jobs_round_trip(fleet: TwinManager, other_info: dict[str, Any]) -> None:
     store.put_blob("bench-import", "devices.txt", data)
     url = store.container_url("bench-import")
     started = time.perf_counter()
-    job = other.import_devices(url, url)
-    done = other.wait_for_import_export_job(job.job_id, 3600, poll=0.1)
+    job = other.jobs.import_devices(url, url)
+    done = other.jobs.wait_import_export(job.job_id, 3600, poll=0.1)
     imported = time.perf_counter() - started
     errors = store.get_blob("bench-import", "importErrors.log")
-    same = done.status == "completed" and other.count() == DEVICES and not errors
+    same = done.status == "completed" and other.queries.count() == DEVICES and not errors
     print(f"   export job: {DEVICES:,} devices in {exported:.2f} s; import job into a second hub: "
           f"{imported:.2f} s = {DEVICES / imported:,.0f} devices/s; round trip "
           f"{'complete' if same else 'INCOMPLETE'}")  # fmt: skip
@@ -80,8 +80,8 @@ def main() -> None:
         plain = _rows(SAMPLE, "plain")
         started = time.perf_counter()
         for row in plain:
-            fleet.create_device(row.device_id)
-            fleet.update_twin(row.device_id, tags=row.tags, desired=row.desired)
+            fleet.devices.create(row.device_id)
+            fleet.twins.update(row.device_id, tags=row.tags, desired=row.desired)
         one_by_one = SAMPLE / (time.perf_counter() - started)
 
         rows = _rows(DEVICES, "bulk")
@@ -99,7 +99,7 @@ def main() -> None:
         ))  # fmt: skip
 
         for row in plain:
-            fleet.delete_device(row.device_id)
+            fleet.devices.delete(row.device_id)
         started = time.perf_counter()
         back = list(exporting.export_rows(fleet))
         exported = time.perf_counter() - started

@@ -43,7 +43,7 @@ async def _run(info: dict[str, Any], fleet: TwinManager, keys: dict[str, str]) -
     loop = asyncio.get_running_loop()
     started = time.perf_counter()
     await loop.run_in_executor(
-        None, lambda: fleet.schedule_twin_update("IS_DEFINED(deviceId)", desired={"fw": "2.0"})
+        None, lambda: fleet.jobs.schedule_twin_update("IS_DEFINED(deviceId)", desired={"fw": "2.0"})
     )
     await asyncio.wait_for(patched.wait(), 300)
     elapsed = time.perf_counter() - started
@@ -53,9 +53,9 @@ async def _run(info: dict[str, Any], fleet: TwinManager, keys: dict[str, str]) -
     )
     started = time.perf_counter()
     job = await loop.run_in_executor(
-        None, lambda: fleet.schedule_method("IS_DEFINED(deviceId)", "ping", None, timeout=30)
+        None, lambda: fleet.jobs.schedule_method("IS_DEFINED(deviceId)", "ping", None, timeout=30)
     )
-    done = await loop.run_in_executor(None, lambda: fleet.wait_for_job(job.job_id, 300, poll=0.05))
+    done = await loop.run_in_executor(None, lambda: fleet.jobs.wait(job.job_id, 300, poll=0.05))
     elapsed = time.perf_counter() - started
     print(
         f"   method job: {done.statistics.succeeded_count:,}/{DEVICES:,} devices answered in "
@@ -74,6 +74,6 @@ def main() -> None:
             info["serviceConnectionString"], ca_file=info["caCertificatePath"]
         )
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
-            made = pool.map(lambda i: fleet.create_device(f"job-{i:04d}"), range(DEVICES))
+            made = pool.map(lambda i: fleet.devices.create(f"job-{i:04d}"), range(DEVICES))
             keys = {d.device_id: d.primary_key or "" for d in made}
         asyncio.run(_run(info, fleet, keys))

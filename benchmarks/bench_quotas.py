@@ -216,7 +216,7 @@ def _register(data_dir: Path) -> dict[str, str]:
             info["serviceConnectionString"], ca_file=info["caCertificatePath"]
         )
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
-            made = list(pool.map(lambda i: fleet.create_device(f"q-{i:04d}"), range(DEVICES)))
+            made = list(pool.map(lambda i: fleet.devices.create(f"q-{i:04d}"), range(DEVICES)))
     return {d.device_id: d.primary_key or "" for d in made}
 
 

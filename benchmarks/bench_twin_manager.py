@@ -36,9 +36,9 @@ def _latency(label: str, call: Callable[[int], object]) -> None:
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, LocalHub(Path(tmp) / "hub", host=HOST) as hub:
         fleet = TwinManager.from_local_hub(hub)
-        fleet.create_device("bench-device")
+        fleet.devices.create("bench-device")
         client = IoTHubDeviceClient.create_from_connection_string(
-            fleet.device_connection_string("bench-device"),
+            fleet.devices.connection_string("bench-device"),
             server_verification_cert=hub.ca_certificate,
         )
         client.connect()
@@ -46,15 +46,19 @@ def main() -> None:
             MethodResponse.create_from_method_request(request, 200, {"ok": True})
         )
         try:
-            _latency("get_twin", lambda i: fleet.get_twin("bench-device"))
-            _latency("update_desired", lambda i: fleet.update_desired("bench-device", {"n": i}))
-            _latency("invoke", lambda i: fleet.invoke("bench-device", "ping", i, timeout=10))
+            _latency("get_twin", lambda i: fleet.twins.get("bench-device"))
+            _latency(
+                "update_desired", lambda i: fleet.twins.update_desired("bench-device", {"n": i})
+            )
+            _latency(
+                "invoke", lambda i: fleet.methods.invoke("bench-device", "ping", i, timeout=10)
+            )
         finally:
             client.shutdown()
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
-            list(pool.map(lambda i: fleet.create_device(f"q-{i:05d}"), range(TWINS - 1)))
+            list(pool.map(lambda i: fleet.devices.create(f"q-{i:05d}"), range(TWINS - 1)))
         started = time.perf_counter()
-        count = sum(1 for _ in fleet.query("SELECT * FROM devices", page_size=1000))
+        count = sum(1 for _ in fleet.queries.run("SELECT * FROM devices", page_size=1000))
         elapsed = time.perf_counter() - started
         print(
             f"   query paging: {count:,} twins in {elapsed:.2f} s = {count / elapsed:,.0f} twins/s "

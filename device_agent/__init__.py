@@ -11,7 +11,10 @@ Its API:
 - `FirmwareUpdater`: the power-loss-safe firmware state machine; `TrustStore` and
   `UntrustedImage` for signed images.
 - Simulation: `run_simulated_device`, `SimulatedFleet`.
-- Errors: `AgentError` (the root), `PermanentError`, `TemporaryError(delay=...)`.
+- Provisioning: `Provisioner` (registers with a DPS and keeps the assignment), `Credentials`
+  (what it registers with), `Backoff` (its waits after a refusal).
+- Errors: `AgentError` (the root), `PermanentError`, `TemporaryError(delay=...)`,
+  `HubRefused` (the hub will not take the device: provision again), `ProvisioningFailed`.
 
 On a device, run it as a command with a settings file (see `device_agent.settings` for the file
 and `packaging/twinfleet-agent.service` for the systemd unit)::
@@ -22,6 +25,10 @@ or embed it::
 
     agent = DeviceAgent(connection_string, SimulatedPlatform(root), state_dir)
     outcome = await agent.run()      # "stopped" or "reboot"
+
+A device may know a provisioning service instead of a hub: `Provisioner` registers it with
+`ProvisioningDeviceClient`, keeps the assignment and registers again when the hub refuses the
+device (`device_agent.provisioning`; `[connection.provisioning]` in the settings).
 
 The reboot loop. `DeviceAgent.run()` returns "reboot" when a `reboot` direct method or a firmware
 update asked the platform to reboot; it has flushed its reported properties first. What happens
@@ -48,19 +55,31 @@ version runs, the trial failed and the device reports "rolledback" with the reas
 
 from device_agent import handlers
 from device_agent.agent import DeviceAgent
-from device_agent.errors import AgentError, PermanentError, TemporaryError
+from device_agent.errors import (
+    AgentError,
+    HubRefused,
+    PermanentError,
+    ProvisioningFailed,
+    TemporaryError,
+)
 from device_agent.firmware import FirmwareUpdater
 from device_agent.platforms import CommandPlatform, Platform, RebootRequested, SimulatedPlatform
+from device_agent.provisioning import Backoff, Credentials, Provisioner
 from device_agent.signatures import TrustStore, UntrustedImage
 from device_agent.simulation import SimulatedFleet, run_simulated_device
 
 __all__ = [
     "AgentError",
+    "Backoff",
     "CommandPlatform",
+    "Credentials",
     "DeviceAgent",
     "FirmwareUpdater",
+    "HubRefused",
     "PermanentError",
     "Platform",
+    "Provisioner",
+    "ProvisioningFailed",
     "RebootRequested",
     "SimulatedFleet",
     "SimulatedPlatform",

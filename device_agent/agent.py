@@ -51,6 +51,11 @@ __all__ = ["DeviceAgent", "MethodFunction", "SectionFunction"]
 log = logging.getLogger(__name__)
 
 UNHANDLED_SECTION = "agent"  # reported: what the agent itself says about the twin
+# A method call's answer (503) while the agent is going down.
+GOING_DOWN = (
+    "the device is going down (rebooting or stopping) and would not finish this call; call the "
+    "method again once the device is back online"
+)
 
 # IoT Hub caps desired at 32 KB and method payloads at 128 KB; a twin section is at most ten
 # levels deep below its name.
@@ -110,12 +115,13 @@ class DeviceAgent:
         self._stopped = asyncio.Event()
         self.connected = asyncio.Event()  # set once the first connection succeeded
         self.outcome: str | None = None
+        self._going_down = False  # a reboot is coming: method calls are refused
+        self._failure: Exception | None = None  # what ended the session, if it failed
         self._reporter: Reporter | None = None
         self._connection: DeviceConnection | None = None
         self._ready = asyncio.Event()  # set while a connection is up
         self._reconnecting = asyncio.Lock()
         self._tasks: list[asyncio.Task[Any]] = []
-        self._failure: errors.AgentError | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
 
@@ -150,6 +156,9 @@ class DeviceAgent:
 
     def reboot(self) -> None:
         self.stop("reboot")
+
+    def going_down(self) -> None:
+        self._going_down = True
 
     def reset_handlers(self) -> None:
         for handler in self._handlers.values():
@@ -221,8 +230,11 @@ class DeviceAgent:
         one is booted again (`SimulatedPlatform.boot()`) and a fresh agent run on it.
 
         Raises:
-            AgentError: the hub refused every key the agent had (after a `reconnect()`).
-            CredentialError: (the SDK's) the hub refused every key at the first connect.
+            HubRefused: the hub refused the device's credentials (every key it had) at the first
+                connect, or its reconnection after it dropped the device
+                (`device_agent.provisioning` then provisions the device again and runs a fresh
+                agent).
+            AgentError: the hub refused every key the agent had after a `reconnect()`.
         """
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
@@ -232,12 +244,20 @@ class DeviceAgent:
             self.connected.set()
             self._tasks.append(asyncio.create_task(self._reporter.run(), name="reporter"))
             self._tasks.append(asyncio.create_task(self._reconciler(), name="reconciler"))
-            await self._read_twin()
+            # Read the twin beside the stop: a hub refusing the device right after it connected
+            # ends the session at once rather than after the SDK's twin request times out.
+            self._tasks.append(asyncio.create_task(self._first_twin(), name="twin"))
             await self._stopped.wait()
-            if self._failure is not None:
+            if self._failure is not None and self.outcome == "failed":
                 raise self._failure
             if self.outcome == "reboot":
                 await self._reporter.flush(5)
+            if self.outcome == "refused":
+                raise errors.HubRefused(
+                    "the hub dropped the device and refused its reconnection (its identity was "
+                    "deleted or disabled, or it was moved to another hub)",
+                    after_connect=True,
+                )
         finally:
             for task in self._tasks:
                 task.cancel()
@@ -301,8 +321,8 @@ class DeviceAgent:
                 continue
             assert self._loop is not None
             self._connection = connection
-            connection.on_desired(self._loop, self._on_patch)
-            connection.on_method(self._loop, functools.partial(self._spawn_method, connection))
+            connection.on_refused(self._loop, self._on_refused)
+            await self._subscribe_again_after_drops(connection)
             self._ready.set()
             if key is not None:
                 for provider in providers:
@@ -329,12 +349,75 @@ class DeviceAgent:
             try:
                 await connection.connect()
                 return
+            except errors.HubRefused:
+                raise
             except Exception as exc:
-                if "Credential" in type(exc).__name__:
-                    raise
                 log.warning("connecting failed (%s); retrying in %.0f s", type(exc).__name__, delay)
                 await asyncio.sleep(delay)
                 delay = min(60.0, delay * 2)
+
+    async def _subscribe(self, connection: DeviceConnection) -> None:
+        """Subscribe to desired patches and methods, unless the session ends first (a hub that
+        refuses the device right after it connected leaves the SDK's subscription waiting for
+        its timeout; the session need not wait with it).
+
+        Raises:
+            HubRefused: the hub dropped the device before the subscriptions were made.
+        """
+
+        async def subscribe() -> None:
+            assert self._loop is not None
+            await connection.on_desired(self._loop, self._on_patch)
+            await connection.on_method(
+                self._loop, functools.partial(self._spawn_method, connection)
+            )
+
+        subscribing = asyncio.create_task(subscribe(), name="subscribe")
+        ended = asyncio.create_task(self._stopped.wait(), name="ended")
+        try:
+            await asyncio.wait({subscribing, ended}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            ended.cancel()
+            self._tasks.append(ended)
+            if not subscribing.done():
+                subscribing.cancel()
+                self._tasks.append(subscribing)  # gathered when the session ends
+        if subscribing.done() and not subscribing.cancelled():
+            subscribing.result()
+
+    async def _subscribe_again_after_drops(self, connection: DeviceConnection) -> None:
+        """`_subscribe`, and again after connecting again when the connection was lost between
+        the CONNACK and the subscriptions (the SDK raises then, and does not subscribe again by
+        itself). A hub that refuses the device says so when it connects again (`HubRefused`).
+        """
+        delay = 1.0
+        while True:
+            try:
+                await self._subscribe(connection)
+                return
+            except errors.HubRefused:
+                if self._stopped.is_set():
+                    raise
+                log.warning("the connection was lost as the agent subscribed; connecting "
+                            "again in %.0f s", delay)  # fmt: skip
+            await asyncio.sleep(delay)
+            delay = min(60.0, delay * 2)
+            await self._connect(connection)
+
+    async def _first_twin(self) -> None:
+        """The session's first twin read; a refusal or failure ends the session."""
+        try:
+            await self._read_twin()
+        except errors.HubRefused:
+            self._on_refused()
+        except Exception as exc:
+            if self.outcome is None:  # not already ending (a refusal, a stop)
+                self._failure = exc
+                self.stop("failed")
+
+    def _on_refused(self) -> None:
+        log.warning("the hub refused the device's reconnection")
+        self.stop("refused")
 
     def stop(self, outcome: str = "stopped") -> None:
         """Stop the agent (from its loop)."""
@@ -449,6 +532,11 @@ class DeviceAgent:
         )  # fmt: skip
         if handler is None:
             await connection.answer(call, 404, {"error": f"no method named {call.name!r}"})
+            return
+        if self._going_down or self.outcome is not None:
+            # Accepting now would be a lie: the reboot or stop cancels the handler mid-way.
+            log.info("refused method %r: the device is going down", call.name)
+            await connection.answer(call, 503, {"error": GOING_DOWN})
             return
         answered = False
 

@@ -4,7 +4,9 @@
 
 Only the standard library and the `[agent]` extra are imported, so the command works in a device's
 `pip install twinfleet[agent]`. Options given on the command line override the file; without a
-file they must say everything (`--connection-string`, `--state-dir`, `--simulated`).
+file they must say everything (`--connection-string`, `--state-dir`, `--simulated`; or, for a
+device that provisions itself, `--dps-host`, `--id-scope`, `--registration-id` and
+`--symmetric-key` instead of the connection string).
 
 Exit status: 0 when stopped by a signal; 2 when the settings are wrong (one line on stderr naming
 the setting and the fix; the unit file does not restart on 2); 1 when the agent failed otherwise.
@@ -88,7 +90,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="the device's connection string (default: $TWINFLEET_DEVICE_CONNECTION_STRING); "
         "prefer a key file in the settings",
     )
-    parser.add_argument("--ca-cert", type=Path, help="a CA file to trust for the hub")
+    parser.add_argument(
+        "--ca-cert", type=Path, help="a CA file to trust for the hub (and the provisioning service)"
+    )
+    provisioned = parser.add_argument_group(
+        "provisioning", "register with a Device Provisioning Service, which assigns the hub"
+    )
+    provisioned.add_argument("--dps-host", help="the provisioning service's host name")
+    provisioned.add_argument("--id-scope", help="the provisioning service's ID scope")
+    provisioned.add_argument("--registration-id", help="the device's registration id")
+    provisioned.add_argument(
+        "--symmetric-key",
+        default=os.environ.get("TWINFLEET_DEVICE_SYMMETRIC_KEY"),
+        help="the device's key (in a group: derived from the group's; default: "
+        "$TWINFLEET_DEVICE_SYMMETRIC_KEY); prefer a key file in the settings",
+    )
     parser.add_argument("--state-dir", type=Path, help="where the agent keeps its state")
     parser.add_argument(
         "--simulated", action="store_true", help="run on a simulated A/B device (files)"
@@ -143,15 +159,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "connection_string": options.connection_string, "ca_file": options.ca_cert,
         "state_dir": options.state_dir, "simulated": options.simulated,
         "initial_version": options.initial_version, "log_level": options.log_level,
-        "handlers": options.app,
+        "handlers": options.app, "dps_host": options.dps_host, "id_scope": options.id_scope,
+        "registration_id": options.registration_id, "symmetric_key": options.symmetric_key,
     }  # fmt: skip
     try:
         config = settings.load(options.config, overrides)
-        secrets = [config.device_connection_string()]
+        secrets = config.secrets()
     except errors.InvalidSettings as exc:
         return _fail(str(exc))
-    secrets += [v for k, v in settings.parse_connection_string(secrets[0]).items()
-                if k == "SharedAccessKey"]  # fmt: skip
     configure_logging(config.log_level, secrets)
     notifier = notifying.Notifier()
     runner = asyncio.Runner()
@@ -160,6 +175,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except errors.InvalidSettings as exc:
         runner.close()
         return _fail(f"{options.config}: {exc}" if options.config else str(exc))
+    except errors.HubRefused as exc:
+        log.error("%s; fix the device's credentials or provision it (see --dps-host)", exc)
+        return _leave(1)
     except Exception as exc:
         log.error("the agent failed: %s: %s", type(exc).__name__, exc, exc_info=exc)
         return _leave(1)

@@ -28,7 +28,6 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
@@ -38,7 +37,7 @@ from device_agent import downloading, errors
 from device_agent.persistence import StateFile
 from device_agent.platforms import Platform, RebootRequested
 from device_agent.signatures import TrustStore, UntrustedImage
-from patterns.contracts import FirmwareDesired, FirmwareReported, FirmwareStatus
+from patterns.contracts import FirmwareDesired, FirmwareReported, FirmwareStatus, times
 
 __all__ = ["ACTIVE_STATES", "STATES", "FirmwareUpdater", "version_key"]
 
@@ -68,10 +67,6 @@ def version_key(version: str) -> tuple[tuple[int, str], ...]:
 def _highest(*versions: str | None) -> str | None:
     known = [v for v in versions if v]
     return max(known, key=version_key) if known else None
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")[:-4] + "Z"
 
 
 class FirmwareUpdater:
@@ -185,12 +180,12 @@ class FirmwareUpdater:
         self.target = identity
         self.attempted = identity
         self.digest = None
-        self.started, self.ended = _now(), None
+        self.started, self.ended = times.iso_now(), None
         refusal = self._refusal(desired, running)
         if refusal:
             log.warning("firmware %s refused: %s", desired.version, refusal)
             self.substatus = refusal
-            self.ended = _now()
+            self.ended = times.iso_now()
             self.fail()
             return
         self.substatus = "0%"
@@ -230,7 +225,7 @@ class FirmwareUpdater:
     def _end_with_error(self, message: str) -> None:
         log.warning("firmware update failed: %s", message)
         self.substatus = message
-        self.ended = _now()
+        self.ended = times.iso_now()
         if self.state == "applying":
             self.platform.rollback()
         self.image.unlink(missing_ok=True)
@@ -289,7 +284,7 @@ class FirmwareUpdater:
         else:
             failure = getattr(self.platform, "last_boot_failure", lambda: None)()
             self.substatus = f"rolled back to {running}: {failure or 'the new image did not boot'}"
-            self.ended = _now()
+            self.ended = times.iso_now()
             self.image.unlink(missing_ok=True)
             self.booted_old()
 
@@ -299,7 +294,7 @@ class FirmwareUpdater:
         if running != self.target["fwVersion"]:
             # A reboot came before the confirmation: the bootloader went back to the old image.
             self.substatus = f"rolled back to {running}: the new image was not confirmed in time"
-            self.ended = _now()
+            self.ended = times.iso_now()
             self.image.unlink(missing_ok=True)
             self.booted_old()
             return
@@ -307,6 +302,6 @@ class FirmwareUpdater:
         if self.trust_store is not None:  # only a signed floor may raise it
             self.floor = _highest(self.floor, self.target.get("fwSecurityFloor"))
         self.substatus = ""
-        self.ended = _now()
+        self.ended = times.iso_now()
         self.image.unlink(missing_ok=True)
         self.committed()

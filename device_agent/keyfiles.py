@@ -14,7 +14,7 @@ from pathlib import Path
 
 from device_agent import errors
 
-__all__ = ["check_private", "read_key"]
+__all__ = ["check_private", "is_key", "read_key"]
 
 
 def _refuse_shared(path: Path, status: os.stat_result, field: str, what: str) -> None:
@@ -37,6 +37,14 @@ def _unreadable(path: Path, exc: OSError, field: str, what: str) -> errors.Inval
     return errors.InvalidSettings(
         f"{field}: cannot read {what} {path} ({exc.strerror})", field=field
     )
+
+
+def is_key(text: str) -> bool:
+    """Whether `text` is a base64 symmetric key of at least 16 bytes (as IoT Hub and DPS take)."""
+    try:
+        return len(base64.b64decode(text, validate=True)) >= 16
+    except (binascii.Error, ValueError):
+        return False
 
 
 def check_private(path: Path, field: str, what: str) -> None:
@@ -69,12 +77,12 @@ def read_key(path: Path, field: str) -> str:
         raise _unreadable(path, exc, field, what) from None
     try:
         key = raw.decode("ascii").strip()
-        if not key or len(base64.b64decode(key, validate=True)) < 16:
-            raise ValueError
-    except (UnicodeDecodeError, binascii.Error, ValueError):
+    except UnicodeDecodeError:
+        key = ""
+    if not is_key(key):
         raise errors.InvalidSettings(
             f"{field}: the key file {path} must hold the device's base64 symmetric key (the "
             "primary key from the hub) and nothing else",
             field=field,
-        ) from None
+        )
     return key

@@ -11,7 +11,30 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["StateFile"]
+__all__ = ["StateFile", "write_json"]
+
+
+def write_json(path: Path, data: Any, *, mode: int = 0o666) -> None:
+    """Replace `path` with `data` as JSON: write a temporary file, fsync it, rename it over
+    `path`, fsync the folder. A reader sees the old document or the new one, never a part.
+
+    The file has `mode` (less the umask) from its first byte: the temporary file is created
+    with it, not chmod-ed, so a secret (0o600) is never readable by others, even for a moment.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.unlink(missing_ok=True)  # one left by a power cut may have other permissions
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    with os.fdopen(descriptor, "w") as out:
+        json.dump(data, out)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(temporary, path)
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
 
 
 class StateFile:
@@ -37,20 +60,7 @@ class StateFile:
 
     def save(self, data: dict[str, Any]) -> None:
         """Replace the document durably."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.path.with_name(f".{self.path.name}.tmp")
-        temporary.unlink(missing_ok=True)  # one left by a power cut may have other permissions
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, self.mode)
-        with os.fdopen(descriptor, "w") as out:
-            json.dump(data, out)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, self.path)
-        folder = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(folder)
-        finally:
-            os.close(folder)
+        write_json(self.path, data, mode=self.mode)
 
     def clear(self) -> None:
         self.path.unlink(missing_ok=True)

@@ -16,6 +16,8 @@ import subprocess
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from device_agent.persistence import write_json
+
 __all__ = ["FAIL_FIRST_BOOT", "CommandPlatform", "Platform", "RebootRequested", "SimulatedPlatform"]
 
 log = logging.getLogger(__name__)
@@ -81,9 +83,7 @@ class SimulatedPlatform:
         return dict(json.loads(self._state_path.read_text()))
 
     def _save(self, state: dict[str, object]) -> None:
-        temporary = self._state_path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(state))
-        temporary.replace(self._state_path)
+        write_json(self._state_path, state)
 
     @staticmethod
     def _other(slot: object) -> str:

@@ -23,11 +23,11 @@ import logging
 import signal
 from typing import Any
 
-from device_agent import boots, errors, loading, notifying, settings
+from device_agent import boots, errors, loading, notifying, provisioning, settings
 from device_agent.agent import DeviceAgent
 from device_agent.platforms import CommandPlatform, Platform, SimulatedPlatform
 
-__all__ = ["make_platform", "serve"]
+__all__ = ["connection_source", "make_platform", "serve"]
 
 log = logging.getLogger(__name__)
 
@@ -80,11 +80,29 @@ async def _await_shutdown(
     return "reboot-timeout"
 
 
+def connection_source(config: settings.AgentSettings) -> provisioning.ConnectionSource:
+    """Where the settings say the connection string comes from: given, or provisioned."""
+    chosen = config.connection.provisioning
+    if chosen is None:
+        return provisioning.FixedConnection(config.device_connection_string(), config.device_id())
+    ca_file = config.connection.ca_file
+    return provisioning.Provisioner(
+        provisioning.Credentials(
+            chosen.provisioning_host, chosen.id_scope, chosen.registration_id,
+            config.provisioning_key(),
+        ),
+        config.state_dir / "agent",
+        ca_pem=ca_file.read_text() if ca_file else None,
+        backoff=provisioning.Backoff(chosen.retry_initial, chosen.retry_max),
+    )  # fmt: skip
+
+
 async def serve(config: settings.AgentSettings, notifier: notifying.Notifier) -> str:
     """Run the agent these settings describe until stopped or rebooted (see the module doc).
 
     Raises:
         InvalidSettings: the state folder is unusable or a handler cannot be loaded.
+        HubRefused: the hub refused a device that is not provisioned (a connection string).
     """
     _prepare_state_dir(config)
     platform = make_platform(config)
@@ -95,32 +113,40 @@ async def serve(config: settings.AgentSettings, notifier: notifying.Notifier) ->
         tracker = boots.BootTracker(
             config.state_dir / "agent", boots.command_boot_id(config.platform.boot_id)
         )
-    agent = DeviceAgent(
-        config.device_connection_string(),
-        boots.RecordingPlatform(platform, tracker) if tracker else platform,
-        config.state_dir / "agent",
-        ca_cert=ca_file.read_text() if ca_file else None,
-        image_ca_file=str(image_ca) if image_ca else None,
-        max_image_size=config.max_image_size, keep_alive=config.connection.keep_alive,
-        trust_store=config.trust.firmware_trust_store,
-        security_floor=config.trust.firmware_security_floor,
-    )  # fmt: skip
-    loading.install_handlers(agent, config.handlers)
+    source = connection_source(config)
+
+    def make_agent(connection_string: str) -> DeviceAgent:
+        agent = DeviceAgent(
+            connection_string,
+            boots.RecordingPlatform(platform, tracker) if tracker else platform,
+            config.state_dir / "agent",
+            ca_cert=ca_file.read_text() if ca_file else None,
+            image_ca_file=str(image_ca) if image_ca else None,
+            max_image_size=config.max_image_size, keep_alive=config.connection.keep_alive,
+            trust_store=config.trust.firmware_trust_store,
+            security_floor=config.trust.firmware_security_floor,
+        )  # fmt: skip
+        loading.install_handlers(agent, config.handlers)
+        return agent
+
+    for index, reference in enumerate(config.handlers):
+        loading.resolve(reference, f"handlers[{index}]")  # a bad name fails now, not later
     if isinstance(platform, SimulatedPlatform):
         platform.boot()  # power-on: the simulated bootloader picks the slot
     version = await asyncio.to_thread(platform.current_version)
-    device_id = config.device_id()
-    log.info("starting: device %s, firmware %s, platform %s", device_id, version,
+    log.info("starting: %s, firmware %s, platform %s", source.description, version,
              config.platform.kind)  # fmt: skip
 
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
+    current: list[DeviceAgent] = []
 
     def stop(signum: int) -> None:
         log.info("received %s: stopping", signal.Signals(signum).name)
         notifier.notify(STOPPING="1", STATUS="stopping")
         stopping.set()
-        agent.stop()
+        for agent in current:
+            agent.stop()
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop, signum)
@@ -135,7 +161,24 @@ async def serve(config: settings.AgentSettings, notifier: notifying.Notifier) ->
             notifier.notify(READY="1")
             await asyncio.to_thread(platform.reboot)
             return await _await_shutdown(stopping, config.platform.reboot_timeout, notifier)
-        return await _run(agent, device_id, version, config, stopping, notifier)
+        notifier.notify(READY="1", STATUS=f"connecting as {source.description}")
+
+        async def session(connection_string: str) -> str:
+            if stopping.is_set():
+                return "stopped"
+            agent = make_agent(connection_string)
+            current[:] = [agent]
+            try:
+                return await _run(agent, connection_string, version, config, stopping, notifier)
+            except errors.HubRefused:
+                if stopping.is_set():  # stopped while the session was ending: no new one
+                    return "stopped"
+                raise
+            finally:
+                current.clear()  # a stop between sessions (backing off) cancels them
+
+        sessions = asyncio.create_task(provisioning.run_sessions(source, session))
+        return await _until_stopped(sessions, stopping, current)
     finally:
         for task in helpers:
             task.cancel()
@@ -144,11 +187,34 @@ async def serve(config: settings.AgentSettings, notifier: notifying.Notifier) ->
             loop.remove_signal_handler(signum)
 
 
+async def _until_stopped(
+    sessions: asyncio.Task[str], stopping: asyncio.Event, current: list[DeviceAgent]
+) -> str:
+    """What the sessions end with; a stop while no agent is connected (provisioning, backing
+    off, retrying the first connection) cancels them instead."""
+
+    async def abandon_connecting() -> None:
+        await stopping.wait()
+        if not (current and current[0].connected.is_set()):
+            sessions.cancel()
+
+    helper = asyncio.create_task(abandon_connecting())
+    try:
+        return await sessions
+    except asyncio.CancelledError:
+        if not stopping.is_set():
+            raise
+        return "stopped"
+    finally:
+        helper.cancel()
+        await asyncio.gather(helper, return_exceptions=True)
+
+
 async def _run(
-    agent: DeviceAgent, device_id: str, version: str, config: settings.AgentSettings,
+    agent: DeviceAgent, connection_string: str, version: str, config: settings.AgentSettings,
     stopping: asyncio.Event, notifier: notifying.Notifier,
 ) -> str:  # fmt: skip
-    notifier.notify(READY="1", STATUS=f"connecting as {device_id}")
+    device_id = settings.parse_connection_string(connection_string).get("DeviceId", "")
     running = asyncio.create_task(agent.run(), name="agent")
 
     async def announce() -> None:
@@ -156,24 +222,12 @@ async def _run(
         log.info("connected to the hub as %s", device_id)
         notifier.notify(STATUS=f"connected as {device_id}, firmware {version}")
 
-    async def abandon_connecting() -> None:
-        # stop() ends a connected agent; one still retrying its first connection is cancelled.
-        await stopping.wait()
-        if not agent.connected.is_set():
-            running.cancel()
-
-    helpers = [asyncio.create_task(announce()), asyncio.create_task(abandon_connecting())]
+    helper = asyncio.create_task(announce())
     try:
-        try:
-            outcome = await running
-        except asyncio.CancelledError:
-            if not stopping.is_set():
-                raise
-            return "stopped"
+        outcome = await running
         if outcome == "reboot" and isinstance(config.platform, settings.CommandPlatformSettings):
             return await _await_shutdown(stopping, config.platform.reboot_timeout, notifier)
         return "stopped" if stopping.is_set() else outcome
     finally:
-        for task in helpers:
-            task.cancel()
-        await asyncio.gather(*helpers, return_exceptions=True)
+        helper.cancel()
+        await asyncio.gather(helper, return_exceptions=True)

@@ -65,6 +65,13 @@ factory_reset = "/usr/local/sbin/factory-reset"
 # reboot_timeout = 300                    # seconds for the device to go down after `reboot`
 # boot_id = "cat /proc/sys/kernel/random/boot_id"   # changes at every boot
 
+# [connection.provisioning]              # ...or let a provisioning service (DPS) assign the hub:
+# id_scope = "0ne00000000"                # with key_file above and no device_id or hub_host
+# registration_id = "sensor-0042"         # in an enrollment group, key_file holds the derived key
+# provisioning_host = "global.azure-devices-provisioning.net"
+# retry_initial = 2                       # seconds before registering again, doubling...
+# retry_max = 300                         # ...up to this, with jitter
+
 # [trust]
 # image_ca_file = "/etc/ssl/certs/acme.pem"  # CA for https firmware URLs (default: ca_file)
 # firmware_trust_store = "/etc/twinfleet/keys"  # install only images signed by these keys
@@ -89,17 +96,46 @@ def parse_connection_string(text: str) -> dict[str, str]:
     return fields
 
 
-class ProvisioningSettings(_Settings):
-    """Device Provisioning Service settings (reserved: provisioning is not available yet)."""
+_REGISTRATION_ID = r"^[a-z0-9][a-z0-9._:-]{0,127}$"
 
-    id_scope: str
-    registration_id: str
-    global_endpoint: str = "global.azure-devices-provisioning.net"
+
+class ProvisioningSettings(_Settings):
+    """The Device Provisioning Service the device registers with (`device_agent.provisioning`).
+
+    The device's key is `connection.key_file` (preferred) or `symmetric_key` here (the settings
+    file must then be private); in an enrollment group it is the key derived from the group's.
+    `retry_initial` and `retry_max` bound the backoff between registrations, in seconds.
+    """
+
+    id_scope: str = Field(min_length=1)
+    registration_id: Annotated[str, Field(pattern=_REGISTRATION_ID)]
+    provisioning_host: str = Field("global.azure-devices-provisioning.net", min_length=1)
+    symmetric_key: SecretStr | None = None
+    retry_initial: float = Field(2.0, gt=0, le=3600)
+    retry_max: float = Field(300.0, gt=0, le=86400)
+
+    @field_validator("symmetric_key")
+    @classmethod
+    def _base64_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not keyfiles.is_key(value.get_secret_value()):
+            raise ValueError(
+                "must be the device's base64 symmetric key (in an enrollment group, the key "
+                "`twinfleet dps derive-key` or `az iot dps enrollment-group compute-device-key` "
+                "gives)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _retry_bounds(self) -> ProvisioningSettings:
+        if self.retry_initial > self.retry_max:
+            raise ValueError("retry_initial must not exceed retry_max; lower it or raise retry_max")
+        return self
 
 
 class ConnectionSettings(_Settings):
-    """How the device reaches its hub: a connection string, or a key file with the device id
-    and the hub's host name."""
+    """How the device reaches its hub: a connection string, a key file with the device id and
+    the hub's host name, or a provisioning service (`[connection.provisioning]`) that assigns
+    the hub, with the key in a key file."""
 
     connection_string: SecretStr | None = None
     key_file: Path | None = None
@@ -112,27 +148,24 @@ class ConnectionSettings(_Settings):
 
     @model_validator(mode="after")
     def _one_way_to_connect(self) -> ConnectionSettings:
+        if self.provisioning is not None:
+            return self._provisioned()
         ways = [
             name
             for name, given in (
                 ("connection_string", self.connection_string is not None),
                 ("key_file", self.key_file is not None),
-                ("provisioning", self.provisioning is not None),
             )
             if given
         ]
         if not ways:
             raise ValueError(
-                "give connection_string, or key_file with device_id and hub_host "
-                "(or pass --connection-string)"
+                "give connection_string, or key_file with device_id and hub_host, or a "
+                "[connection.provisioning] table (or pass --connection-string, or --dps-host "
+                "with --id-scope, --registration-id and --symmetric-key)"
             )
         if len(ways) > 1:
             raise ValueError(f"give only one of {' and '.join(ways)}")
-        if self.provisioning is not None:
-            raise ValueError(
-                "provisioning through DPS is not available in this version of the agent; "
-                "use connection_string or key_file"
-            )
         if self.connection_string is not None:
             fields = parse_connection_string(self.connection_string.get_secret_value())
             missing = [k for k in ("HostName", "DeviceId", "SharedAccessKey") if not fields.get(k)]
@@ -152,6 +185,29 @@ class ConnectionSettings(_Settings):
             missing = [k for k in ("device_id", "hub_host") if not getattr(self, k)]
             if missing:
                 raise ValueError(f"key_file needs {' and '.join(missing)} too; add them")
+        return self
+
+    def _provisioned(self) -> ConnectionSettings:
+        assert self.provisioning is not None
+        if self.connection_string is not None:
+            raise ValueError("give only one of connection_string and provisioning")
+        extra = sorted({"device_id", "hub_host", "gateway_host"} & self.model_fields_set)
+        if extra:
+            raise ValueError(
+                f"{' and '.join(extra)} do not go with provisioning (the provisioning service "
+                "assigns the hub and the device id); remove them"
+            )
+        keys = [name for name, given in (
+            ("key_file", self.key_file is not None),
+            ("provisioning.symmetric_key", self.provisioning.symmetric_key is not None),
+        ) if given]  # fmt: skip
+        if not keys:
+            raise ValueError(
+                "provisioning needs the device's key: add key_file (a file holding the key, "
+                "mode 0600), or pass --symmetric-key"
+            )
+        if len(keys) > 1:
+            raise ValueError(f"give only one of {' and '.join(keys)}")
         return self
 
 
@@ -260,6 +316,31 @@ class AgentSettings(_Settings):
             text += f";GatewayHostName={connection.gateway_host}"
         return text
 
+    def provisioning_key(self) -> str:
+        """The key a provisioned device registers and connects with (key file or setting).
+
+        Raises:
+            InvalidSettings: the key file is missing, not private, or malformed.
+        """
+        chosen = self.connection.provisioning
+        assert chosen is not None
+        if chosen.symmetric_key is not None:
+            return chosen.symmetric_key.get_secret_value()
+        assert self.connection.key_file is not None
+        return keyfiles.read_key(self.connection.key_file, "connection.key_file")
+
+    def secrets(self) -> list[str]:
+        """Every secret these settings hold (to mask in logs); reads the key file if any.
+
+        Raises:
+            InvalidSettings: the key file is missing, not private, or malformed.
+        """
+        if self.connection.provisioning is not None:
+            return [self.provisioning_key()]
+        text = self.device_connection_string()
+        key = parse_connection_string(text).get("SharedAccessKey", "")
+        return [text, key]
+
     def device_id(self) -> str:
         connection = self.connection
         if connection.connection_string is not None:
@@ -278,6 +359,13 @@ _OPTIONS = {
     "connection": "--connection-string",
     "platform": "--simulated",
     "connection.ca_file": "--ca-cert",
+    "connection.provisioning.id_scope": "--id-scope",
+    "connection.provisioning.registration_id": "--registration-id",
+}
+_PROVISIONING_OPTIONS = {
+    "dps_host": "provisioning_host",
+    "id_scope": "id_scope",
+    "registration_id": "registration_id",
 }
 
 
@@ -334,6 +422,11 @@ def _explain(problem: dict[str, Any], source: str) -> errors.InvalidSettings:
         text = 'must be "command" (runs your commands) or "simulated"'
     elif kind == "string_pattern_mismatch" and where.startswith("handlers"):
         text = 'must be "module:attribute", e.g. "acme.leds:install"'
+    elif kind == "string_pattern_mismatch" and name == "registration_id":
+        text = (
+            "must be 1 to 128 lower-case letters, digits and . _ : -, starting with a letter or "
+            "digit (as the provisioning service's enrollment has it)"
+        )
     elif kind == "literal_error":
         text = f"must be one of {context.get('expected', '')}"
     elif kind == "value_error":
@@ -393,6 +486,7 @@ def _apply(raw: dict[str, Any], overrides: dict[str, Any]) -> None:
         connection = {**kept, "connection_string": overrides["connection_string"]}
     if overrides.get("ca_file") is not None:
         connection["ca_file"] = str(cwd / overrides["ca_file"])
+    _apply_provisioning(connection, overrides)
     if connection or "connection" in raw:
         raw["connection"] = connection or raw["connection"]
     platform = raw.get("platform")
@@ -408,12 +502,36 @@ def _apply(raw: dict[str, Any], overrides: dict[str, Any]) -> None:
         raw["handlers"] = [*before, *overrides["handlers"]]
 
 
+def _apply_provisioning(connection: dict[str, Any], overrides: dict[str, Any]) -> None:
+    """Put the command line's provisioning options over the connection table (in place): any of
+    them replaces a connection string or a hub given in the file; --symmetric-key replaces the
+    file's key (and counts only where provisioning is in play)."""
+    given = {
+        field: overrides[option]
+        for option, field in _PROVISIONING_OPTIONS.items()
+        if overrides.get(option) is not None
+    }
+    table = connection.get("provisioning")
+    if not given and not isinstance(table, dict):
+        return
+    table = {**(table if isinstance(table, dict) else {}), **given}
+    if given:
+        for key in ("connection_string", "device_id", "hub_host", "gateway_host"):
+            connection.pop(key, None)
+    if overrides.get("symmetric_key") is not None:
+        table["symmetric_key"] = overrides["symmetric_key"]
+        connection.pop("key_file", None)
+    connection["provisioning"] = table
+
+
 def load(path: Path | None, overrides: dict[str, Any] | None = None) -> AgentSettings:
     """Read and validate the settings in `path` (if any), with command-line `overrides` on top.
 
     `overrides` may hold `state_dir`, `log_level`, `connection_string`, `ca_file`, `simulated`
-    (bool), `initial_version` and `handlers` (added after the file's). A connection string given
-    there replaces the file's way of connecting; `simulated` replaces its platform.
+    (bool), `initial_version`, `handlers` (added after the file's), and for a provisioned device
+    `dps_host`, `id_scope`, `registration_id` and `symmetric_key`. A connection string given
+    there replaces the file's way of connecting, and so do the provisioning options; `simulated`
+    replaces its platform.
 
     Raises:
         InvalidSettings: the file or the options are wrong (one line: file, setting, fix).
@@ -424,7 +542,13 @@ def load(path: Path | None, overrides: dict[str, Any] | None = None) -> AgentSet
         raw = _read(path)
         _relative_to(raw, path.resolve().parent)
     file_connection = raw.get("connection")
-    secret_in_file = isinstance(file_connection, dict) and "connection_string" in file_connection
+    file_provisioning = (
+        file_connection.get("provisioning") if isinstance(file_connection, dict) else None
+    )
+    secret_in_file = isinstance(file_connection, dict) and (
+        "connection_string" in file_connection
+        or (isinstance(file_provisioning, dict) and "symmetric_key" in file_provisioning)
+    )
     _apply(raw, overrides or {})
     try:
         settings = AgentSettings.model_validate(raw)
@@ -441,8 +565,11 @@ def load(path: Path | None, overrides: dict[str, Any] | None = None) -> AgentSet
 
 def _check_files(settings: AgentSettings, path: Path | None, secret_in_file: bool) -> None:
     connection = settings.connection
-    if secret_in_file and path is not None and connection.connection_string is not None:
-        keyfiles.check_private(path, "connection.connection_string", "the settings file")
+    if secret_in_file and path is not None:
+        field = "connection.connection_string"
+        if connection.provisioning is not None and connection.provisioning.symmetric_key:
+            field = "connection.provisioning.symmetric_key"
+        keyfiles.check_private(path, field, "the settings file")
     for field, file in (
         ("connection.ca_file", connection.ca_file),
         ("trust.image_ca_file", settings.trust.image_ca_file),
@@ -463,4 +590,4 @@ def _check_files(settings: AgentSettings, path: Path | None, secret_in_file: boo
                 field="trust.firmware_trust_store",
             ) from None
     if connection.key_file is not None:
-        settings.device_connection_string()  # checks the key file now, not at the first connect
+        settings.secrets()  # checks the key file now, not at the first connect

@@ -15,6 +15,7 @@ from typing import Any
 
 from device_agent.agent import DeviceAgent
 from device_agent.platforms import SimulatedPlatform
+from device_agent.provisioning import ConnectionSource, FixedConnection, run_sessions
 
 __all__ = ["SimulatedFleet", "run_simulated_device"]
 
@@ -22,21 +23,31 @@ log = logging.getLogger(__name__)
 
 
 async def run_simulated_device(
-    connection_string: str, root: Path, *, ca_cert: str | None = None,
+    connection: str | ConnectionSource, root: Path, *, ca_cert: str | None = None,
     initial_version: str = "1.0.0", max_reboots: int | None = None, fail_first_boots: int = 0,
     **agent_options: Any,
 ) -> int:  # fmt: skip
-    """Run one simulated device until its agent stops; returns how many times it rebooted."""
+    """Run one simulated device until its agent stops; returns how many times it rebooted.
+
+    `connection` is the device's connection string, or where it comes from: a `Provisioner`
+    registers the device with a provisioning service on its first boot and again whenever the
+    hub refuses it (`device_agent.provisioning`).
+    """
+    source = FixedConnection(connection, root.name) if isinstance(connection, str) else connection
     platform = SimulatedPlatform(
         root / "platform", initial_version=initial_version, fail_first_boots=fail_first_boots
     )
-    reboots = 0
-    while True:
-        platform.boot()
+
+    async def session(connection_string: str) -> str:
         agent = DeviceAgent(
             connection_string, platform, root / "agent", ca_cert=ca_cert, **agent_options
         )
-        outcome = await agent.run()
+        return await agent.run()
+
+    reboots = 0
+    while True:
+        platform.boot()
+        outcome = await run_sessions(source, session)
         if outcome != "reboot" or (max_reboots is not None and reboots >= max_reboots):
             return reboots
         reboots += 1
@@ -55,11 +66,11 @@ class SimulatedFleet:
         self._thread.start()
         return self
 
-    def add(self, connection_string: str, root: Path, **options: Any) -> None:
-        """Power on one more device (thread-safe)."""
+    def add(self, connection: str | ConnectionSource, root: Path, **options: Any) -> None:
+        """Power on one more device (thread-safe): its connection string, or a `Provisioner`."""
 
         def spawn() -> None:
-            coroutine = run_simulated_device(connection_string, root, **options)
+            coroutine = run_simulated_device(connection, root, **options)
             self._tasks.append(self._loop.create_task(coroutine))
 
         self._loop.call_soon_threadsafe(spawn)

@@ -4,32 +4,48 @@ owner key pairs kept that way."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import secrets
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
-__all__ = ["owner_keys", "write_atomic"]
+__all__ = ["atomic_writer", "owner_keys", "write_atomic"]
 
 
-def write_atomic(path: Path, data: bytes, *, mode: int = 0o644) -> None:
-    """Replace `path` with `data` so that a reader sees the old or the new file, never a part."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+@contextlib.contextmanager
+def atomic_writer(path: Path, *, mode: int = 0o644) -> Iterator[BinaryIO]:
+    """A file to write that replaces `path` when the block ends: a reader sees the old file or
+    the new one, never a part, even after a power cut. If the block raises, `path` is untouched.
+
+    The temporary file's name is unique, so concurrent writers of one path never share it (the
+    last to finish wins, whole).
+    """
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
+        with os.fdopen(fd, "wb") as out:
+            yield out
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(temporary, mode)  # the umask may have narrowed it
+        os.replace(temporary, path)
     finally:
-        os.close(fd)
-    os.chmod(temporary, mode)
-    os.replace(temporary, path)
+        temporary.unlink(missing_ok=True)
     directory = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(directory)
     finally:
         os.close(directory)
+
+
+def write_atomic(path: Path, data: bytes, *, mode: int = 0o644) -> None:
+    """Replace `path` with `data` so that a reader sees the old or the new file, never a part."""
+    with atomic_writer(path, mode=mode) as out:
+        out.write(data)
 
 
 def owner_keys(path: Path) -> list[bytes]:

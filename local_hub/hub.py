@@ -9,19 +9,19 @@ The hub's event loop runs on its own thread; the methods here are safe to call f
 
 from __future__ import annotations
 
-import asyncio
 import json
 import ssl
-import threading
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Coroutine
+from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any
+
+from aiohttp.typedefs import Middleware
 
 from local_hub import tokens
+from local_hub.background_servers import BackgroundServer
 from local_hub.clock import Clock
 from local_hub.limits import DEFAULT_CONNECTION_LIMITS, ConnectionLimits
 from local_hub.quotas import Quotas
@@ -29,10 +29,8 @@ from local_hub.server import MQTT_PORT, HubServer
 
 __all__ = ["LocalHub"]
 
-T = TypeVar("T")
 
-
-class LocalHub:
+class LocalHub(BackgroundServer[HubServer]):
     """A running hub on a background thread. Use as a context manager, or `start()`/`close()`.
 
     Args:
@@ -47,6 +45,8 @@ class LocalHub:
         tier: enforce this IoT Hub tier's throttles (F1, S1, S2, S3); None (default): no quotas.
         units: the tier's number of units.
         limits: a `local_hub.quotas.Quotas` to enforce instead (tests inject clocks this way).
+        service_middlewares: aiohttp middlewares to run on every service request before
+            authentication (`local_hub.testing.Faults` injects failures this way).
     """
 
     def __init__(
@@ -63,6 +63,7 @@ class LocalHub:
         tier: str | None = None,
         units: int = 1,
         limits: Quotas | None = None,
+        service_middlewares: Sequence[Middleware] = (),
     ) -> None:
         self._args: dict[str, Any] = {
             "host": host, "service_port": service_port, "mqtt_port": mqtt_port, "name": name,
@@ -70,10 +71,11 @@ class LocalHub:
             "units": units, "limits": limits,
         }  # fmt: skip
         self._args["connection_limits"] = connection_limits
+        self._args["service_middlewares"] = tuple(service_middlewares)
         self.data_dir = Path(data_dir)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._server: HubServer | None = None
+        super().__init__(
+            "twinfleet-local-hub", "the hub is not running; use start() or a with block"
+        )
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -83,69 +85,12 @@ class LocalHub:
         Raises:
             OSError: an address or port is taken; the hub is not left running.
         """
-        ready = threading.Event()
-        failure: list[BaseException] = []
-        loop = asyncio.new_event_loop()
+        return super().start()
 
-        def run() -> None:
-            asyncio.set_event_loop(loop)
-            try:
-                self._server = HubServer(self.data_dir, **self._args)
-                loop.run_until_complete(self._server.start())
-            except BaseException as exc:
-                failure.append(exc)
-                ready.set()
-                if self._server is not None:
-                    loop.run_until_complete(self._server.stop())
-                loop.close()
-                return
-            ready.set()
-            loop.run_forever()
-            loop.run_until_complete(self._server.stop())
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
-
-        self._loop = loop
-        self._thread = threading.Thread(target=run, name="twinfleet-local-hub")
-        self._thread.start()
-        ready.wait()
-        if failure:
-            self._thread.join()
-            self._thread = None
-            raise failure[0]
-        return self
-
-    def close(self) -> None:
-        """Stop the hub: endpoints closed, store closed, hub.json removed."""
-        if self._thread is None or self._loop is None:
-            return
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join()
-        self._thread = None
-
-    def __enter__(self) -> LocalHub:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+    def _build(self) -> HubServer:
+        return HubServer(self.data_dir, **self._args)
 
     # -- facts -----------------------------------------------------------------------------
-
-    @property
-    def server(self) -> HubServer:
-        if self._server is None:
-            raise RuntimeError("the hub is not running; use start() or a with block")
-        return self._server
-
-    def call(self, coroutine: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
-        """Run a coroutine on the hub's loop and wait for its result."""
-        assert self._loop is not None
-        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)
 
     @property
     def info(self) -> dict[str, Any]:
@@ -216,17 +161,6 @@ class LocalHub:
             facts: dict[str, Any] = json.loads(response.read())
         facts["url"] = self.artifact_url(name)
         return facts
-
-    def inject_faults(self, status: int, count: int, retry_after: float = 1.0) -> None:
-        """Make the next `count` REST requests fail with `status` (429 or 5xx). For tests."""
-        server = self.server
-
-        async def set_faults() -> None:
-            server.faults.status = status
-            server.faults.remaining = count
-            server.faults.retry_after = retry_after
-
-        self.call(set_faults())
 
 
 async def _view(limits: Quotas) -> dict[str, Any]:

@@ -35,7 +35,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import uuid
 from collections.abc import Callable, Generator
 from pathlib import Path
@@ -44,6 +43,7 @@ from typing import Any
 import jsonlimits
 from local_hub import blobs, bulk_operations, errors, files, registry, store
 from local_hub.clock import Clock, iso
+from local_hub.job_records import JobRecords
 from local_hub.quotas import Quotas
 
 __all__ = ["CHUNK", "DEVICES_FILE", "ERRORS_FILE", "JOB_TYPES", "ImportExportJobs"]
@@ -84,6 +84,10 @@ def _lines(path: Path, skip: int) -> Generator[tuple[int, bytes | None], None, N
                 yield number, None if too_long else raw
 
 
+class _Cancelled(Exception):
+    """The export job was cancelled while it wrote its blob (which is then left as it was)."""
+
+
 class ImportExportJobs:
     """Creates, runs, resumes and cancels import and export jobs on the hub's event loop.
 
@@ -105,26 +109,13 @@ class ImportExportJobs:
         self._artifacts = artifacts_dir
         self._clock = clock
         self._quotas = quotas
-        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._records = JobRecords(db, "import_export_jobs", "ie-job")
         db.executescript(_SCHEMA)
 
     # -- persistence -----------------------------------------------------------------------
 
-    def _load(self, job_id: str) -> dict[str, Any] | None:
-        row = self._store.execute(
-            "SELECT doc FROM import_export_jobs WHERE job_id = ?", (job_id,)
-        ).fetchone()
-        return None if row is None else dict(json.loads(row[0]))
-
-    def _save(self, job: dict[str, Any]) -> None:
-        self._store.execute(
-            "INSERT OR REPLACE INTO import_export_jobs (job_id, doc) VALUES (?, ?)",
-            (job["jobId"], json.dumps(job)),
-        )
-
     def _all(self) -> list[dict[str, Any]]:
-        rows = self._store.execute("SELECT doc FROM import_export_jobs").fetchall()
-        return sorted((json.loads(doc) for (doc,) in rows), key=lambda j: j["createdTime"])
+        return sorted(self._records.all(), key=lambda j: j["createdTime"])
 
     @staticmethod
     def view(job: dict[str, Any]) -> dict[str, Any]:
@@ -176,7 +167,7 @@ class ImportExportJobs:
                 raise errors.BadRequest(f"{field} must be a blob name.")
             blobs.blob_path(self._artifacts, job["_output"], name)  # checks the name
             job[field] = name
-        if self._load(job_id) is not None:
+        if self._records.load(job_id) is not None:
             raise errors.Conflict(f"A job with id {job_id!r} already exists.", error_code="409101")
         active = [j["jobId"] for j in self._all() if j["status"] not in FINISHED]
         if active:
@@ -188,13 +179,13 @@ class ImportExportJobs:
         now = iso(self._clock())
         job.update(createdTime=now, startTimeUtc=now, endTimeUtc=None, failureReason=None,
                    _linesDone=0)  # fmt: skip
-        self._save(job)
+        self._records.save(job)
         log.info("import/export job %s enqueued (%s)", job_id, kind)
         self._spawn(job_id)
         return self.view(job)
 
     def get(self, job_id: str) -> dict[str, Any]:
-        job = self._load(job_id)
+        job = self._records.load(job_id)
         if job is None:
             raise errors.NotFound(f"No import/export job with id {job_id!r}.", error_code="404002")
         return self.view(job)
@@ -203,15 +194,13 @@ class ImportExportJobs:
         return [self.view(job) for job in self._all()]
 
     def cancel(self, job_id: str) -> dict[str, Any]:
-        job = self._load(job_id)
+        job = self._records.load(job_id)
         if job is None:
             raise errors.NotFound(f"No import/export job with id {job_id!r}.", error_code="404002")
         if job["status"] not in FINISHED:
             job.update(status="cancelled", endTimeUtc=iso(self._clock()))
-            self._save(job)
-            task = self._tasks.pop(job_id, None)
-            if task is not None:
-                task.cancel()
+            self._records.save(job)
+            self._records.cancel_task(job_id)
             log.info("import/export job %s cancelled", job_id)
         return self.view(job)
 
@@ -222,21 +211,16 @@ class ImportExportJobs:
                 self._spawn(job["jobId"])
 
     async def close(self) -> None:
-        tasks = list(self._tasks.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._records.close()
 
     # -- running ---------------------------------------------------------------------------
 
     def _spawn(self, job_id: str) -> None:
-        task = asyncio.get_running_loop().create_task(self._run(job_id), name=f"ie-job-{job_id}")
-        self._tasks[job_id] = task
-        task.add_done_callback(lambda _: self._tasks.pop(job_id, None))
+        self._records.spawn(job_id, self._run(job_id))
 
     def _current(self, job_id: str) -> dict[str, Any] | None:
         """The stored job while it is still to run; None once it finished (or was cancelled)."""
-        job = self._load(job_id)
+        job = self._records.load(job_id)
         return None if job is None or job["status"] in FINISHED else job
 
     async def _run(self, job_id: str) -> None:
@@ -244,7 +228,7 @@ class ImportExportJobs:
         if job is None:
             return
         job["status"] = "running"
-        self._save(job)
+        self._records.save(job)
         try:
             if job["type"] == "export":
                 await self._export(job)
@@ -261,14 +245,14 @@ class ImportExportJobs:
         current = self._current(job_id)
         if current is not None:
             current.update(status="failed", endTimeUtc=iso(self._clock()), failureReason=reason)
-            self._save(current)
+            self._records.save(current)
         log.warning("import/export job %s failed: %s", job_id, reason)
 
     def _finish(self, job_id: str) -> None:
         job = self._current(job_id)
         if job is not None:
             job.update(status="completed", progress=100, endTimeUtc=iso(self._clock()))
-            self._save(job)
+            self._records.save(job)
             log.info("import/export job %s completed", job_id)
 
     def _export_line(self, device_id: str, exclude_keys: bool) -> dict[str, Any] | None:
@@ -301,10 +285,9 @@ class ImportExportJobs:
         job_id = job["jobId"]
         target = blobs.blob_path(self._artifacts, job["_output"], job["outputBlobName"])
         target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f".{target.name}.{job_id}.export")
         ids = list(self._registry.ordered_ids())
         try:
-            with partial.open("w", encoding="utf-8") as out:
+            with files.atomic_writer(target) as out:
                 for start in range(0, len(ids), CHUNK):
                     chunk = ids[start : start + CHUNK]
                     if self._quotas is not None:
@@ -312,20 +295,17 @@ class ImportExportJobs:
                     for device_id in chunk:
                         line = self._export_line(device_id, job["excludeKeysInExport"])
                         if line is not None:
-                            out.write(json.dumps(line, separators=(",", ":")) + "\n")
+                            out.write(json.dumps(line, separators=(",", ":")).encode() + b"\n")
                     current = self._current(job_id)
                     if current is None:
-                        return
+                        raise _Cancelled
                     current["progress"] = min(99, (start + len(chunk)) * 100 // max(1, len(ids)))
-                    self._save(current)
+                    self._records.save(current)
                     await asyncio.sleep(0)
-                out.flush()
-                os.fsync(out.fileno())
-            if self._current(job_id) is None:
-                return
-            os.replace(partial, target)
-        finally:
-            partial.unlink(missing_ok=True)
+                if self._current(job_id) is None:
+                    raise _Cancelled
+        except _Cancelled:
+            return  # the job was cancelled: the container keeps what it had
         self._finish(job_id)
 
     async def _import(self, job: dict[str, Any]) -> None:
@@ -364,7 +344,7 @@ class ImportExportJobs:
             job["_linesDone"] = chunk[-1][0]
             job["_bytesDone"] = job.get("_bytesDone", 0) + sum(len(r or b"") for _, r in chunk)
             job["progress"] = min(99, job["_bytesDone"] * 100 // total)
-            self._save(job)
+            self._records.save(job)
             self._store.commit()
         except BaseException:
             self._store.rollback()

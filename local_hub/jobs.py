@@ -29,6 +29,7 @@ from typing import Any
 import queries
 from local_hub import errors, registry, store
 from local_hub.clock import Clock, iso
+from local_hub.job_records import JobRecords
 from local_hub.mqtt import DeviceEndpoint
 from local_hub.quotas import Quotas
 
@@ -130,20 +131,10 @@ class JobRunner:
         self._registry = hub_registry
         self._endpoint = endpoint
         self._clock = clock
-        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._records = JobRecords(db, "jobs", "job")
         db.executescript(_SCHEMA)
 
     # -- persistence -----------------------------------------------------------------------
-
-    def _load(self, job_id: str) -> dict[str, Any] | None:
-        row = self._store.execute("SELECT doc FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
-        return None if row is None else dict(json.loads(row[0]))
-
-    def _save(self, job: dict[str, Any]) -> None:
-        self._store.execute(
-            "INSERT OR REPLACE INTO jobs (job_id, doc) VALUES (?, ?)",
-            (job["jobId"], json.dumps(job)),
-        )
 
     def _save_device(self, row: dict[str, Any]) -> None:
         self._store.execute(
@@ -183,11 +174,10 @@ class JobRunner:
     def create(self, job_id: str, body: Any) -> dict[str, Any]:
         """Validate and store a job, then start or schedule it. Nothing is stored on error."""
         job = _validate(job_id, body)
-        if self._load(job_id) is not None:
+        if self._records.load(job_id) is not None:
             raise errors.Conflict(f"A job with id {job_id!r} already exists.", error_code="409101")
         if self._quotas is not None:
-            active = sum(1 for (doc,) in self._store.execute("SELECT doc FROM jobs")
-                         if json.loads(doc)["status"] not in FINISHED)  # fmt: skip
+            active = sum(1 for job in self._records.all() if job["status"] not in FINISHED)
             if active >= self._quotas.max_active_jobs:
                 raise errors.TooManyActiveJobs(
                     f"{active} job(s) are already scheduled or running; an IoT hub on "
@@ -207,71 +197,62 @@ class JobRunner:
             failureReason=None,
             statusMessage=None,
         )
-        self._save(job)
+        self._records.save(job)
         log.info("job %s %s (%s)", job_id, job["status"], job["type"])
         self._spawn(job_id)
         return self.view(job)
 
     def get(self, job_id: str) -> dict[str, Any]:
-        job = self._load(job_id)
+        job = self._records.load(job_id)
         if job is None:
             raise errors.NotFound(f"No job with id {job_id!r}.", error_code="404002")
         return self.view(job)
 
     def list(self, job_type: str | None, status: str | None) -> list[dict[str, Any]]:
-        jobs = [json.loads(doc) for (doc,) in self._store.execute("SELECT doc FROM jobs")]
         return [
             self.view(job)
-            for job in jobs
+            for job in self._records.all()
             if (job_type is None or job["type"] == job_type)
             and (status is None or job["status"] == status)
         ]
 
     def cancel(self, job_id: str) -> dict[str, Any]:
-        job = self._load(job_id)
+        job = self._records.load(job_id)
         if job is None:
             raise errors.NotFound(f"No job with id {job_id!r}.", error_code="404002")
         if job["status"] not in FINISHED:
             job.update(status="cancelled", endTime=iso(self._clock()))
-            self._save(job)
+            self._records.save(job)
             for row in self._device_rows(job_id):
                 if row["status"] in ("pending", "running"):
                     row.update(status="canceled", endTimeUtc=iso(self._clock()))
                     self._save_device(row)
-            task = self._tasks.pop(job_id, None)
-            if task is not None:
-                task.cancel()
+            self._records.cancel_task(job_id)
             log.info("job %s cancelled", job_id)
         return self.view(job)
 
     def resume(self) -> None:
         """After a restart: carry on with every job that had not finished."""
-        for (doc,) in self._store.execute("SELECT doc FROM jobs").fetchall():
-            job = json.loads(doc)
+        for job in self._records.all():
             if job["status"] not in FINISHED:
                 self._spawn(job["jobId"])
 
     async def close(self) -> None:
-        tasks = list(self._tasks.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._records.close()
 
     # -- running ---------------------------------------------------------------------------
 
     def _spawn(self, job_id: str) -> None:
-        task = asyncio.get_running_loop().create_task(self._run(job_id), name=f"job-{job_id}")
-        self._tasks[job_id] = task
-        task.add_done_callback(lambda _: self._tasks.pop(job_id, None))
+        self._records.spawn(job_id, self._run(job_id))
 
     async def _run(self, job_id: str) -> None:
-        job = self._load(job_id)
+        job = self._records.load(job_id)
         if job is None:
             return
         start = parse_time(job["startTime"], "startTime")
         if (delay := start - self._clock()) > 0:
             await asyncio.sleep(delay)
-        job = self._load(job_id)
+        job = self._records.load(job_id)
         if job is None or job["status"] in FINISHED:
             return
         deadline = start + job["maxExecutionTimeInSeconds"]
@@ -281,7 +262,7 @@ class JobRunner:
             except queries.QueryError as exc:  # stored before this hub checked it, say
                 now = iso(self._clock())
                 job.update(status="failed", endTime=now, failureReason=f"{exc}")
-                self._save(job)
+                self._records.save(job)
                 log.warning("job %s failed: %s", job_id, exc)
                 return
         pending = [r for r in self._device_rows(job_id) if r["status"] in ("pending", "running")]
@@ -300,7 +281,7 @@ class JobRunner:
             await asyncio.wait_for(work, max(0.0, deadline - self._clock()))
         except TimeoutError:
             timed_out = True
-        job = self._load(job_id)
+        job = self._records.load(job_id)
         if job is None or job["status"] in FINISHED:
             return
         now = iso(self._clock())
@@ -318,7 +299,7 @@ class JobRunner:
             job["statusMessage"] = (
                 "The job's maxExecutionTimeInSeconds ran out before every device."
             )
-        self._save(job)
+        self._records.save(job)
         log.info("job %s %s", job_id, job["status"])
 
     def _fix_targets(self, job: dict[str, Any]) -> None:
@@ -336,7 +317,7 @@ class JobRunner:
                     }
                 )  # fmt: skip
             job["status"] = "running"
-            self._save(job)
+            self._records.save(job)
             self._store.commit()
         except BaseException:
             self._store.rollback()
@@ -346,7 +327,7 @@ class JobRunner:
     def _finish(self, job: dict[str, Any], row: dict[str, Any]) -> None:
         now = iso(self._clock())
         row.update(endTimeUtc=now, lastUpdatedDateTimeUtc=now)
-        current = self._load(job["jobId"])
+        current = self._records.load(job["jobId"])
         if current is not None and current["status"] != "cancelled":
             self._save_device(row)
 

@@ -19,8 +19,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from local_hub import errors, events, store, twins
+from local_hub import errors, events, indexes, planning, store, twins
 from local_hub.clock import NEVER, Clock, iso
+from queries import nodes
 
 __all__ = ["Device", "Registry", "check_etag", "new_key", "service_patch"]
 
@@ -66,6 +67,7 @@ class Device:
     twin: dict[str, Any]
     subscriptions: dict[str, int] = field(default_factory=dict)
     view: dict[str, Any] | None = None
+    seq: int = 0  # registration order (queries that read every twin read them in this order)
 
     @property
     def device_id(self) -> str:
@@ -108,9 +110,17 @@ class Registry:
         self._listeners: list[Listener] = []
         self._devices: dict[str, Device] = {}
         self._ordered: list[str] | None = None  # device ids in order, rebuilt after a change
-        for device_id, identity, twin, subscriptions in db.load_devices():
+        self._index = indexes.TwinIndex()
+        self._seq = 0
+        for _device_id, identity, twin, subscriptions in db.load_devices():
             identity["connectionState"] = "Disconnected"
-            self._devices[device_id] = Device(identity, twin, subscriptions)
+            self._add(Device(identity, twin, subscriptions))
+
+    def _add(self, device: Device) -> None:
+        self._seq += 1
+        device.seq = self._seq
+        self._devices[device.device_id] = device
+        self._index.add_device(device.device_id, device.twin)
 
     # -- listeners -------------------------------------------------------------------------
 
@@ -160,9 +170,6 @@ class Registry:
     def __len__(self) -> int:
         return len(self._devices)
 
-    def device_ids(self) -> list[str]:
-        return list(self._devices)
-
     def create_device(self, body: dict[str, Any]) -> dict[str, Any]:
         """Register a new identity from IoT Hub's Device JSON (keys generated where absent).
 
@@ -202,7 +209,7 @@ class Registry:
         }
         twin = _empty_twin()
         self._store.insert_device(device_id, identity, twin)
-        self._devices[device_id] = Device(identity, twin)
+        self._add(Device(identity, twin))
         self._ordered = None
         log.info("device %s registered", device_id)
         self._emit(events.DeviceCreated(device_id))
@@ -238,6 +245,7 @@ class Registry:
         check_etag(if_match, device.identity["etag"], f"device {device_id!r}")
         self._store.delete_device(device_id)
         del self._devices[device_id]
+        self._index.remove_device(device_id, device.twin)
         self._ordered = None
         log.info("device %s deleted", device_id)
         self._emit(events.DeviceDeleted(device_id))
@@ -263,6 +271,18 @@ class Registry:
     def twins(self) -> Iterator[dict[str, Any]]:
         """Every twin (shared, read-only views: do not modify them)."""
         for device in list(self._devices.values()):
+            yield self._view(device)
+
+    def candidates(self, where: nodes.Expr | None) -> set[str] | None:
+        """The devices `where` may select, narrowed by the twin index (`planning`); None when
+        it gives the index no handle and every twin must be read. The query still decides."""
+        return planning.candidates(where, self._index)
+
+    def twins_of(self, device_ids: set[str]) -> Iterator[dict[str, Any]]:
+        """The twins of these devices (unknown ids skipped), in the order `twins()` has them."""
+        found = [d for d in map(self._devices.get, device_ids) if d is not None]
+        found.sort(key=lambda device: device.seq)
+        for device in found:
             yield self._view(device)
 
     def _view(self, device: Device) -> dict[str, Any]:
@@ -349,6 +369,15 @@ class Registry:
             self._store.save_twin(device_id, new, changed)
             device.twin = new
             device.view = None
+            if tags_patch:
+                self._index.update_section(
+                    device_id, ("tags",), twin["tags"], new["tags"], tags_patch
+                )
+            if desired_patch:
+                self._index.update_section(
+                    device_id, ("properties", "desired"), twin["desired"], new["desired"],
+                    desired_patch,
+                )  # fmt: skip
         if tags_patch:
             self._emit(events.TagsPatched(device_id))
         if desired_patch:
@@ -383,6 +412,9 @@ class Registry:
         writes = self._store.twin_writes(device_id, new, ("reported",))
         device.twin = new
         device.view = None
+        self._index.update_section(
+            device_id, ("properties", "reported"), twin["reported"], reported, patch
+        )
         event = events.ReportedPatched(device_id, copy.deepcopy(patch), version)
         if on_durable is None:
             self._store.stage(writes)

@@ -54,7 +54,6 @@ CREATE TABLE IF NOT EXISTS telemetry (
     body BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS telemetry_by_device ON telemetry (device_id, id);
-CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
 """
 SCHEMA_VERSION = 2
@@ -415,15 +414,6 @@ class Store:
             (device_id,),
         )
         return [(received, json.loads(props), bytes(body)) for received, props, body in rows]
-
-    # -- settings --------------------------------------------------------------------------
-
-    def setting(self, key: str) -> str | None:
-        row = self._db.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
-        return None if row is None else str(row[0])
-
-    def set_setting(self, key: str, value: str) -> None:
-        self._db.execute("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", (key, value))
 
 
 def _run_all(callbacks: list[Callable[[], None]]) -> None:

@@ -150,7 +150,7 @@ def invoke(device: Device, method: str, payload: Any, *, timeout: int = 30) -> V
             the device, so it is left to the campaign (which releases the device).
     """
     try:
-        result = device.fleet.invoke(device.device_id, method, payload, timeout=timeout)
+        result = device.fleet.methods.invoke(device.device_id, method, payload, timeout=timeout)
     except Throttled:
         raise
     except HubError as exc:

@@ -24,7 +24,7 @@ RETIRE_STEP = "operator"  # the step id a retirement outside any campaign is rec
 
 def retire_device(fleet: TwinManager, device_id: str, params: Retire) -> api.Verdict:
     """Retire one device now; the verdict says how it went (`note`: who, when, why, what)."""
-    twin = fleet.get_twin(device_id)
+    twin = fleet.twins.get(device_id)
     attempt = api.Attempt(RETIRE_STEP, 0, times.iso(time.time()))
     device = api.Device(fleet, device_id, attempt, twin.reported, twin.desired)
     return api.registry().get(params.kind).apply(params, device)
@@ -44,7 +44,7 @@ def replace_device(fleet: TwinManager, old: str, new: str, params: Retire) -> ap
     """
     if old == new:
         raise ValueError(f"A device cannot replace itself ({old!r}); name the new device.")
-    source = fleet.get_twin(old)
-    fleet.get_twin(new)  # it must exist before anything changes
-    fleet.update_twin(new, tags=carried_tags(source.tags), desired=source.desired)
+    source = fleet.twins.get(old)
+    fleet.twins.get(new)  # it must exist before anything changes
+    fleet.twins.update(new, tags=carried_tags(source.tags), desired=source.desired)
     return retire_device(fleet, old, params)

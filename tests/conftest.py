@@ -28,7 +28,7 @@ import requests
 from azure.iot.hub import IoTHubRegistryManager
 from hypothesis import HealthCheck, settings
 
-from local_hub import LocalHub, ports, tokens
+from local_hub import LocalHub, ports, testing, tokens
 from local_hub.server import HTTPS_PORT
 
 # Hypothesis's health checks time input generation; on a loaded 2-core machine (CI, or parallel
@@ -100,10 +100,20 @@ def loopback() -> str:
 
 
 @pytest.fixture
-def hub(tmp_path: Path, loopback: str) -> Iterator[LocalHub]:
-    """A running local hub on this test's own loopback address and data directory."""
+def faults() -> testing.Faults:
+    """The fault switch of `hub`: `faults.inject(503, 2)` fails its next two service requests."""
+    return testing.Faults()
+
+
+@pytest.fixture
+def hub(tmp_path: Path, loopback: str, faults: testing.Faults) -> Iterator[LocalHub]:
+    """A running local hub on this test's own loopback address and data directory, with the
+    `faults` switch installed (production hubs have none)."""
     with LocalHub(
-        tmp_path / "hub", host=loopback, service_port=service_port_on(loopback)
+        tmp_path / "hub",
+        host=loopback,
+        service_port=service_port_on(loopback),
+        service_middlewares=[faults.middleware],
     ) as running:
         yield running
 

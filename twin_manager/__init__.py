@@ -3,14 +3,17 @@
 from twin_manager import TwinManager
 
 with TwinManager.from_connection_string(connection_string) as fleet:  # or .from_hub_dir("hub")
-    fleet.update_desired("thermostat-1", {"telemetryInterval": 30})
-    print(fleet.group_by("properties.reported.firmware.currentFwVersion"))
+    fleet.twins.update_desired("thermostat-1", {"telemetryInterval": 30})
+    print(fleet.queries.group_by("properties.reported.firmware.currentFwVersion"))
 
 Its API:
 
-- `TwinManager`: devices, twins, direct methods, queries, jobs and configurations of one hub
-  (`from_connection_string`, `from_hub_dir`, `from_local_hub`); `RetryPolicy` for transient
-  failures; `NOT_GIVEN` for "no etag" (JSON null deletes, so None means something).
+- `TwinManager`: one hub (`from_connection_string`, `from_hub_dir`, `from_local_hub`), a small
+  facade with one attribute per concern, each a class of this package: `devices` (`Devices`:
+  identities, keys, bulk registry), `twins` (`Twins`), `methods` (`Methods`), `queries`
+  (`Queries`), `jobs` (`Jobs`: scheduled and import/export jobs), `configurations`
+  (`Configurations`); `RetryPolicy` for transient failures; `NOT_GIVEN` for "no etag" (JSON
+  null deletes, so None means something).
 - What it returns: `Twin`, `Device`, `MethodResult`, `Job`, `JobStatistics`,
   `DeviceJobResult`, `Configuration`.
 - A local hub: `read_hub_dir(path)` -> `LocalHubInfo`; its artifacts (firmware images):
@@ -29,6 +32,8 @@ Its API:
 """
 
 from twin_manager.artifacts import Artifact, ArtifactStore
+from twin_manager.configurations import Configurations
+from twin_manager.devices import Devices
 from twin_manager.errors import (
     ArtifactNotFound,
     Conflict,
@@ -47,7 +52,9 @@ from twin_manager.errors import (
     Unauthorized,
 )
 from twin_manager.hubdirs import LocalHubInfo, read_hub_dir
+from twin_manager.jobs import Jobs
 from twin_manager.manager import TwinManager
+from twin_manager.methods import Methods
 from twin_manager.models import (
     BulkFailure,
     BulkResult,
@@ -61,9 +68,11 @@ from twin_manager.models import (
     Twin,
 )
 from twin_manager.provisioning import Blocked, ProvisioningService
+from twin_manager.querying import Queries
 from twin_manager.retrying import RetryPolicy
 from twin_manager.schemes import FleetScheme, load_scheme
 from twin_manager.sentinels import NOT_GIVEN
+from twin_manager.twins import Twins
 from twin_manager.usage import Usage, UsageSnapshot
 
 __all__ = [
@@ -75,11 +84,13 @@ __all__ = [
     "BulkFailure",
     "BulkResult",
     "Configuration",
+    "Configurations",
     "Conflict",
     "Device",
     "DeviceJobResult",
     "DeviceNotFound",
     "DeviceNotOnline",
+    "Devices",
     "FleetScheme",
     "HubConfigurationError",
     "HubError",
@@ -90,16 +101,20 @@ __all__ = [
     "InvalidTags",
     "Job",
     "JobStatistics",
+    "Jobs",
     "LocalHubInfo",
     "MethodResult",
     "MethodTimeout",
+    "Methods",
     "PreconditionFailed",
     "ProvisioningService",
+    "Queries",
     "RetryPolicy",
     "Throttled",
     "Twin",
     "TwinManager",
     "TwinManagerError",
+    "Twins",
     "Unauthorized",
     "Usage",
     "UsageSnapshot",

@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
+from twin_manager import raw as wire
+
 __all__ = [
     "BulkFailure",
     "BulkResult",
@@ -42,7 +44,7 @@ class Device(_Model):
     secondary_key: str | None = Field(default=None, repr=False)
 
     @classmethod
-    def from_raw(cls, raw: dict[str, Any]) -> Device:
+    def from_raw(cls, raw: wire.RawDevice) -> Device:
         symmetric = (raw.get("authentication") or {}).get("symmetricKey") or {}
         return cls.model_validate(
             {
@@ -69,13 +71,13 @@ class Twin(_Model):
     reported_version: int = 0
     desired_metadata: dict[str, Any] = Field(default_factory=dict)
     reported_metadata: dict[str, Any] = Field(default_factory=dict)
-    _raw: dict[str, Any] = PrivateAttr(default_factory=dict)
+    _raw: wire.RawTwin | None = PrivateAttr(default=None)
 
     def to_json(self) -> dict[str, Any]:
         """The twin as IoT Hub returns it (`properties.desired` with `$metadata` and `$version`),
         so paths read from it work in queries as they are."""
-        if self._raw:
-            return copy.deepcopy(self._raw)
+        if self._raw is not None:
+            return dict(copy.deepcopy(self._raw))
         identity = self.model_dump(
             mode="json",
             by_alias=True,
@@ -101,13 +103,13 @@ class Twin(_Model):
         }
 
     @classmethod
-    def from_raw(cls, raw: dict[str, Any]) -> Twin:
+    def from_raw(cls, raw: wire.RawTwin) -> Twin:
         twin = cls._parse(raw)
         twin._raw = raw  # owned from here on; to_json hands out copies
         return twin
 
     @classmethod
-    def _parse(cls, raw: dict[str, Any]) -> Twin:
+    def _parse(cls, raw: wire.RawTwin) -> Twin:
         properties = raw.get("properties") or {}
         desired = properties.get("desired") or {}
         reported = properties.get("reported") or {}
@@ -215,7 +217,7 @@ class Configuration(_Model):
     last_updated_time: datetime | None = Field(default=None, alias="lastUpdatedTimeUtc")
 
     @classmethod
-    def from_raw(cls, raw: dict[str, Any]) -> Configuration:
+    def from_raw(cls, raw: wire.RawConfiguration) -> Configuration:
         metrics = raw.get("metrics") or {}
         system = raw.get("systemMetrics") or {}
         return cls.model_validate(
@@ -256,7 +258,7 @@ class BulkResult(_Model):
     warnings: tuple[BulkFailure, ...] = ()
 
     @classmethod
-    def from_raw(cls, raw: dict[str, Any]) -> BulkResult:
+    def from_raw(cls, raw: wire.RawBulkResult) -> BulkResult:
         warnings = [
             {"deviceId": w.get("deviceId"), "errorCode": w.get("warningCode", ""),
              "errorStatus": w.get("warningStatus", "")}

@@ -29,8 +29,9 @@ or `load_scheme("scheme.json")` reads either, and `TwinManager(..., scheme=...)`
 
 A model whose `model_config` has `extra="allow"` (in JSON Schema, an object with
 `"additionalProperties": true`) leaves what lies below it unconstrained; so does a field that is
-not a model (`dict[str, Any]`). The tag `twinfleet` belongs to the framework (campaigns record
-each device's progress there) and is always allowed. Without a scheme nothing is checked.
+not a model (`dict[str, Any]`). The tags `twinfleet` (where campaigns record each device's
+progress) and `twinfleetRetired` (a retired device's record) belong to the framework and are
+always allowed. Without a scheme nothing is checked.
 """
 
 from __future__ import annotations
@@ -53,7 +54,9 @@ from twin_manager import _jsonschemas, errors
 
 __all__ = ["RESERVED_TAGS", "FleetScheme", "load_scheme"]
 
-RESERVED_TAGS = frozenset({"twinfleet"})  # framework-owned tags, allowed under every scheme
+# Framework-owned tags, allowed under every scheme: campaign progress (`twinfleet`) and the
+# retirement record (`twinfleetRetired`) that every campaign target excludes.
+RESERVED_TAGS = frozenset({"twinfleet", "twinfleetRetired"})
 
 
 @dataclass(frozen=True)

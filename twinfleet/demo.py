@@ -1,8 +1,12 @@
 """The demo: a whole fleet on one machine, updated by safe campaigns.
 
-A local hub starts in a temporary directory; a mixed fleet registers (two regions, two hardware
-models, a canary ring, a few devices offline at first, a few whose new image fails its first
-boot); every device runs the real agent over the real device SDK on a simulated A/B platform. A
+A local hub starts in a temporary directory, with a local Device Provisioning Service linked to
+it; a mixed fleet enrols (two regions, two hardware models, a canary ring: an enrollment group
+per combination, whose initial twin carries those tags). Each device knows only the
+provisioning host, the ID scope, its registration id and its derived key: the online ones
+provision themselves at first boot; a few were provisioned at the factory and stay offline at
+first; a few have a new image that fails its first boot. Every device runs the real agent over
+the real device SDKs (provisioning, then the hub) on a simulated A/B platform. A
 firmware campaign rolls 2.0.0 out to the canaries first, then the rest at a ramping rate, retrying
 the devices that roll back. A second campaign with a deliberately broken image trips its abort
 threshold and stops before it hurts the fleet. The operator watches live progress per state, then
@@ -11,6 +15,7 @@ a summary built from GROUP BY queries.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import shlex
 import shutil
@@ -25,8 +30,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from device_agent import SimulatedFleet
+from device_agent import Credentials, Provisioner, SimulatedFleet
 from local_hub import LocalHub, ports
+from local_hub.provisioning import LocalDps, derive_device_key
 from local_hub.server import HTTPS_PORT
 from patterns.campaigns import (
     AbortCriteria,
@@ -47,16 +53,16 @@ __all__ = ["run_demo"]
 _STATES = ("queued", "admitted", "succeeded", "failed")
 
 
-def _free_loopback() -> str:
+def _free_loopback(second: int = 84) -> str:
     for third in range(1, 250):
-        address = f"127.84.{third}.1"
+        address = f"127.{second}.{third}.1"
         with socket.socket() as probe:
             try:
                 probe.bind((address, 8883))
             except OSError:
                 continue
         return address
-    raise RuntimeError("no free loopback address for the demo hub")
+    raise RuntimeError("no free loopback address for the demo's hub or provisioning service")
 
 
 def _wait(check: Callable[[], bool], timeout: float, what: str) -> None:
@@ -89,22 +95,41 @@ def _watch(
         return campaign.run(poll=0.5, on_tick=show)
 
 
-def _register(fleet: TwinManager, count: int) -> list[dict[str, Any]]:
+def _enrol(dps: LocalDps, count: int, workdir: Path) -> list[dict[str, Any]]:
+    """An enrollment group per region, model and ring (its initial twin carries those tags),
+    and each device's credentials: what it knows, never a hub."""
+    enrollments, store = dps.enrollments()
     devices = []
-    for i in range(count):
-        device_id = f"device-{i:03d}"
-        tags = {
-            "region": "eu-west" if i % 2 == 0 else "us-east",
-            "model": "gw-100" if i % 3 else "gw-200",
-            "ring": "canary" if i < max(2, count // 10) else "main",
-        }
-        fleet.create_device(device_id)
-        fleet.update_tags(device_id, tags)
-        devices.append(
-            {"id": device_id, "offline": i >= count - max(1, count // 10),
-             "flaky": tags["model"] == "gw-200" and i % 4 == 1}
-        )  # fmt: skip
+    keys: dict[str, str] = {}
+    ca_pem = Path(dps.ca_certificate_path).read_text()
+    try:
+        for i in range(count):
+            device_id = f"device-{i:03d}"
+            tags = {
+                "region": "eu-west" if i % 2 == 0 else "us-east",
+                "model": "gw-100" if i % 3 else "gw-200",
+                "ring": "canary" if i < max(2, count // 10) else "main",
+            }
+            group_id = f"{tags['region']}-{tags['model']}-{tags['ring']}"
+            if group_id not in keys:
+                group = enrollments.create_group(group_id, initial_twin={"tags": tags})
+                keys[group_id] = group["attestation"]["symmetricKey"]["primaryKey"]
+            credentials = Credentials(
+                dps.host, dps.id_scope, device_id, derive_device_key(keys[group_id], device_id)
+            )
+            devices.append(
+                {"id": device_id, "group": group_id, "offline": i >= count - max(1, count // 10),
+                 "flaky": tags["model"] == "gw-200" and i % 4 == 1,
+                 "provisioner": Provisioner(
+                     credentials, workdir / "devices" / device_id / "agent", ca_pem=ca_pem)}
+            )  # fmt: skip
+    finally:
+        store.close()
     return devices
+
+
+async def _provision_at_factory(devices: list[dict[str, Any]]) -> None:
+    await asyncio.gather(*(device["provisioner"].assignment() for device in devices))
 
 
 def _summary(console: Console, fleet: TwinManager, campaigns: list[CampaignStatus]) -> None:
@@ -112,11 +137,11 @@ def _summary(console: Console, fleet: TwinManager, campaigns: list[CampaignStatu
     table.add_column("currentFwVersion")
     table.add_column("fwUpdateStatus")
     table.add_column("devices", justify="right")
-    versions = fleet.group_by(
+    versions = fleet.queries.group_by(
         "properties.reported.firmware.currentFwVersion", "IS_DEFINED(properties.reported.firmware)"
     )
     for version in sorted(versions, key=str):
-        statuses = fleet.group_by(
+        statuses = fleet.queries.group_by(
             "properties.reported.firmware.fwUpdateStatus",
             f"properties.reported.firmware.currentFwVersion = {nodes.literal_sql(version)}",
         )
@@ -138,14 +163,16 @@ def _summary(console: Console, fleet: TwinManager, campaigns: list[CampaignStatu
     console.print(outcome)
 
 
-def _hint(console: Console, hub: LocalHub) -> None:
+def _hint(console: Console, hub: LocalHub, dps: LocalDps) -> None:
     """Commands to try while the hub runs, each on one unwrapped line so it pastes as it is."""
     hub_dir = shlex.quote(str(hub.data_dir.resolve()))
+    dps_dir = shlex.quote(str(dps.data_dir.resolve()))
     query = shlex.quote("SELECT * FROM devices WHERE tags.ring = 'canary'")
     console.print("\nThe hub keeps running. Try, in another terminal:", highlight=False)
     for command in (
         f"twinfleet query --hub-dir {hub_dir} {query}",
         f"twinfleet campaign list --hub-dir {hub_dir}",
+        f"twinfleet dps registrations --dps-dir {dps_dir}",
         f"twinfleet dashboard --hub-dir {hub_dir}",
     ):
         console.print(f"  {command}", soft_wrap=True, highlight=False, markup=False)
@@ -185,27 +212,34 @@ def run_demo(
         workdir / "hub", host=host, name="demo-hub", service_port=service_port, tier=tier,
         units=units,
     ).start()  # fmt: skip
+    dps: LocalDps | None = None
     simulated = SimulatedFleet().start()
     try:
+        dps = LocalDps(workdir / "dps", [hub.data_dir], host=_free_loopback(85)).start()
         fleet = TwinManager.from_local_hub(hub)
         console.print(f"Local hub [bold]{hub.device_host_name}[/] on {host}, service port "
                       f"{hub.service_port} (data in {workdir})")  # fmt: skip
-        registered = _register(fleet, devices)
+        registered = _enrol(dps, devices, workdir)
+        groups = len({d["group"] for d in registered})
+        console.print(f"Local DPS on {dps.host}, ID scope {dps.id_scope}: {groups} enrollment "
+                      "groups")  # fmt: skip
         ca_text, ca_file = hub.ca_certificate, hub.ca_certificate_path
+        offline = [d for d in registered if d["offline"]]
+        asyncio.run(_provision_at_factory(offline))
 
         def power_on(device: dict[str, Any]) -> None:
             simulated.add(
-                fleet.device_connection_string(device["id"]), workdir / "devices" / device["id"],
+                device["provisioner"], workdir / "devices" / device["id"],
                 ca_cert=ca_text, image_ca_file=ca_file, fail_first_boots=int(device["flaky"]),
             )  # fmt: skip
 
         online = [d for d in registered if not d["offline"]]
         for device in online:
             power_on(device)
-        console.print(f"{devices} devices registered; {len(online)} online, "
-                      f"{devices - len(online)} offline for now")  # fmt: skip
-        _wait(lambda: fleet.count("properties.reported.firmware.fwUpdateStatus = 'current'")
-              >= len(online), 60, "the online devices reporting")  # fmt: skip
+        console.print(f"{devices} devices enrolled: {len(online)} provision themselves now, "
+                      f"{len(offline)} offline for now")  # fmt: skip
+        _wait(lambda: fleet.queries.count("properties.reported.firmware.fwUpdateStatus = 'current'")
+              >= len(online), 120, "the online devices reporting")  # fmt: skip
 
         image = b"twinfleet demo firmware 2.0.0\n" * 20000
         good = hub.upload_artifact("firmware-2.0.0.bin", image)
@@ -255,11 +289,12 @@ def run_demo(
         converged = (
             first.status == "completed"
             and second.status == "aborted"
-            and fleet.count("properties.reported.firmware.currentFwVersion = '2.0.0'") == devices
+            and fleet.queries.count("properties.reported.firmware.currentFwVersion = '2.0.0'")
+            == devices
         )
         elapsed = time.monotonic() - started
         verdict = "[green]converged[/]" if converged else "[red]did not converge[/]"
-        retried = fleet.count("tags.twinfleet.firmware_2_0_0.attempt > 1")
+        retried = fleet.queries.count("tags.twinfleet.firmware_2_0_0.attempt > 1")
         console.print(
             f"{retried} devices failed their first boot, rolled back, and succeeded on retry."
         )
@@ -267,7 +302,7 @@ def run_demo(
         console.print(f"Fleet {verdict}: {devices} devices in {elapsed:.1f} s.")
         console.print(f"Campaign 2 stopped itself: {last}")
         if keep:
-            _hint(console, hub)
+            _hint(console, hub, dps)
             try:
                 while True:
                     time.sleep(3600)
@@ -276,5 +311,7 @@ def run_demo(
         return 0 if converged else 1
     finally:
         simulated.stop()
+        if dps is not None:
+            dps.close()
         hub.close()
         shutil.rmtree(workdir, ignore_errors=True)

@@ -35,11 +35,11 @@ def _keys_by_export_job(fleet: TwinManager) -> Keys:
         log.info("no export job for the keys (%s); reading each identity instead", exc)
         return {}
     try:
-        job = fleet.export_devices(url, exclude_keys=False)
+        job = fleet.jobs.export_devices(url, exclude_keys=False)
     except Conflict as exc:  # another import or export job is running: do without
         log.info("no export job for the keys (%s); reading each identity instead", exc)
         return {}
-    done = fleet.wait_for_import_export_job(job.job_id, JOB_TIMEOUT, poll=0.2)
+    done = fleet.jobs.wait_import_export(job.job_id, JOB_TIMEOUT, poll=0.2)
     if done.status != "completed":
         raise HubError(f"The export job for the devices' keys {done.status}: "
                        f"{done.failure_reason or 'no reason given'}.")  # fmt: skip
@@ -64,14 +64,14 @@ def export_rows(
         InvalidQuery: the condition is not valid (before any request).
     """
     if condition is not None:
-        fleet.validate_condition(condition)
+        fleet.queries.validate_condition(condition)
     keys = _keys_by_export_job(fleet) if include_keys else {}
-    for twin in fleet.query_twins(condition, page_size=1000):
+    for twin in fleet.queries.twins(condition, page_size=1000):
         pair: dict[str, str | None] = {}
         if include_keys:
             primary, secondary = keys.get(twin.device_id) or (None, None)
             if primary is None:
-                device = fleet.get_device(twin.device_id)
+                device = fleet.devices.get(twin.device_id)
                 primary, secondary = device.primary_key, device.secondary_key
             pair = {"primaryKey": primary, "secondaryKey": secondary}
         yield DeviceRow.model_validate(

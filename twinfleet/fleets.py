@@ -10,6 +10,8 @@ import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from patterns.contracts import times
+
 __all__ = ["REGIONS", "generate_fleet", "generate_twin"]
 
 REGIONS = {
@@ -26,7 +28,7 @@ _EPOCH = datetime(2026, 11, 1, tzinfo=UTC)
 
 def _stamp(rng: random.Random) -> str:
     moment = _EPOCH + timedelta(seconds=rng.randrange(0, 30 * 86400))
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return times.iso(moment.timestamp())
 
 
 def _metadata(section: dict[str, Any], rng: random.Random, version: int) -> dict[str, Any]:

@@ -120,7 +120,7 @@ def import_rows(
     report = ImportReport()
     for batch in _chunks(rows, report):
         by_id = {row.device_id: row for row in batch}
-        result = fleet.bulk_registry([_identity(row) for row in batch])
+        result = fleet.devices.bulk([_identity(row) for row in batch])
         existing: list[DeviceRow] = []
         created = dict(by_id)
         for failure in result.errors:
@@ -142,14 +142,14 @@ def import_rows(
             for row in created.values() if row.tags or row.desired
         ]  # fmt: skip
         if twins:
-            for failure in fleet.bulk_registry(twins).errors:
+            for failure in fleet.devices.bulk(twins).errors:
                 row = by_id.get(failure.device_id or "")
                 if row is not None:
                     why = f"its tags and desired properties were not set: {failure.error_status}"
                     report.partial.append((row.line, row.device_id, why))
         if existing:
             ids = ", ".join(_quoted(row.device_id) for row in existing)
-            found = {t.device_id: t for t in fleet.query_twins(f"deviceId IN [{ids}]")}
+            found = {t.device_id: t for t in fleet.queries.twins(f"deviceId IN [{ids}]")}
             for row in existing:
                 twin = found.get(row.device_id)
                 what = ["deleted meanwhile"] if twin is None else _differences(row, twin)

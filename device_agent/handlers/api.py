@@ -89,6 +89,12 @@ class Agent(Protocol):
         """Stop the agent for a reboot (its host boots and starts it again)."""
         ...
 
+    def going_down(self) -> None:
+        """Say the device is about to reboot: from now on the agent answers method calls with
+        503 (call again once the device is back online) instead of accepting work that the
+        reboot would cut short. Call it before reporting the reboot."""
+        ...
+
     async def reconnect(self) -> None:
         """Close the connection to the hub and connect again, asking the `KeyProvider`s which
         keys to try; returns once connected (the twin is read again, as after any connect).

@@ -25,6 +25,7 @@ class RebootHandler:
             return
         await call.answer(200, {"accepted": True, "delay": payload.delay})
         await asyncio.sleep(payload.delay)
+        agent.going_down()  # before the report: a caller who sees it must not reach this boot
         reported = methods.RebootReported(last_reboot=times.iso_now(),
                                           campaign_id=payload.campaign_id)  # fmt: skip
         agent.report({"reboot": reported.model_dump(by_alias=True, mode="json")})

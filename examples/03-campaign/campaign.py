@@ -27,10 +27,12 @@ DEVICES = [f"example-gateway-{i}" for i in range(4)]
 def register(fleet: TwinManager) -> None:
     for i, device_id in enumerate(DEVICES):
         try:
-            fleet.get_device(device_id)
+            fleet.devices.get(device_id)
         except DeviceNotFound:
-            fleet.create_device(device_id)
-        fleet.update_tags(device_id, {"model": "gw-100", "ring": "canary" if i == 0 else "main"})
+            fleet.devices.create(device_id)
+        fleet.twins.update_tags(
+            device_id, {"model": "gw-100", "ring": "canary" if i == 0 else "main"}
+        )
 
 
 def main(hub_dir: str) -> None:
@@ -40,7 +42,7 @@ def main(hub_dir: str) -> None:
         devices = SimulatedFleet().start()
         try:
             for device_id in DEVICES:
-                devices.add(fleet.device_connection_string(device_id),
+                devices.add(fleet.devices.connection_string(device_id),
                             Path(state) / device_id, ca_cert=ca_cert)  # fmt: skip
 
             spec = CampaignSpec(
@@ -64,7 +66,7 @@ def main(hub_dir: str) -> None:
                 print(f"  {device_id} ({progress.group}): {progress.state}")
             failed = campaign.devices(state=DeviceState.FAILED)
             print("failed:", [device_id for device_id, _ in failed])
-            print("reported:", fleet.get_twin(DEVICES[0]).reported["configuration"]["status"])
+            print("reported:", fleet.twins.get(DEVICES[0]).reported["configuration"]["status"])
             print("log:", *status.log, sep="\n  ")
         finally:
             devices.stop()

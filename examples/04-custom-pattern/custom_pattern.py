@@ -72,7 +72,7 @@ class SamplingPattern:
     def apply(self, params: Sampling, device: api.Device) -> api.Verdict:
         wanted = SamplingDesired(period_seconds=params.period_seconds,
                                  campaign_id=device.attempt.tag)  # fmt: skip
-        device.fleet.update_desired(device.device_id, {SECTION: wanted.wire()})
+        device.fleet.twins.update_desired(device.device_id, {SECTION: wanted.wire()})
         return api.Verdict.in_progress()
 
     def outcome(self, params: Sampling, device: api.Device) -> api.Verdict:
@@ -134,11 +134,11 @@ def main(hub_dir: str) -> None:
             for i, fastest in enumerate((1, 1, 10)):  # the last one has a slow sensor
                 device_id = f"example-probe-{i}"
                 try:
-                    fleet.get_device(device_id)
+                    fleet.devices.get(device_id)
                 except DeviceNotFound:
-                    fleet.create_device(device_id)
-                fleet.update_tags(device_id, {"sensor": "probe"})
-                devices.add(fleet.device_connection_string(device_id), Path(state) / device_id,
+                    fleet.devices.create(device_id)
+                fleet.twins.update_tags(device_id, {"sensor": "probe"})
+                devices.add(fleet.devices.connection_string(device_id), Path(state) / device_id,
                             ca_cert=ca_cert, handlers=[SamplingHandler(fastest)])  # fmt: skip
 
             spec = CampaignSpec(id="example_sampling_5s", pattern=Sampling(period_seconds=5),
@@ -152,7 +152,7 @@ def main(hub_dir: str) -> None:
             print(f"campaign {campaign.id}: {status.status}, {dict(sorted(status.counts.items()))}")
             for device_id, progress in campaign.devices(state=DeviceState.FAILED):
                 print(f"  {device_id} failed: {progress.reason}")
-            print("reported:", fleet.get_twin("example-probe-0").reported[SECTION])
+            print("reported:", fleet.twins.get("example-probe-0").reported[SECTION])
         finally:
             devices.stop()
 

@@ -27,7 +27,7 @@ DEVICE = "example-lamp"
 async def reported(fleet: TwinManager, wanted: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
     """The device's reported properties, once `wanted` holds for them (the back end's view)."""
     deadline = time.monotonic() + 60
-    while not wanted(props := (await asyncio.to_thread(fleet.get_twin, DEVICE)).reported):
+    while not wanted(props := (await asyncio.to_thread(fleet.twins.get, DEVICE)).reported):
         if time.monotonic() > deadline:
             raise TimeoutError(f"{DEVICE} still reports {props}")
         await asyncio.sleep(0.2)
@@ -38,7 +38,7 @@ def make_agent(fleet: TwinManager, hub_dir: str, state: Path) -> DeviceAgent:
     platform = SimulatedPlatform(state / "platform")  # on hardware: CommandPlatform(...)
     platform.boot()  # the bootloader's part, at power-on
     ca_cert = Path(read_hub_dir(hub_dir).ca_file).read_text()
-    agent = DeviceAgent(fleet.device_connection_string(DEVICE), platform, state / "agent",
+    agent = DeviceAgent(fleet.devices.connection_string(DEVICE), platform, state / "agent",
                         ca_cert=ca_cert)  # fmt: skip
 
     @agent.section("display")
@@ -59,10 +59,10 @@ def make_agent(fleet: TwinManager, hub_dir: str, state: Path) -> DeviceAgent:
 async def run(hub_dir: str) -> None:
     with TwinManager.from_hub_dir(hub_dir) as fleet, tempfile.TemporaryDirectory() as state:
         try:
-            fleet.get_device(DEVICE)
+            fleet.devices.get(DEVICE)
         except DeviceNotFound:
-            fleet.create_device(DEVICE)
-        fleet.update_desired(DEVICE, {"display": {"brightness": 70}, "speaker": None})
+            fleet.devices.create(DEVICE)
+        fleet.twins.update_desired(DEVICE, {"display": {"brightness": 70}, "speaker": None})
 
         agent = make_agent(fleet, hub_dir, Path(state))
         running = asyncio.create_task(agent.run())
@@ -71,15 +71,15 @@ async def run(hub_dir: str) -> None:
         print("back end: reported display", now["display"])
 
         # A desired change reaches the running agent as a patch.
-        await asyncio.to_thread(fleet.update_desired, DEVICE, {"display": {"brightness": 30}})
+        await asyncio.to_thread(fleet.twins.update_desired, DEVICE, {"display": {"brightness": 30}})
         await reported(fleet, lambda r: r.get("display", {}).get("brightness") == 30)
         print("back end: brightness now 30")
 
-        result = await asyncio.to_thread(fleet.invoke, DEVICE, "blink", {"times": 3})
+        result = await asyncio.to_thread(fleet.methods.invoke, DEVICE, "blink", {"times": 3})
         print(f"back end: blink answered {result.status} {result.payload}")
 
         # A section no handler covers is not silently ignored: the agent reports it.
-        await asyncio.to_thread(fleet.update_desired, DEVICE, {"speaker": {"volume": 5}})
+        await asyncio.to_thread(fleet.twins.update_desired, DEVICE, {"speaker": {"volume": 5}})
         now = await reported(fleet, lambda r: "agent" in r)
         print("back end: unhandled sections", now["agent"]["unhandledSections"])
 

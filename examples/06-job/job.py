@@ -12,18 +12,18 @@ def main(hub_dir: str) -> None:
     with TwinManager.from_hub_dir(hub_dir) as fleet:
         for i in range(3):
             device_id = f"example-meter-{i}"
-            if fleet.count(f"deviceId = '{device_id}'") == 0:
-                fleet.create_device(device_id)
-            fleet.update_tags(device_id, {"site": "plant-7"})
+            if fleet.queries.count(f"deviceId = '{device_id}'") == 0:
+                fleet.devices.create(device_id)
+            fleet.twins.update_tags(device_id, {"site": "plant-7"})
 
-        job = fleet.schedule_twin_update(
+        job = fleet.jobs.schedule_twin_update(
             "tags.site = 'plant-7'", desired={"sampling": {"periodSeconds": 10}}
         )
-        done = fleet.wait_for_job(job.job_id, timeout=60)
+        done = fleet.jobs.wait(job.job_id, timeout=60)
         print(f"job {done.job_id}: {done.status}, {done.statistics.succeeded_count} succeeded")
-        for result in fleet.job_results(done.job_id):
+        for result in fleet.jobs.results(done.job_id):
             print(f"  {result.device_id}: {result.status}")
-        print("desired now:", fleet.get_twin("example-meter-0").desired)
+        print("desired now:", fleet.twins.get("example-meter-0").desired)
 
 
 if __name__ == "__main__":

@@ -128,10 +128,6 @@ class DeviceEndpoint:
     def connected_count(self) -> int:
         return len(self._connections)
 
-    async def wait_until_connected(self, device_id: str, timeout: float) -> bool:
-        """True once the device is connected, False when `timeout` seconds pass first."""
-        return await self._wait_for(lambda: self.is_connected(device_id), timeout)
-
     async def _wait_for(self, predicate: Any, timeout: float) -> bool:
         async with self._changed:
             try:
@@ -194,11 +190,6 @@ class DeviceEndpoint:
             ) from None
         finally:
             self._pending.pop(rid, None)
-
-    async def disconnect(self, device_id: str) -> None:
-        connection = self._connections.get(device_id)
-        if connection is not None:
-            connection.close()
 
     # -- registry events -------------------------------------------------------------------
 

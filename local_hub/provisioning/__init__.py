@@ -1,6 +1,7 @@
 """A local Device Provisioning Service that `azure-iot-device`'s `ProvisioningDeviceClient`
 provisions through (MQTT over TLS, symmetric-key attestation), assigning devices to local hubs."""
 
+from local_hub.provisioning.background import LocalDps
 from local_hub.provisioning.enrollments import ALLOCATION_POLICIES, EnrollmentError, Enrollments
 from local_hub.provisioning.keys import derive_device_key, new_key
 from local_hub.provisioning.server import ProvisioningServer, serve
@@ -10,6 +11,7 @@ __all__ = [
     "ALLOCATION_POLICIES",
     "EnrollmentError",
     "Enrollments",
+    "LocalDps",
     "ProvisioningServer",
     "ProvisioningStore",
     "derive_device_key",

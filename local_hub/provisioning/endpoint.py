@@ -24,6 +24,7 @@ import time
 import urllib.parse
 from typing import Any
 
+from local_hub.clock import iso
 from local_hub.mqtt import codec
 from local_hub.mqtt.connection import Connection
 from local_hub.provisioning.registrar import Attested, Refused, Registrar
@@ -192,7 +193,7 @@ class ProvisioningEndpoint:
             "errorCode": refused.error_code,
             "trackingId": secrets.token_hex(16),
             "message": refused.message,
-            "timestampUtc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self._clock())),
+            "timestampUtc": iso(self._clock()),
         }
         self._answer(device, rid, refused.status, body)
 
@@ -225,6 +226,7 @@ class ProvisioningEndpoint:
         attested = self._registrar.attest(device.registration_id, device.token, self._clock())
         operation_id = f"5.{secrets.token_hex(8)}.{secrets.token_hex(16)}"
         if not attested.enabled:
+            log.info("refused registration %s: its enrollment is disabled", device.registration_id)
             self._answer(device, rid, 200, {
                 "operationId": operation_id, "status": "disabled",
                 "registrationState": self._registrar.disabled_state(attested),

@@ -3,25 +3,29 @@
 An individual enrollment (`IndividualEnrollment`) admits one registration id; an enrollment group
 (`EnrollmentGroup`) admits every device that signs with a key derived from the group's key. Both
 carry a symmetric-key attestation, a provisioning status (`enabled` or `disabled`), an allocation
-policy (`hashed` or `static`), the hubs they may assign to (`iotHubs`, by assigned-hub host) and
-the initial twin (`tags` and `properties.desired`) a new identity gets. `returnPayload` (a local
+policy (`hashed` or `static`), the hubs they may assign to (`iotHubs`, by assigned-hub host),
+the initial twin (`tags` and `properties.desired`) a new identity gets, and the reprovision
+policy (`reprovisionPolicy`: `updateHubAssignment`, `migrateDeviceData`; both true unless given,
+as in DPS; see `registrar`). `returnPayload` (a local
 extension standing in for a custom allocation's answer) is the `payload` a device is given back;
 the payload a device sends is kept in its registration state as `devicePayload`.
 """
 
 from __future__ import annotations
 
-import datetime
 import re
 import secrets
 from typing import Any
 
+from local_hub.clock import iso
 from local_hub.provisioning import keys
 from local_hub.provisioning.state import ProvisioningStore
 
 __all__ = ["ALLOCATION_POLICIES", "EnrollmentError", "Enrollments"]
 
 ALLOCATION_POLICIES = ("hashed", "static")
+_GROUPS = "enrollment_groups"  # the store tables
+_ENROLLMENTS = "enrollments"
 _ID = re.compile(r"^[a-z0-9][a-z0-9._:-]{0,127}$")
 
 
@@ -31,10 +35,6 @@ class EnrollmentError(ValueError):
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)
         self.status = status
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z")
 
 
 def _check_id(kind: str, value: str) -> None:
@@ -82,22 +82,40 @@ def _attestation(primary_key: str | None, secondary_key: str | None) -> dict[str
     return {"type": "symmetricKey", "symmetricKey": chosen}
 
 
+def _reprovision_policy(policy: Any) -> dict[str, bool]:
+    if policy is None:
+        return {"updateHubAssignment": True, "migrateDeviceData": True}
+    if not isinstance(policy, dict) or set(policy) - {"updateHubAssignment", "migrateDeviceData"}:
+        raise EnrollmentError(
+            "The reprovisionPolicy must be an object with updateHubAssignment and "
+            "migrateDeviceData."
+        )
+    chosen = {"updateHubAssignment": True, "migrateDeviceData": True, **policy}
+    if not all(isinstance(value, bool) for value in chosen.values()):
+        raise EnrollmentError(
+            "The reprovisionPolicy's updateHubAssignment and migrateDeviceData must be true or "
+            "false."
+        )
+    return chosen
+
+
 def _common(
-    allocation: str, iot_hubs: list[str] | None, initial_twin: Any, enabled: bool, payload: Any
-) -> dict[str, Any]:
+    allocation: str, iot_hubs: list[str] | None, initial_twin: Any, enabled: bool, payload: Any,
+    reprovision: Any = None,
+) -> dict[str, Any]:  # fmt: skip
     if allocation not in ALLOCATION_POLICIES:
         raise EnrollmentError(
             f"The allocation policy {allocation!r} is unknown: "
             f"use one of {', '.join(ALLOCATION_POLICIES)}."
         )
-    now = _now()
+    now = iso()
     return {
         "provisioningStatus": "enabled" if enabled else "disabled",
         "allocationPolicy": allocation,
         "iotHubs": list(iot_hubs or []),
         "initialTwin": _initial_twin(initial_twin),
         "returnPayload": payload,
-        "reprovisionPolicy": {"updateHubAssignment": True, "migrateDeviceData": True},
+        "reprovisionPolicy": _reprovision_policy(reprovision),
         "createdDateTimeUtc": now,
         "lastUpdatedDateTimeUtc": now,
         "etag": secrets.token_hex(8),
@@ -110,12 +128,30 @@ class Enrollments:
     def __init__(self, store: ProvisioningStore) -> None:
         self._store = store
 
-    def _replace(self, table: str, key: str, doc: dict[str, Any]) -> dict[str, Any]:
-        old = self._store.get(table, key)
-        if old is not None:
-            doc["createdDateTimeUtc"] = old["createdDateTimeUtc"]
-        self._store.put(table, key, doc)
+    def _put_new(
+        self, table: str, noun: str, key: str, doc: dict[str, Any], *, replace: bool
+    ) -> dict[str, Any]:
+        """Store a new `doc` under `key`; with `replace`, over an existing one (keeping its
+        creation time). EnrollmentError (409) when it exists and `replace` is not given."""
+        if replace:
+            old = self._store.get(table, key)
+            if old is not None:
+                doc["createdDateTimeUtc"] = old["createdDateTimeUtc"]
+            self._store.put(table, key, doc)
+            return doc
+        if not self._store.insert(table, key, doc):
+            raise EnrollmentError(f"The {noun} {key!r} already exists.", 409)
         return doc
+
+    def _get(self, table: str, noun: str, key: str) -> dict[str, Any]:
+        doc = self._store.get(table, key)
+        if doc is None:
+            raise EnrollmentError(f"There is no {noun} {key!r}.", 404)
+        return doc
+
+    def _delete(self, table: str, noun: str, key: str) -> None:
+        if not self._store.delete(table, key):
+            raise EnrollmentError(f"There is no {noun} {key!r}.", 404)
 
     # -- groups ------------------------------------------------------------------------------
 
@@ -130,6 +166,7 @@ class Enrollments:
         secondary_key: str | None = None,
         enabled: bool = True,
         payload: Any = None,
+        reprovision: Any = None,
         replace: bool = False,
     ) -> dict[str, Any]:
         """A new symmetric-key enrollment group (its keys made unless given); with `replace`,
@@ -142,35 +179,28 @@ class Enrollments:
         doc = {
             "enrollmentGroupId": group_id,
             "attestation": _attestation(primary_key, secondary_key),
-            **_common(allocation, iot_hubs, initial_twin, enabled, payload),
+            **_common(allocation, iot_hubs, initial_twin, enabled, payload, reprovision),
         }
-        if replace:
-            return self._replace("enrollment_groups", group_id, doc)
-        if not self._store.insert("enrollment_groups", group_id, doc):
-            raise EnrollmentError(f"The enrollment group {group_id!r} already exists.", 409)
-        return doc
+        return self._put_new(_GROUPS, "enrollment group", group_id, doc, replace=replace)
 
     def groups(self) -> list[dict[str, Any]]:
-        return self._store.all("enrollment_groups")
+        return self._store.all(_GROUPS)
 
     def group(self, group_id: str) -> dict[str, Any]:
         """Raises EnrollmentError (404) when there is no such group."""
-        doc = self._store.get("enrollment_groups", group_id)
-        if doc is None:
-            raise EnrollmentError(f"There is no enrollment group {group_id!r}.", 404)
-        return doc
+        return self._get(_GROUPS, "enrollment group", group_id)
 
     def delete_group(self, group_id: str) -> None:
-        if not self._store.delete("enrollment_groups", group_id):
-            raise EnrollmentError(f"There is no enrollment group {group_id!r}.", 404)
+        self._delete(_GROUPS, "enrollment group", group_id)
 
     def set_group_enabled(self, group_id: str, enabled: bool) -> dict[str, Any]:
+        """Enable or disable an enrollment group (a disabled group's devices are refused)."""
         doc = self.group(group_id)
         doc.update(
-            provisioningStatus="enabled" if enabled else "disabled", lastUpdatedDateTimeUtc=_now()
+            provisioningStatus="enabled" if enabled else "disabled", lastUpdatedDateTimeUtc=iso()
         )
         doc["etag"] = secrets.token_hex(8)
-        self._store.put("enrollment_groups", group_id, doc)
+        self._store.put(_GROUPS, group_id, doc)
         return doc
 
     # -- individual enrollments --------------------------------------------------------------
@@ -187,6 +217,7 @@ class Enrollments:
         secondary_key: str | None = None,
         enabled: bool = True,
         payload: Any = None,
+        reprovision: Any = None,
         replace: bool = False,
     ) -> dict[str, Any]:
         """A new symmetric-key individual enrollment (its keys made unless given); with
@@ -200,35 +231,18 @@ class Enrollments:
             "registrationId": registration_id,
             "deviceId": device_id or registration_id,
             "attestation": _attestation(primary_key, secondary_key),
-            **_common(allocation, iot_hubs, initial_twin, enabled, payload),
+            **_common(allocation, iot_hubs, initial_twin, enabled, payload, reprovision),
         }
-        if replace:
-            return self._replace("enrollments", registration_id, doc)
-        if not self._store.insert("enrollments", registration_id, doc):
-            raise EnrollmentError(f"The enrollment {registration_id!r} already exists.", 409)
-        return doc
+        return self._put_new(_ENROLLMENTS, "enrollment", registration_id, doc, replace=replace)
 
     def enrollments(self) -> list[dict[str, Any]]:
-        return self._store.all("enrollments")
+        return self._store.all(_ENROLLMENTS)
 
     def enrollment(self, registration_id: str) -> dict[str, Any]:
-        doc = self._store.get("enrollments", registration_id)
-        if doc is None:
-            raise EnrollmentError(f"There is no enrollment {registration_id!r}.", 404)
-        return doc
+        return self._get(_ENROLLMENTS, "enrollment", registration_id)
 
     def delete(self, registration_id: str) -> None:
-        if not self._store.delete("enrollments", registration_id):
-            raise EnrollmentError(f"There is no enrollment {registration_id!r}.", 404)
-
-    def set_enabled(self, registration_id: str, enabled: bool) -> dict[str, Any]:
-        doc = self.enrollment(registration_id)
-        doc.update(
-            provisioningStatus="enabled" if enabled else "disabled", lastUpdatedDateTimeUtc=_now()
-        )
-        doc["etag"] = secrets.token_hex(8)
-        self._store.put("enrollments", registration_id, doc)
-        return doc
+        self._delete(_ENROLLMENTS, "enrollment", registration_id)
 
     # -- registration states -----------------------------------------------------------------
 

@@ -90,11 +90,30 @@ class LinkedHub:
             service.host_name, service.key, int(time.time()) + _TOKEN_TTL, service.key_name
         )
         url = f"{service.base_url}{path}?api-version={API_VERSION}"
+        headers = {"Authorization": token}
+        if method == "DELETE":
+            headers["If-Match"] = "*"
         async with session.request(
-            method, url, json=body, headers={"Authorization": token}, ssl=service.ssl
+            method, url, json=body, headers=headers, ssl=service.ssl
         ) as response:
             text = await response.text()
             return response.status, (json.loads(text) if text else None)
+
+    async def _call(self, method: str, path: str) -> tuple[int, Any]:
+        """One body-less request on a session of its own: (status, parsed body).
+
+        Raises:
+            HubUnavailable: the hub is not running or cannot be reached.
+        """
+        service = self._service()
+        try:
+            async with aiohttp.ClientSession(timeout=_TIMEOUT) as session:
+                return await self._request(session, service, method, path, None)
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise self._unreachable(exc) from None
+
+    def _unreachable(self, exc: BaseException) -> HubUnavailable:
+        return HubUnavailable(f"the hub in {self.data_dir} is unreachable: {type(exc).__name__}")
 
     async def ensure_device(
         self, device_id: str, primary_key: str, secondary_key: str, initial_twin: dict[str, Any]
@@ -135,6 +154,34 @@ class LinkedHub:
                         )
                 return True
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise self._unreachable(exc) from None
+
+    async def twin(self, device_id: str) -> dict[str, Any] | None:
+        """The device's twin (tags, desired and reported properties), or None without one.
+
+        Raises:
+            HubUnavailable: the hub is down or answered with an error.
+        """
+        path = f"/twins/{urllib.parse.quote(device_id, safe='')}"
+        status, body = await self._call("GET", path)
+        if status == 404:
+            return None
+        if status != 200 or not isinstance(body, dict):
             raise HubUnavailable(
-                f"the hub in {self.data_dir} is unreachable: {type(exc).__name__}"
-            ) from None
+                f"the hub refused to read the twin of {device_id!r}: HTTP {status}"
+            )
+        return body
+
+    async def delete_device(self, device_id: str) -> bool:
+        """Delete the identity (and its twin); False when there was none.
+
+        Raises:
+            HubUnavailable: the hub is down or answered with an error.
+        """
+        path = f"/devices/{urllib.parse.quote(device_id, safe='')}"
+        status, _ = await self._call("DELETE", path)
+        if status == 404:
+            return False
+        if status not in (200, 204):
+            raise HubUnavailable(f"the hub refused to delete {device_id!r}: HTTP {status}")
+        return True

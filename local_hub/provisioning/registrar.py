@@ -9,11 +9,22 @@ Assignment keeps a device's hub across re-registrations while that hub is still 
 allowed; otherwise it allocates by the enrollment's policy. It creates the identity in the hub
 with the attestation's keys (for a group, the derived keys) and the enrollment's initial twin,
 and records the registration state.
+
+Re-registration follows the enrollment's `reprovisionPolicy`, as DPS does:
+
+- `updateHubAssignment: false` ("never re-provision"): the device stays on the hub it has, even
+  one the enrollment no longer names; the registration fails while that hub is not running.
+- `updateHubAssignment: true` (the default): the assignment is evaluated again; a device whose
+  hub is no longer linked or allowed moves to the hub the allocation policy picks. Moving
+  removes the identity from the old hub (when it runs) and, with `migrateDeviceData: true` (the
+  default), gives the new identity the old twin's tags and desired properties (substatus
+  `deviceDataMigrated`; the device reports its own properties again); with `false`, or when the
+  old hub is down so there is nothing to migrate, the enrollment's initial twin
+  (`deviceDataReset`).
 """
 
 from __future__ import annotations
 
-import datetime
 import logging
 import secrets
 from collections.abc import Sequence
@@ -21,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from local_hub import errors, tokens
+from local_hub.clock import iso
 from local_hub.provisioning import allocation, keys
 from local_hub.provisioning.hubs import HubUnavailable, LinkedHub
 from local_hub.provisioning.state import ProvisioningStore
@@ -54,10 +66,6 @@ class Attested:
     @property
     def enabled(self) -> bool:
         return self.enrollment.get("provisioningStatus") == "enabled"
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z")
 
 
 def _signed_by(token: str, resource: str, key: str, now: float) -> bool:
@@ -119,7 +127,7 @@ class Registrar:
             "status": "disabled",
             "errorCode": 401002,
             "errorMessage": "The enrollment or enrollment group is disabled.",
-            "lastUpdatedDateTimeUtc": _now(),
+            "lastUpdatedDateTimeUtc": iso(),
         }
         if attested.group_id is not None:
             state["enrollmentGroupId"] = attested.group_id
@@ -134,6 +142,21 @@ class Registrar:
                 log.warning("linked hub %s is not running; skipped for allocation", hub.data_dir)
         return linked
 
+    @staticmethod
+    async def _migrated_twin(
+        old_hub: LinkedHub | None, previous: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """The old twin's tags and desired properties, or None when the old hub is down or
+        holds no twin (nothing to migrate)."""
+        if old_hub is None:
+            return None
+        twin = await old_hub.twin(str(previous.get("deviceId")))
+        if twin is None:
+            return None
+        desired = dict((twin.get("properties") or {}).get("desired") or {})
+        desired = {k: v for k, v in desired.items() if not k.startswith("$")}
+        return {"tags": twin.get("tags") or {}, "properties": {"desired": desired}}
+
     async def assign(self, attested: Attested, payload: Any) -> dict[str, Any]:
         """Assign the device to a hub and create its identity there; the registration state.
 
@@ -143,7 +166,7 @@ class Registrar:
         previous = self._store.get("registrations", registration_id)
         enrollment = attested.enrollment
         allowed = list(enrollment.get("iotHubs") or [])
-        now = _now()
+        now = iso()
         state: dict[str, Any] = {
             "registrationId": registration_id,
             "createdDateTimeUtc": (previous or {}).get("createdDateTimeUtc", now),
@@ -154,28 +177,40 @@ class Registrar:
         }
         if attested.group_id is not None:
             state["enrollmentGroupId"] = attested.group_id
+        policy = enrollment.get("reprovisionPolicy") or {}
+        update = bool(policy.get("updateHubAssignment", True))
+        migrate = bool(policy.get("migrateDeviceData", True))
+        kept = (
+            (previous or {}).get("assignedHub")
+            if (previous or {}).get("status") == "assigned"
+            else None
+        )
         try:
             linked = self._linked()
-            kept = (previous or {}).get("assignedHub")
-            if (
-                previous
-                and previous.get("status") == "assigned"
-                and kept in linked
-                and (not allowed or kept in allowed)
-            ):
+            twin = enrollment.get("initialTwin") or {}
+            substatus = "initialAssignment"
+            if kept is not None and not update:
+                if kept not in linked:
+                    raise HubUnavailable(
+                        f"the device's hub {kept} is not running, and its enrollment's "
+                        "reprovision policy keeps devices on their hub"
+                    )
                 hub_host = str(kept)
-                substatus = "initialAssignment"
+            elif kept in linked and (not allowed or kept in allowed):
+                hub_host = str(kept)
             else:
-                policy = str(enrollment.get("allocationPolicy", "hashed"))
-                hub_host = allocation.choose_hub(policy, registration_id, list(linked), allowed)
-                moved = previous is not None and previous.get("assignedHub") not in (None, hub_host)
-                substatus = "deviceDataMigrated" if moved else "initialAssignment"
+                alloc = str(enrollment.get("allocationPolicy", "hashed"))
+                hub_host = allocation.choose_hub(alloc, registration_id, list(linked), allowed)
+            old_hub = linked.get(str(kept)) if kept not in (None, hub_host) else None
+            if kept not in (None, hub_host):
+                migrated = await self._migrated_twin(old_hub, previous or {}) if migrate else None
+                substatus = "deviceDataMigrated" if migrated is not None else "deviceDataReset"
+                twin = migrated if migrated is not None else twin
             created = await linked[hub_host].ensure_device(
-                attested.device_id,
-                attested.primary_key,
-                attested.secondary_key,
-                enrollment.get("initialTwin") or {},
+                attested.device_id, attested.primary_key, attested.secondary_key, twin
             )
+            if old_hub is not None:
+                await old_hub.delete_device(str((previous or {}).get("deviceId")))
         except (allocation.NoHub, HubUnavailable) as exc:
             log.warning("registration %s failed: %s", registration_id, exc)
             state.update(status="failed", errorCode=500000, errorMessage=str(exc))

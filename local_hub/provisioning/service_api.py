@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import json
 import secrets
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
 from local_hub import errors, tokens
+from local_hub.clock import iso
 from local_hub.provisioning.enrollments import EnrollmentError, Enrollments
 from local_hub.provisioning.state import ProvisioningStore
 
@@ -51,7 +51,7 @@ def _error(status: int, message: str, now: float) -> web.Response:
         "errorCode": _CODES.get(status, status * 1000 + 1),
         "trackingId": secrets.token_hex(16),
         "message": message,
-        "timestampUtc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
+        "timestampUtc": iso(now),
     }
     return web.json_response(body, status=status)
 
@@ -113,6 +113,7 @@ def _options(body: dict[str, Any]) -> dict[str, Any]:
         "iot_hubs": hubs,
         "initial_twin": body.get("initialTwin"),
         "enabled": status == "enabled",
+        "reprovision": body.get("reprovisionPolicy"),
     }
 
 

@@ -2,6 +2,6 @@
 
 from local_hub.rest.app import make_app
 from local_hub.rest.artifacts import sign_artifact, signed_url
-from local_hub.rest.context import Faults, ServiceContext
+from local_hub.rest.context import ServiceContext
 
-__all__ = ["Faults", "ServiceContext", "make_app", "sign_artifact", "signed_url"]
+__all__ = ["ServiceContext", "make_app", "sign_artifact", "signed_url"]

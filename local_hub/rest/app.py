@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from local_hub import errors, tokens
 from local_hub.clock import iso
@@ -102,9 +103,6 @@ def _signed_permission(request: web.Request) -> str | None:
 @web.middleware
 async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     ctx: ServiceContext = request.app[CONTEXT]
-    fault = ctx.faults.take()
-    if fault is not None:
-        raise fault
     blob = "blob" in request.match_info and "container" in request.match_info
     if blob and "sig" in request.query and "Authorization" not in request.headers:
         containers.signed_container_request(request)
@@ -138,10 +136,16 @@ async def _server_header(request: web.Request, response: web.StreamResponse) -> 
     response.headers["Server"] = SERVER_NAME  # never the web server's name and version
 
 
-def make_app(context: ServiceContext) -> web.Application:
-    """The aiohttp application serving `context`'s hub."""
-    middlewares = [_errors, _auth, throttling.middleware]
-    app = web.Application(middlewares=middlewares, client_max_size=1024 * 1024)
+def make_app(context: ServiceContext, *, middlewares: Sequence[Middleware] = ()) -> web.Application:
+    """The aiohttp application serving `context`'s hub.
+
+    Args:
+        context: the hub.
+        middlewares: more middlewares, run on every request before authentication (inside the
+            one that turns HubErrors into IoT Hub's error answers).
+    """
+    chain = [_errors, *middlewares, _auth, throttling.middleware]
+    app = web.Application(middlewares=chain, client_max_size=1024 * 1024)
     app.on_response_prepare.append(_server_header)
     app[CONTEXT] = context
     modules = (devices, twins, querying, jobs, import_export, configurations, containers, artifacts,

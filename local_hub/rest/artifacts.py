@@ -23,17 +23,15 @@ import asyncio
 import base64
 import hashlib
 import hmac
-import os
 import re
 import urllib.parse
-import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from local_hub import errors
+from local_hub import errors, files
+from local_hub.clock import iso
 from local_hub.rest.context import json_response, of, whole_number
 
 __all__ = [
@@ -86,10 +84,6 @@ def signed_url(host_name: str, key: bytes, name: str, expiry: int, permission: s
     return f"https://{host_name}/artifacts/{quoted}?se={expiry}{write}&sig={sig}"
 
 
-def _iso(moment: float) -> str:
-    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _ttl(request: web.Request) -> int:
     text = request.query.get("ttl")
     if text is None:
@@ -107,7 +101,7 @@ def _signed(request: web.Request, name: str, permission: str = "r") -> dict[str,
     expiry = int(ctx.clock()) + _ttl(request)
     return {
         "url": signed_url(ctx.host_name, ctx.owner_keys[0], name, expiry, permission),
-        "expiresAt": _iso(expiry),
+        "expiresAt": iso(expiry),
     }
 
 
@@ -125,7 +119,7 @@ def _facts(path: Path) -> dict[str, Any]:
         "name": path.name,
         "size": stat.st_size,
         "sha256": _hash_file(path),
-        "modified": _iso(stat.st_mtime),
+        "modified": iso(stat.st_mtime),
     }
 
 
@@ -137,6 +131,19 @@ def _path(root: Path, name: str) -> Path:
     return root / name
 
 
+async def receive(request: web.Request, target: Path) -> tuple[int, str]:
+    """Store the request's body as `target`, whole or not at all; its size and SHA-256 (hex).
+    Concurrent uploads of one name each write a file of their own; the last to finish wins."""
+    digest = hashlib.sha256()
+    size = 0
+    with files.atomic_writer(target) as out:
+        async for chunk in request.content.iter_chunked(_CHUNK):
+            out.write(chunk)
+            digest.update(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest()
+
+
 @routes.put("/artifacts/{name}")
 async def upload(request: web.Request) -> web.Response:
     ctx = of(request)
@@ -144,25 +151,12 @@ async def upload(request: web.Request) -> web.Response:
     target = _path(ctx.artifacts_dir, name)
     signed = _signed(request, name)  # a bad ttl is refused before anything is stored
     ctx.artifacts_dir.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{name}.{uuid.uuid4().hex}.upload")  # concurrent uploads
-    digest = hashlib.sha256()
-    size = 0
-    try:
-        with partial.open("wb") as out:
-            async for chunk in request.content.iter_chunked(_CHUNK):
-                out.write(chunk)
-                digest.update(chunk)
-                size += len(chunk)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(partial, target)
-    finally:
-        partial.unlink(missing_ok=True)
+    size, sha256 = await receive(request, target)
     quoted = urllib.parse.quote(name)
     facts = {
         "name": name,
         "size": size,
-        "sha256": digest.hexdigest(),
+        "sha256": sha256,
         "path": f"/artifacts/{quoted}",
     }
     return json_response({**facts, **signed}, status=201)

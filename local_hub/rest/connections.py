@@ -20,12 +20,12 @@ import asyncio
 import json
 import logging
 import ssl
-import time
 import weakref
 
 from aiohttp import web
 
 from local_hub import errors
+from local_hub.clock import iso
 from local_hub.limits import ConnectionLimits
 from local_hub.refusals import RefusalLog
 
@@ -83,8 +83,7 @@ class _Busy(asyncio.Protocol):
 
 def _error_body(exc: errors.HubError) -> web.Response:
     # rest.app.error_response's shape; built here so this module needs nothing above it
-    detail = {"errorCode": int(exc.error_code), "message": exc.message,
-              "timestampUtc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}  # fmt: skip
+    detail = {"errorCode": int(exc.error_code), "message": exc.message, "timestampUtc": iso()}
     body = {"Message": f"ErrorCode:{exc.code_name};{json.dumps(detail)}", "ExceptionMessage": ""}
     return web.Response(
         body=json.dumps(body).encode(),

@@ -13,14 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import os
-import uuid
 
 from aiohttp import web
 
 from local_hub import blobs, errors
-from local_hub.rest.artifacts import DEFAULT_TTL, MAX_TTL
+from local_hub.rest.artifacts import DEFAULT_TTL, MAX_TTL, receive
 from local_hub.rest.context import of, whole_number
 
 __all__ = ["routes", "signed_container_request"]
@@ -76,22 +73,8 @@ async def put_blob(request: web.Request) -> web.Response:
     target = blobs.blob_path(ctx.artifacts_dir, request.match_info["container"],
                        request.match_info["blob"])  # fmt: skip
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}.upload")
-    digest = hashlib.sha256()
-    size = 0
-    try:
-        with partial.open("wb") as out:
-            async for chunk in request.content.iter_chunked(_CHUNK):
-                out.write(chunk)
-                digest.update(chunk)
-                size += len(chunk)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(partial, target)
-    finally:
-        partial.unlink(missing_ok=True)
-    return web.json_response({"name": target.name, "size": size, "sha256": digest.hexdigest()},
-                             status=201)  # fmt: skip
+    size, sha256 = await receive(request, target)
+    return web.json_response({"name": target.name, "size": size, "sha256": sha256}, status=201)
 
 
 @routes.get("/artifacts/{container}/{blob}")

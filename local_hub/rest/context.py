@@ -20,7 +20,6 @@ from local_hub.refusals import RefusalLog
 __all__ = [
     "BODY_LIMITS",
     "CONTEXT",
-    "Faults",
     "ServiceContext",
     "json_body",
     "json_response",
@@ -37,23 +36,6 @@ BODY_LIMITS = jsonlimits.Limits(max_bytes=1024 * 1024, max_depth=64, max_number_
 
 
 @dataclass
-class Faults:
-    """Test-only fault injection: the next `remaining` requests fail with `status`."""
-
-    status: int = 0
-    remaining: int = 0
-    retry_after: float = 1.0
-
-    def take(self) -> errors.HubError | None:
-        if self.remaining <= 0:
-            return None
-        self.remaining -= 1
-        if self.status == 429:
-            return errors.Throttled("Injected fault: throttled.", retry_after=self.retry_after)
-        return errors.ServerError("Injected fault: service unavailable.", status=self.status)
-
-
-@dataclass
 class ServiceContext:
     """The hub as the REST handlers see it."""
 
@@ -66,7 +48,6 @@ class ServiceContext:
     jobs: jobs.JobRunner | None = None
     import_export: import_export.ImportExportJobs | None = None
     configurations: configurations.ConfigurationManager | None = None
-    faults: Faults = field(default_factory=Faults)
     refusals: RefusalLog = field(default_factory=lambda: RefusalLog(log))
     body_timeout: float = 30.0
     quotas: quotas.Quotas | None = None

@@ -70,17 +70,17 @@ class ConfigurationChangePattern:
         fleet, tag = device.fleet, device.attempt.tag
         if params.merge:
             section = configuration.ConfigurationDesired.of(params.version, params.settings, tag)
-            fleet.update_desired(device.device_id, {configuration.SECTION: section.wire()})
+            fleet.twins.update_desired(device.device_id, {configuration.SECTION: section.wire()})
             return api.Verdict.in_progress()
         for attempt in range(5):
-            twin = fleet.get_twin(device.device_id)
+            twin = fleet.twins.get(device.device_id)
             current = twin.desired.get(configuration.SECTION)
             reserved = ("version", "campaignId")
             before = {k: v for k, v in (current or {}).items() if k not in reserved}
             patch = patches.replacement(before, params.settings)
             replacing = {**patch, "version": params.version, "campaignId": tag}
             try:
-                fleet.update_desired(device.device_id, {configuration.SECTION: replacing},
+                fleet.twins.update_desired(device.device_id, {configuration.SECTION: replacing},
                                      if_match=twin.etag or "*")  # fmt: skip
             except PreconditionFailed:
                 if attempt == 4:

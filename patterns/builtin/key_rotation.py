@@ -77,8 +77,8 @@ class KeyRotationPattern:
 
     def apply(self, params: KeyRotation, device: api.Device) -> api.Verdict:
         fleet = device.fleet
-        identity = fleet.get_device(device.device_id)
-        twin = fleet.get_twin(device.device_id)  # the freshest word on the key in use
+        identity = fleet.devices.get(device.device_id)
+        twin = fleet.twins.get(device.device_id)  # the freshest word on the key in use
         reported = _reported(twin.reported)
         if reported is None:
             return api.Verdict.failed(
@@ -97,10 +97,10 @@ class KeyRotationPattern:
                 "no longer holds; it cannot connect with it until it is given a valid key"
             )
         key = new_key(params.key_bytes)
-        fleet.set_keys(device.device_id, in_use, key, if_match=identity.etag)
+        fleet.devices.set_keys(device.device_id, in_use, key, if_match=identity.etag)
         request = key_rotation.KeyRotationRequest(key=key, campaign_id=device.attempt.tag)
         try:
-            result = fleet.invoke(device.device_id, key_rotation.METHOD, request.wire(),
+            result = fleet.methods.invoke(device.device_id, key_rotation.METHOD, request.wire(),
                                   timeout=params.method_timeout)  # fmt: skip
         except MethodTimeout:
             return api.Verdict.in_progress()  # it may have saved the key: its report decides
@@ -131,14 +131,14 @@ class KeyRotationPattern:
             return api.Verdict.in_progress()
         if reported.fingerprint != reported.requested_fingerprint:
             return api.Verdict.failed("the device went back to its old key after rotating")
-        identity = device.fleet.get_device(device.device_id)
+        identity = device.fleet.devices.get(device.device_id)
         primary, secondary = identity.primary_key or "", identity.secondary_key or ""
         if reported.fingerprint == key_rotation.fingerprint(primary):
             return api.Verdict.succeeded()  # promoted already (by us, before a restart)
         if reported.fingerprint != key_rotation.fingerprint(secondary) or identity.etag is None:
             return api.Verdict.failed("the hub no longer holds the key the device rotated to")
         try:  # promote: the device's new key becomes primary; the old one is revoked
-            device.fleet.set_keys(device.device_id, secondary, new_key(params.key_bytes),
+            device.fleet.devices.set_keys(device.device_id, secondary, new_key(params.key_bytes),
                                   if_match=identity.etag)  # fmt: skip
         except PreconditionFailed:
             return api.Verdict.in_progress()  # changed meanwhile: judge again next tick
@@ -151,7 +151,7 @@ class KeyRotationPattern:
 def fingerprints(fleet: TwinManager, device_id: str) -> tuple[str, str]:
     """The fingerprints of a device's (primary, secondary) keys, to compare with what it
     reports in `reported.keyRotation.fingerprint`."""
-    identity = fleet.get_device(device_id)
+    identity = fleet.devices.get(device_id)
     return (
         key_rotation.fingerprint(identity.primary_key or ""),
         key_rotation.fingerprint(identity.secondary_key or ""),

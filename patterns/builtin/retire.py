@@ -78,12 +78,12 @@ class RetirePattern:
                   "step": device.attempt.step_id}  # fmt: skip
         done: list[str] = []
         try:
-            twin = fleet.get_twin(device_id)
+            twin = fleet.twins.get(device_id)
             if RETIRED_TAG not in twin.tags:
-                twin = fleet.update_tags(device_id, {RETIRED_TAG: record})
+                twin = fleet.twins.update_tags(device_id, {RETIRED_TAG: record})
             else:
                 record = dict(twin.tags[RETIRED_TAG])
-            fleet.set_enabled(device_id, False)
+            fleet.devices.set_enabled(device_id, False)
             done.append("disabled")
         except DeviceNotFound:
             return api.Verdict.succeeded(note=f"{device_id}: already gone from the hub")
@@ -103,7 +103,7 @@ class RetirePattern:
             done.append({"enrollment": "enrollment disabled", "none": "not enrolled in the DPS",
                          "group": f"blocked in group {blocked.group_id}"}[blocked.how])  # fmt: skip
         if not params.keep_twin:
-            identity = fleet.get_device(device_id)
+            identity = fleet.devices.get(device_id)
             archive = {
                 "retirement": record,
                 "identity": identity.model_dump(mode="json", by_alias=True,
@@ -120,7 +120,7 @@ class RetirePattern:
                                           f"was kept (disabled): {exc}")  # fmt: skip
             done.append(f"twin archived to {ARCHIVE_CONTAINER}/{name}")
             try:
-                fleet.delete_device(device_id)
+                fleet.devices.delete(device_id)
             except DeviceNotFound:
                 pass
             done.append("identity deleted")
@@ -130,7 +130,7 @@ class RetirePattern:
 
     def outcome(self, params: Retire, device: api.Device) -> api.Verdict:
         try:
-            twin = device.fleet.get_twin(device.device_id)
+            twin = device.fleet.twins.get(device.device_id)
         except DeviceNotFound:
             return api.Verdict.succeeded()
         if RETIRED_TAG in twin.tags and twin.status == "disabled":

@@ -136,7 +136,7 @@ class Campaign:
         """
         for condition in (spec.target, *(g.condition for g in spec.groups),
                           *(h.condition for h in spec.health_gates)):  # fmt: skip
-            fleet.validate_condition(condition)
+            fleet.queries.validate_condition(condition)
         return cls(fleet, records.CampaignRecord.create(fleet, spec), clock)
 
     @classmethod
@@ -179,7 +179,7 @@ class Campaign:
         number of failed devices changed."""
         failed = counts.get(DeviceState.FAILED, 0) + counts.get(DeviceState.TIMEDOUT, 0)
         if failed and failed != self._reasons[0]:
-            reasons = self.fleet.group_by(
+            reasons = self.fleet.queries.group_by(
                 f"{self._tag}.reason", self._in(DeviceState.FAILED, DeviceState.TIMEDOUT)
             )
             self._reasons = (failed, {str(k): v for k, v in reasons.items() if k})
@@ -196,7 +196,7 @@ class Campaign:
         if state is not None:
             condition = self._in(DeviceState(state))
         text = f"SELECT deviceId, {self._tag} AS progress FROM devices WHERE {condition}"
-        rows = self.fleet.query(text, page_size=1000)
+        rows = self.fleet.queries.run(text, page_size=1000)
         found = [(row["deviceId"], DeviceProgress.model_validate(row["progress"])) for row in rows]
         return sorted(found, key=lambda pair: pair[0])
 
@@ -243,7 +243,7 @@ class Campaign:
         their outcome by `tick` (no retry, no next step)."""
         if self._set_status(CampaignState.CANCELLED, "cancelled by the operator"):
             self._cancel_queued("cancelled")
-            in_flight = self.fleet.count(self._in(DeviceState.ADMITTED))
+            in_flight = self.fleet.queries.count(self._in(DeviceState.ADMITTED))
             if in_flight:
                 self.record.log(self.clock(), f"following {in_flight} devices in flight")
                 self.record.save(self.fleet)
@@ -266,8 +266,8 @@ class Campaign:
         if not status.final and status != CampaignState.CREATED:
             raise ValueError(f"campaign {self.id} is {status}; cancel it first")
         removed = 0
-        for twin in self.fleet.query_twins(f"IS_DEFINED({self._tag})", page_size=1000):
-            self.fleet.update_tags(twin.device_id, {TAG: {self.id: None}})
+        for twin in self.fleet.queries.twins(f"IS_DEFINED({self._tag})", page_size=1000):
+            self.fleet.twins.update_tags(twin.device_id, {TAG: {self.id: None}})
             removed += 1
         self.record.delete(self.fleet)
         return removed
@@ -278,7 +278,7 @@ class Campaign:
                 return None
             return progress.but(state=DeviceState.CANCELLED, reason=reason)
 
-        for twin in self.fleet.query_twins(self._in(DeviceState.QUEUED), page_size=1000):
+        for twin in self.fleet.queries.twins(self._in(DeviceState.QUEUED), page_size=1000):
             self._change(twin, cancel)
 
     def _change(
@@ -294,7 +294,7 @@ class Campaign:
                 return False
             if self._write(twin.device_id, twin.etag, changed, progress):
                 return True
-            twin = self.fleet.get_twin(twin.device_id)
+            twin = self.fleet.twins.get(twin.device_id)
         return False
 
     def _spend(self, throttle: str = "twinUpdates") -> None:
@@ -311,7 +311,7 @@ class Campaign:
         tick's tally no longer counts it)."""
         self._spend()
         try:
-            self.fleet.update_tags(device_id, {TAG: {self.id: progress.wire()}},
+            self.fleet.twins.update_tags(device_id, {TAG: {self.id: progress.wire()}},
                                    if_match=etag or "*")  # fmt: skip
         except PreconditionFailed:
             return False
@@ -333,7 +333,7 @@ class Campaign:
                 return None
             return progress.but(state=DeviceState.QUEUED, tries=0, not_before=None)
 
-        for twin in self.fleet.query_twins(self._in(*stopped), page_size=1000):
+        for twin in self.fleet.queries.twins(self._in(*stopped), page_size=1000):
             again += self._change(twin, requeue)
         self.record.log(now, f"re-run: {again} devices queued again")
         bucket = limiting.TokenBucket().restart(now)
@@ -419,7 +419,7 @@ class Campaign:
         target = targeting.target_condition(self.spec)
         text = f"SELECT * FROM devices WHERE {target} AND NOT IS_DEFINED({self._tag})"
         added = 0
-        for rows in workers.chunks(self.fleet.query(text, page_size=1000), 1000):
+        for rows in workers.chunks(self.fleet.queries.run(text, page_size=1000), 1000):
             added += sum(workers.each(self.fleet, rows, self._enqueue_one))
         if added:
             self.record.log(now, f"queued {added} devices")
@@ -430,7 +430,7 @@ class Campaign:
         for _ in range(5):  # the device may be reporting at this very moment
             if self._write(row["deviceId"], etag, queued, None):
                 return True
-            twin = self.fleet.get_twin(row["deviceId"])
+            twin = self.fleet.twins.get(row["deviceId"])
             if DeviceProgress.of(twin.tags, self.id) is not None:
                 return False  # another controller queued it
             etag = twin.etag
@@ -449,7 +449,7 @@ class Campaign:
         or cancelled) a failure is final and a succeeded step starts no next one."""
         if not self._tally.counts().get(DeviceState.ADMITTED):
             return
-        admitted = self.fleet.query_twins(self._in(DeviceState.ADMITTED), page_size=1000)
+        admitted = self.fleet.queries.twins(self._in(DeviceState.ADMITTED), page_size=1000)
         for twins in workers.chunks(admitted, 1000):
             workers.each(self.fleet, twins, lambda twin: self._evaluate_one(twin, now, stopped))
 
@@ -511,7 +511,7 @@ class Campaign:
         if verdict.outcome == api.Outcome.SUCCEEDED:
             if step + 1 < len(self.spec.all_steps):
                 try:
-                    fresh = self.fleet.get_twin(twin.device_id)
+                    fresh = self.fleet.twins.get(twin.device_id)
                 except DeviceNotFound:  # the step deleted it (retire): nothing follows
                     return True
                 return self._start(fresh, claim, step + 1, now)
@@ -552,7 +552,9 @@ class Campaign:
         for gate in self.spec.health_gates:
             if updated < gate.min_devices:
                 continue
-            bad = self.fleet.count(f"{self._in(DeviceState.SUCCEEDED)} AND ({gate.condition})")
+            bad = self.fleet.queries.count(
+                f"{self._in(DeviceState.SUCCEEDED)} AND ({gate.condition})"
+            )
             if bad / updated > gate.max_fraction:
                 why = f"health gate {gate.condition!r}: {bad} of {updated} updated devices"
                 if gate.action == "abort":
@@ -569,7 +571,7 @@ class Campaign:
         if self.spec.abort and self.spec.abort.rollback and previous is not None:
             pattern = api.registry().get(previous.kind)
             touched = self._in(DeviceState.ADMITTED, DeviceState.FAILED)
-            for twin in self.fleet.query_twins(touched, page_size=1000):
+            for twin in self.fleet.queries.twins(touched, page_size=1000):
                 progress = DeviceProgress.of(twin.tags, self.id)
                 attempt = api.Attempt(f"{self.id}-rollback", progress.attempt if progress else 0,
                                       times.iso(self.clock()))  # fmt: skip
@@ -673,7 +675,7 @@ class Campaign:
             twin, progress = candidate
             return self._start(twin, progress, progress.step, now)
 
-        for twin in self.fleet.query_twins(condition, page_size=min(allowed, 1000)):
+        for twin in self.fleet.queries.twins(condition, page_size=min(allowed, 1000)):
             progress = DeviceProgress.of(twin.tags, self.id)
             if progress is None or progress.state != DeviceState.QUEUED:
                 continue

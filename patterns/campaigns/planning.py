@@ -34,7 +34,7 @@ def plan(fleet: TwinManager, spec: specs.CampaignSpec) -> Plan:
     fallback = "rest" if spec.groups else "all"
     by_group[fallback] = []
     text = f"SELECT * FROM devices WHERE {targeting.target_condition(spec)}"
-    for row in fleet.query(text, page_size=1000):
+    for row in fleet.queries.run(text, page_size=1000):
         name = next((n for n, c in conditions if c.matches(row)), fallback)
         by_group[name].append(row["deviceId"])
     devices: list[PlannedDevice] = []

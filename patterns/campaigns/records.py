@@ -95,7 +95,7 @@ class CampaignRecord:
         Raises:
             Conflict: a campaign with this id exists.
         """
-        configuration = fleet.create_configuration(
+        configuration = fleet.configurations.create(
             config_id(spec.id),
             target_condition=_NO_DEVICE,
             desired={_CONTENT: spec.model_dump(mode="json")},
@@ -107,7 +107,7 @@ class CampaignRecord:
     def load(cls, fleet: TwinManager, campaign_id: str) -> CampaignRecord:
         """Raises DeviceNotFound (a `HubError` with a clear message) for an unknown campaign."""
         try:
-            configuration = fleet.get_configuration(config_id(campaign_id))
+            configuration = fleet.configurations.get(config_id(campaign_id))
         except HubError as exc:
             if exc.status != 404:
                 raise
@@ -149,7 +149,9 @@ class CampaignRecord:
                        "startedAt": self.started_at}  # fmt: skip
             labels = self._labels(self.spec, self.status, limiter, self.log_lines)
             try:
-                self._configuration = fleet.update_configuration(self._configuration, labels=labels)
+                self._configuration = fleet.configurations.update(
+                    self._configuration, labels=labels
+                )
             except PreconditionFailed:
                 if attempt + 1 == _CONFLICT_RETRIES:
                     raise
@@ -175,7 +177,7 @@ class CampaignRecord:
         self.log_lines = _in_time_order([*self.log_lines, line])
 
     def delete(self, fleet: TwinManager) -> None:
-        fleet.delete_configuration(config_id(self.spec.id))
+        fleet.configurations.delete(config_id(self.spec.id))
 
 
 def _in_time_order(lines: list[str]) -> list[str]:
@@ -186,7 +188,7 @@ def _in_time_order(lines: list[str]) -> list[str]:
 
 def list_records(fleet: TwinManager) -> Iterator[CampaignRecord]:
     """Every campaign on the hub."""
-    for configuration in fleet.list_configurations(top=100):
+    for configuration in fleet.configurations.list(top=100):
         if configuration.labels.get(_MARK) == "campaign" and _CONTENT in (
             configuration.device_content
         ):

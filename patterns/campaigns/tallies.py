@@ -46,7 +46,7 @@ class Tally:
         tag = f"tags.{TAG}.{campaign_id}"
         tally = cls()
         untallied = 0
-        for value, count in fleet.group_by(f"{tag}.tally", f"IS_DEFINED({tag})").items():
+        for value, count in fleet.queries.group_by(f"{tag}.tally", f"IS_DEFINED({tag})").items():
             if not isinstance(value, str):
                 untallied += count
                 continue
@@ -56,7 +56,7 @@ class Tally:
         if untallied:
             text = (f"SELECT {tag} AS progress FROM devices "
                     f"WHERE IS_DEFINED({tag}) AND NOT IS_DEFINED({tag}.tally)")  # fmt: skip
-            for row in fleet.query(text, page_size=1000):
+            for row in fleet.queries.run(text, page_size=1000):
                 progress = DeviceProgress.model_validate(row["progress"])
                 tally._add(progress.group, progress.state, 1)
         return tally

@@ -61,6 +61,12 @@ class FirmwareDesired(_Section):
         """The JSON the back end writes (camelCase; fields not given are left out)."""
         return self.model_dump(by_alias=True, mode="json", exclude_none=True)
 
+    def patch(self) -> dict[str, object]:
+        """The merge patch that makes desired.firmware this section exactly: every field, those
+        not given as null, so nothing of an earlier image (its signature, security floor or
+        size) is left to be read with this one."""
+        return self.model_dump(by_alias=True, mode="json")
+
 
 def signed_statement(version: str, sha256: str, security_floor: str | None = None) -> bytes:
     """The bytes an image signature covers: version, image digest and security floor.

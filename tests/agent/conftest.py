@@ -75,11 +75,11 @@ def sim_device(
 
     def make(device_id: str, start: bool = True, **options: Any) -> SimDevice:
         try:
-            fleet.get_device(device_id)
+            fleet.devices.get(device_id)
         except Exception:
-            fleet.create_device(device_id)
+            fleet.devices.create(device_id)
         device = SimDevice(
-            hub, fleet.device_connection_string(device_id), tmp_path / device_id, **options
+            hub, fleet.devices.connection_string(device_id), tmp_path / device_id, **options
         )
         if start:
             device.start()
@@ -128,9 +128,9 @@ def agent_settings(hub: LocalHub, fleet: TwinManager, tmp_path: Path) -> Callabl
         device_id: str, *, platform: dict[str, Any] | None = None,
         handlers: tuple[str, ...] = (), log_level: str = "info",
     ) -> Path:  # fmt: skip
-        fleet.create_device(device_id)
+        fleet.devices.create(device_id)
         fields = dict(
-            part.split("=", 1) for part in fleet.device_connection_string(device_id).split(";")
+            part.split("=", 1) for part in fleet.devices.connection_string(device_id).split(";")
         )
         folder = tmp_path / device_id
         folder.mkdir(parents=True, exist_ok=True)

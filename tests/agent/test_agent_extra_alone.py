@@ -93,11 +93,11 @@ def test_the_agent_extra_alone_runs_the_agent_command(
         )  # fmt: skip
 
     def reported() -> dict[str, Any]:
-        return fleet.get_twin("minimal").reported
+        return fleet.twins.get("minimal").reported
 
     try:
         eventually(lambda: reported().get("firmware", {}).get("currentFwVersion") == "1.0.0")
-        fleet.update_desired(
+        fleet.twins.update_desired(
             "minimal",
             {
                 "firmware": {"fwVersion": "1.1.0", **upload("minimal.bin", b"image" * 4000)},

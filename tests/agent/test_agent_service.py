@@ -100,7 +100,7 @@ def test_the_agent_tells_systemd_it_is_ready_connected_and_alive(
         ready = systemd.wait_for("READY", "1")
         connected = systemd.wait_for("STATUS", "connected as notified")
         assert ready < connected
-        eventually(lambda: fleet.get_twin("notified").reported.get("firmware"))
+        eventually(lambda: fleet.twins.get("notified").reported.get("firmware"))
         pings = systemd.count("WATCHDOG")
         eventually(lambda: systemd.count("WATCHDOG") >= pings + 3, timeout=10)
     finally:
@@ -137,14 +137,14 @@ def test_a_real_device_reboots_and_confirms_through_its_commands(
     log = tmp_path / "agent.log"
 
     def firmware() -> dict[str, Any]:
-        reported: dict[str, Any] = fleet.get_twin("hardware").reported.get("firmware", {})
+        reported: dict[str, Any] = fleet.twins.get("hardware").reported.get("firmware", {})
         return reported
 
     agent = AgentProcess(config, log, NOTIFY_SOCKET=systemd.address)
     try:
         eventually(lambda: firmware().get("currentFwVersion") == "1.0.0")
         image = b"new firmware " * 5000
-        fleet.update_desired("hardware", {"firmware": {"fwVersion": "1.1.0",
+        fleet.twins.update_desired("hardware", {"firmware": {"fwVersion": "1.1.0",
                                                        **upload("hw.bin", image)}})  # fmt: skip
         eventually(lambda: (hardware / "reboot-requested").exists(), timeout=60)
         systemd.wait_for("STATUS", "waiting for the device to reboot")
@@ -177,10 +177,10 @@ def test_a_real_device_reboots_and_confirms_through_its_commands(
             timeout=60,
         )
         assert (hardware / "confirmed").exists()
-        answer = fleet.invoke("hardware", "reboot", {"delay": 0}, timeout=10)
+        answer = fleet.methods.invoke("hardware", "reboot", {"delay": 0}, timeout=10)
         assert answer.status == 200
         eventually(lambda: (hardware / "reboot-requested").exists())
-        eventually(lambda: fleet.get_twin("hardware").reported.get("reboot", {}).get("lastReboot"))
+        eventually(lambda: fleet.twins.get("hardware").reported.get("reboot", {}).get("lastReboot"))
         assert agent.process.poll() is None
     finally:
         assert agent.stop() == 0, log.read_text()[-2000:]
@@ -246,8 +246,8 @@ def test_a_stop_during_a_download_exits_at_once_and_the_next_start_finishes_the_
     log = tmp_path / "agent.log"
     try:
         agent = AgentProcess(config, log)
-        eventually(lambda: fleet.get_twin("stopped-midway").reported.get("firmware"))
-        fleet.update_desired("stopped-midway", {"firmware": {
+        eventually(lambda: fleet.twins.get("stopped-midway").reported.get("firmware"))
+        fleet.twins.update_desired("stopped-midway", {"firmware": {
             "fwVersion": "2.0.0", "fwPackageURI": server.url,
             "fwPackageCheckValue": hashlib.sha256(image).hexdigest(),
         }})  # fmt: skip
@@ -261,7 +261,7 @@ def test_a_stop_during_a_download_exits_at_once_and_the_next_start_finishes_the_
         agent = AgentProcess(config, log)
         try:
             eventually(
-                lambda: (f := fleet.get_twin("stopped-midway").reported["firmware"]).get(
+                lambda: (f := fleet.twins.get("stopped-midway").reported["firmware"]).get(
                     "currentFwVersion"
                 ) == "2.0.0" and f.get("fwUpdateStatus") == "current",
                 timeout=60,

@@ -52,6 +52,20 @@ gateway_host = "127.0.0.5"
 ca_file = "ca.pem"
 """
 
+PROVISIONING = """[connection.provisioning]
+provisioning_host = "127.0.0.9"
+id_scope = "0ne0000ABCD"
+registration_id = "sensor-7"
+"""
+DPS = (
+    """state_dir = "state"
+[connection]
+key_file = "device.key"
+ca_file = "ca.pem"
+"""
+    + PROVISIONING
+)
+
 
 def test_a_key_file_and_commands_make_the_connection_and_the_platform(folder: Path) -> None:
     text = 'handlers = ["acme.leds:install"]\n' + KEY_FILE + COMMANDS
@@ -89,6 +103,43 @@ def test_command_line_options_override_the_file(
     assert repr(KEY) not in repr(alone)
 
 
+def test_a_provisioning_table_or_its_options_make_a_device_that_provisions_itself(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loaded = settings.load(_write(folder, DPS + "retry_initial = 1\n" + SIMULATED))
+    chosen = loaded.connection.provisioning
+    assert chosen is not None
+    assert (chosen.provisioning_host, chosen.id_scope, chosen.registration_id) == (
+        "127.0.0.9", "0ne0000ABCD", "sensor-7",
+    )  # fmt: skip
+    assert (chosen.retry_initial, chosen.retry_max) == (1, 300)
+    assert loaded.provisioning_key() == KEY
+    assert loaded.secrets() == [KEY]
+    monkeypatch.chdir(folder)
+    # The options replace the file's hub (and its key, with --symmetric-key).
+    other = "b3RoZXItZGV2aWNlLWtleS1mb3ItdGVzdHMtb25seQ=="
+    overrides = {"dps_host": "127.0.0.10", "id_scope": "0ne0000EEEE", "registration_id": "r-2",
+                 "symmetric_key": other}  # fmt: skip
+    replaced = settings.load(_write(folder, KEY_FILE + SIMULATED), overrides)
+    assert replaced.connection.key_file is None
+    assert replaced.connection.device_id is None
+    assert replaced.provisioning_key() == other
+    assert other not in repr(replaced)
+    alone = settings.load(None, {**overrides, "simulated": True, "state_dir": Path("s"),
+                                 "ca_file": Path("ca.pem")})  # fmt: skip
+    assert alone.connection.provisioning is not None
+    assert alone.connection.provisioning.provisioning_host == "127.0.0.10"
+    # A key in the settings file makes the file a secret: it must be private.
+    inline = DPS.replace('key_file = "device.key"\n', "") + f'symmetric_key = "{KEY}"\n'
+    path = _write(folder, inline + SIMULATED, mode=0o644)
+    with pytest.raises(errors.InvalidSettings, match=r"mode 0644\); run `chmod 600") as caught:
+        settings.load(path)
+    assert caught.value.field == "connection.provisioning.symmetric_key"
+    assert KEY not in str(caught.value)
+    path.chmod(0o600)
+    assert settings.load(path).provisioning_key() == KEY
+
+
 BAD_FILES = [
     pytest.param(
         "colour = 3\n" + KEY_FILE + SIMULATED,
@@ -123,9 +174,24 @@ BAD_FILES = [
                  id="no-key-in-connection-string"),
     pytest.param(
         'state_dir = "s"\n[connection.provisioning]\nid_scope = "0ne00"\nregistration_id = "r"\n'
-        + SIMULATED, "connection: provisioning through DPS is not available in this version",
-        id="dps",
+        + SIMULATED, "connection: provisioning needs the device's key: add key_file",
+        id="dps-without-key",
     ),
+    pytest.param(KEY_FILE + PROVISIONING + SIMULATED,
+                 "connection: device_id and gateway_host and hub_host do not go with "
+                 "provisioning (the provisioning service assigns the hub", id="dps-and-hub"),
+    pytest.param(DPS + 'registraton_id = "r"\n' + SIMULATED,
+                 "connection.provisioning.registraton_id: unknown setting; did you mean "
+                 "'registration_id'?", id="dps-misspelt"),
+    pytest.param(DPS.replace('"sensor-7"', '"Sensor 7"') + SIMULATED,
+                 "connection.provisioning.registration_id: must be 1 to 128 lower-case letters",
+                 id="dps-registration-id"),
+    pytest.param(DPS.replace('key_file = "device.key"\n', "") + 'symmetric_key = "k3y!"\n'
+                 + SIMULATED, "connection.provisioning.symmetric_key: must be the device's "
+                 "base64 symmetric key", id="dps-bad-key"),
+    pytest.param(DPS + "retry_initial = 60\nretry_max = 10\n" + SIMULATED,
+                 "connection.provisioning: retry_initial must not exceed retry_max",
+                 id="dps-retry"),
     pytest.param(KEY_FILE.replace("ca.pem", "missing.pem") + SIMULATED,
                  "missing.pem is not a readable file; fix the path", id="no-ca"),
     pytest.param(KEY_FILE + SIMULATED + '[trust]\nfirmware_trust_store = "keys"\n',

@@ -21,10 +21,10 @@ def test_user_sections_and_methods(
 ) -> None:
     from device_agent import DeviceAgent
 
-    fleet.create_device("ext-1")
+    fleet.devices.create("ext-1")
     seen: list[dict[str, Any]] = []
     agent = DeviceAgent(
-        fleet.device_connection_string("ext-1"), SimulatedPlatform(tmp_path / "p"), tmp_path / "a",
+        fleet.devices.connection_string("ext-1"), SimulatedPlatform(tmp_path / "p"), tmp_path / "a",
         ca_cert=hub.ca_certificate,
     )  # fmt: skip
 
@@ -45,12 +45,14 @@ def test_user_sections_and_methods(
     thread = threading.Thread(target=loop.run_until_complete, args=(task,))
     thread.start()
     try:
-        fleet.update_desired("ext-1", {"leds": {"color": "green"}})
+        fleet.twins.update_desired("ext-1", {"leds": {"color": "green"}})
         eventually(
-            lambda: fleet.get_twin("ext-1").reported.get("leds") == {"color": "green", "lit": True}
+            lambda: fleet.twins.get("ext-1").reported.get("leds") == {"color": "green", "lit": True}
         )
-        eventually(lambda: fleet.get_twin("ext-1").connection_state == "Connected")
-        assert fleet.invoke("ext-1", "blink", {"times": 3}, timeout=10).payload == {"blinked": 3}
+        eventually(lambda: fleet.twins.get("ext-1").connection_state == "Connected")
+        assert fleet.methods.invoke("ext-1", "blink", {"times": 3}, timeout=10).payload == {
+            "blinked": 3
+        }
     finally:
         loop.call_soon_threadsafe(agent.stop)
         thread.join(30)

@@ -120,13 +120,13 @@ def test_a_power_cut_during_a_rotation_converges(
     device_id = f"cut-{point}{'-replaced' if replaced else ''}"
     (tmp_path / "cutting.py").write_text(CUTTING)
     config = agent_settings(device_id, handlers=("cutting:Cutting",))
-    old = fleet.get_device(device_id).primary_key or ""
+    old = fleet.devices.get(device_id).primary_key or ""
     mark = tmp_path / "cut"
     agent = Agent(config, tmp_path / "agent.log", {"PYTHONPATH": str(tmp_path),
                   "KEY_CUT_AT": point, "KEY_CUT_MARK": str(mark)})  # fmt: skip
     agent.start()
     try:
-        eventually(lambda: contract.SECTION in fleet.get_twin(device_id).reported, 90,
+        eventually(lambda: contract.SECTION in fleet.twins.get(device_id).reported, 90,
                    "the device's key report")  # fmt: skip
         spec = CampaignSpec(
             id="cut", target=f"deviceId = '{device_id}'", rollout=Rollout(per_minute=600),
@@ -140,15 +140,15 @@ def test_a_power_cut_during_a_rotation_converges(
             campaign.tick()
             time.sleep(0.2)
         assert mark.read_text() == point
-        identity = fleet.get_device(device_id)
+        identity = fleet.devices.get(device_id)
         if replaced:  # the back end moved on (a retry's new key) while the device was off
-            fleet.set_keys(device_id, identity.primary_key or "", key_rotation.new_key(),
+            fleet.devices.set_keys(device_id, identity.primary_key or "", key_rotation.new_key(),
                            if_match=identity.etag or "*")  # fmt: skip
         agent.start()  # power back: the agent boots from what it saved
         if replaced:
             report = eventually(
-                lambda: (fleet.get_twin(device_id).reported[contract.SECTION]
-                         if fleet.get_twin(device_id).reported[contract.SECTION].get("status")
+                lambda: (fleet.twins.get(device_id).reported[contract.SECTION]
+                         if fleet.twins.get(device_id).reported[contract.SECTION].get("status")
                          == "refused" else None), 90, "the refused key's report",
             )  # fmt: skip
             assert report["fingerprint"] == contract.fingerprint(old)
@@ -158,15 +158,15 @@ def test_a_power_cut_during_a_rotation_converges(
             assert time.monotonic() < deadline, status
             time.sleep(0.2)
         assert status.counts == {"succeeded": 1}, status
-        new = fleet.get_device(device_id).primary_key or ""
-        reported = fleet.get_twin(device_id).reported[contract.SECTION]
+        new = fleet.devices.get(device_id).primary_key or ""
+        reported = fleet.twins.get(device_id).reported[contract.SECTION]
         assert reported["fingerprint"] == contract.fingerprint(new) != contract.fingerprint(old)
         assert reported["status"] == "rotated"
         # The saved key carried the first attempt through; a replaced one took a retry.
         assert reported["campaignId"] == ("cut:2" if replaced else "cut:1")
         saved = (config.parent / "state" / "agent" / "keys" / "keys.json").read_text()
         assert new in saved
-        eventually(lambda: fleet.get_twin(device_id).connection_state == "Connected")
+        eventually(lambda: fleet.twins.get(device_id).connection_state == "Connected")
         log = agent.log.read_text()
         assert new not in log
         assert old not in log

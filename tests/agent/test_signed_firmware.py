@@ -167,16 +167,18 @@ def test_an_agent_with_a_trust_store_over_the_wire(
     _store(tmp_path / "trust", keys, "old", "new")
     sim_device("signed-1", trust_store=tmp_path / "trust")
     unsigned = _desired(tmp_path, upload, keys, None, "2.0.0").model_dump(by_alias=True)
-    fleet.update_desired("signed-1", {"firmware": unsigned})
+    fleet.twins.update_desired("signed-1", {"firmware": unsigned})
     reported = eventually(
-        lambda: (fleet.get_twin("signed-1").reported.get("firmware") or {}).get("fwUpdateSubstatus")
+        lambda: (fleet.twins.get("signed-1").reported.get("firmware") or {}).get(
+            "fwUpdateSubstatus"
+        )
     )
     assert "not signed" in reported
     signed = _desired(tmp_path, upload, keys, "new", "2.0.0").model_dump(by_alias=True)
-    fleet.update_desired("signed-1", {"firmware": signed})
+    fleet.twins.update_desired("signed-1", {"firmware": signed})
     eventually(
         lambda: (
-            (fleet.get_twin("signed-1").reported.get("firmware") or {}).get("currentFwVersion")
+            (fleet.twins.get("signed-1").reported.get("firmware") or {}).get("currentFwVersion")
             == "2.0.0"
         ),
         timeout=60,

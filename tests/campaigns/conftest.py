@@ -41,8 +41,8 @@ def devices(fleet: TwinManager) -> Callable[..., list[str]]:
     def make(count: int, prefix: str = "d", **tags: Any) -> list[str]:
         ids = [f"{prefix}-{i:03d}" for i in range(count)]
         for device_id in ids:
-            fleet.create_device(device_id)
-            fleet.update_tags(device_id, {"kind": "sensor", **tags})
+            fleet.devices.create(device_id)
+            fleet.twins.update_tags(device_id, {"kind": "sensor", **tags})
         return ids
 
     return make
@@ -56,7 +56,7 @@ def agents(hub: LocalHub, fleet: TwinManager, tmp_path: Path) -> Iterator[Callab
     def run(ids: list[str], **options: Any) -> None:
         for device_id in ids:
             simulated.add(
-                fleet.device_connection_string(device_id), tmp_path / "devices" / device_id,
+                fleet.devices.connection_string(device_id), tmp_path / "devices" / device_id,
                 ca_cert=hub.ca_certificate, image_ca_file=hub.ca_certificate_path, **options,
             )  # fmt: skip
 

@@ -7,13 +7,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from local_hub import testing
 from patterns.campaigns import Campaign, CampaignSpec, ConfigurationChange, Group, Rollout
 from patterns.campaigns.limiting import TokenBucket
 from twin_manager import TwinManager
 
 
 def _admitted(fleet: TwinManager, campaign_id: str) -> int:
-    return fleet.count(f"IS_DEFINED(tags.twinfleet.{campaign_id}.admittedAt)")
+    return fleet.queries.count(f"IS_DEFINED(tags.twinfleet.{campaign_id}.admittedAt)")
 
 
 def _passes(campaign: Campaign, clock: Any, fleet: TwinManager, seconds: int) -> list[int]:
@@ -140,12 +141,14 @@ def test_the_token_bucket() -> None:
     assert TokenBucket.from_state(bucket.to_state()) == bucket
 
 
-def test_the_controller_rides_out_a_hub_outage(hub: Any, fleet: TwinManager, devices: Any) -> None:
+def test_the_controller_rides_out_a_hub_outage(
+    faults: testing.Faults, fleet: TwinManager, devices: Any
+) -> None:
     devices(2)
     spec = _spec("outlived").model_copy(update={"rollout": Rollout(per_minute=6000)})
     campaign = Campaign.create(fleet, spec)
     seen: list[Any] = []
-    hub.inject_faults(503, 12)  # more than twin_manager's retries: a tick fails outright
+    faults.inject(503, 12)  # more than twin_manager's retries: a tick fails outright
     status = campaign.run(poll=0.05, on_tick=seen.append,
                           until=lambda: seen[-1].counts.get("admitted") == 2)  # fmt: skip
     assert status.counts == {"admitted": 2}

@@ -24,7 +24,7 @@ from twin_manager import DeviceNotFound, TwinManager
 
 def _online(fleet: TwinManager, count: int) -> None:
     deadline = time.monotonic() + 60
-    while fleet.count("connectionState = 'Connected'") < count:
+    while fleet.queries.count("connectionState = 'Connected'") < count:
         assert time.monotonic() < deadline
         time.sleep(0.1)
 
@@ -64,14 +64,14 @@ def test_a_rerun_never_reads_the_previous_attempts_outcome(
         campaign.rerun()
         assert _drive(campaign).counts == {"succeeded": 3}, f"round {round_}"
         for device_id in ids:
-            progress = DeviceProgress.of(fleet.get_twin(device_id).tags, spec.id)
+            progress = DeviceProgress.of(fleet.twins.get(device_id).tags, spec.id)
             assert progress is not None
             assert (progress.state, progress.attempt, progress.tries) == (
                 DeviceState.SUCCEEDED,
                 2,
                 1,
             )
-            reported = fleet.get_twin(device_id).reported["configuration"]
+            reported = fleet.twins.get(device_id).reported["configuration"]
             assert reported["campaignId"] == f"again{round_}:2"
 
 
@@ -100,9 +100,9 @@ def test_campaign_records_are_not_devices(
         spec = CampaignSpec(id=name, target="tags.kind = 'sensor'",
                             pattern=ConfigurationChange(version=1, settings={}))  # fmt: skip
         Campaign.create(fleet, spec).tick()
-    rows = list(fleet.query("SELECT COUNT() AS n FROM devices"))
+    rows = list(fleet.queries.run("SELECT COUNT() AS n FROM devices"))
     assert rows == [{"n": 4}]
-    assert len(fleet.list_devices()) == 4
+    assert len(fleet.devices.list()) == 4
     assert registry_manager.get_device_registry_statistics().total_device_count == 4
     assert {r.spec.id for r in records.list_records(fleet)} == {"first", "Second_one"}
     assert Campaign.load(fleet, "Second_one").status().counts == {"admitted": 1, "queued": 3}
@@ -189,6 +189,6 @@ def test_group_names_are_escaped_in_queries(fleet: TwinManager, devices: Any, cl
     assert campaign.tick().counts == {"admitted": 1, "queued": 1}  # one token at the start
     clock.now += 60
     assert campaign.tick().counts == {"admitted": 2}
-    assert {t.tags["twinfleet"]["quoted"]["group"] for t in fleet.query_twins()} == {
+    assert {t.tags["twinfleet"]["quoted"]["group"] for t in fleet.queries.twins()} == {
         "it's \\ canary"
     }

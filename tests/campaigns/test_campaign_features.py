@@ -24,7 +24,7 @@ from twin_manager import TwinManager
 
 def _online(fleet: TwinManager, count: int) -> None:
     deadline = time.monotonic() + 60
-    while fleet.count("connectionState = 'Connected'") < count:
+    while fleet.queries.count("connectionState = 'Connected'") < count:
         assert time.monotonic() < deadline
         time.sleep(0.1)
 
@@ -59,11 +59,11 @@ def test_steps_run_in_order_and_a_failed_step_stops_the_device(
     assert status.counts == {"succeeded": 2, "failed": 1}
     assert list(status.reasons) == ["step 2: configuration error: stage 2 refused"]
     for device_id in good:
-        twin = fleet.get_twin(device_id)
+        twin = fleet.twins.get(device_id)
         assert twin.reported["configuration"]["version"] == 2
         assert twin.reported.get("reboot", {}).get("lastReboot")
         assert twin.tags["twinfleet"]["chain"]["step"] == 2
-    stopped = fleet.get_twin("bad-000")
+    stopped = fleet.twins.get("bad-000")
     assert stopped.tags["twinfleet"]["chain"]["step"] == 1
     assert "reboot" not in stopped.reported  # the failed step stopped the device before step 3
 
@@ -91,11 +91,11 @@ def test_rerun_resumes_at_the_failed_step_and_skips_done_devices(
     assert all(r.startswith("step 2:") for r in status.reasons)
     refusing["on"] = False
     for device_id in ids:  # clear the failed desired state so the re-run's write is a change
-        fleet.update_desired(device_id, {"configuration": None})
+        fleet.twins.update_desired(device_id, {"configuration": None})
     campaign.rerun()
     status = _drive(campaign)
     assert status.counts == {"succeeded": 3}
-    assert {fleet.get_twin(d).tags["twinfleet"]["resume"]["step"] for d in ids} == {1}
+    assert {fleet.twins.get(d).tags["twinfleet"]["resume"]["step"] for d in ids} == {1}
 
 
 def test_a_maintenance_window_gates_admission(fleet: TwinManager, devices: Any, clock: Any) -> None:
@@ -132,8 +132,8 @@ def test_the_connect_trigger_waits_for_mostly_offline_devices(
     )  # fmt: skip
     campaign = Campaign.create(fleet, spec)
     campaign.tick()
-    assert fleet.get_twin("off-000").tags["twinfleet"]["onconnect"]["state"] == "queued"
-    assert fleet.get_twin("on-000").tags["twinfleet"]["onconnect"]["state"] in (
+    assert fleet.twins.get("off-000").tags["twinfleet"]["onconnect"]["state"] == "queued"
+    assert fleet.twins.get("on-000").tags["twinfleet"]["onconnect"]["state"] in (
         "admitted",
         "succeeded",
     )
@@ -147,18 +147,20 @@ def test_configuration_taken_from_one_device(fleet: TwinManager, devices: Any, a
     ids = devices(3)
     agents(ids)
     _online(fleet, 3)
-    fleet.update_desired("d-000", {"configuration": {"version": 7, "interval": 15, "mode": "eco"}})
+    fleet.twins.update_desired(
+        "d-000", {"configuration": {"version": 7, "interval": 15, "mode": "eco"}}
+    )
     deadline = time.monotonic() + 30
-    while fleet.get_twin("d-000").reported.get("configuration", {}).get("status") != "applied":
+    while fleet.twins.get("d-000").reported.get("configuration", {}).get("status") != "applied":
         assert time.monotonic() < deadline
         time.sleep(0.1)
-    model = fleet.get_twin("d-000").reported
+    model = fleet.twins.get("d-000").reported
     pattern = ConfigurationChange.like_device(model, version=8)
     assert pattern.settings == {"interval": 15, "mode": "eco"}
     spec = CampaignSpec(id="copy", target="tags.kind = 'sensor'", pattern=pattern,
                         rollout=Rollout(per_minute=600))  # fmt: skip
     assert _drive(Campaign.create(fleet, spec)).counts == {"succeeded": 3}
-    assert fleet.get_twin("d-002").reported["configuration"]["settings"] == {
+    assert fleet.twins.get("d-002").reported["configuration"]["settings"] == {
         "interval": 15,
         "mode": "eco",
     }

@@ -27,12 +27,12 @@ from twin_manager import InvalidQuery, TwinManager
 
 
 def _admitted(fleet: TwinManager, campaign_id: str) -> int:
-    return fleet.count(f"IS_DEFINED(tags.twinfleet.{campaign_id}.admittedAt)")
+    return fleet.queries.count(f"IS_DEFINED(tags.twinfleet.{campaign_id}.admittedAt)")
 
 
 def _online(fleet: TwinManager, count: int, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
-    while fleet.count("connectionState = 'Connected'") < count:
+    while fleet.queries.count("connectionState = 'Connected'") < count:
         assert time.monotonic() < deadline, "devices did not come online"
         time.sleep(0.1)
 
@@ -123,7 +123,7 @@ def test_timeouts_are_retried_then_given_up(fleet: TwinManager, devices: Any, cl
     assert campaign.status().counts == {"queued": 1}
     clock.now += 11
     campaign.tick()
-    assert fleet.get_twin("d-000").tags["twinfleet"]["slow"]["attempt"] == 2
+    assert fleet.twins.get("d-000").tags["twinfleet"]["slow"]["attempt"] == 2
     clock.now += 31
     status = campaign.tick()
     assert status.counts == {"timedout": 1}
@@ -142,8 +142,8 @@ def test_continuous_campaigns_admit_devices_that_match_later(
     campaign.tick()
     devices(1, prefix="late")
     campaign.tick()
-    assert fleet.get_twin("late-000").tags["twinfleet"]["cont"]["state"] in ("queued", "admitted")
-    assert fleet.get_twin("late-000").desired.get("configuration") or campaign.tick()
+    assert fleet.twins.get("late-000").tags["twinfleet"]["cont"]["state"] in ("queued", "admitted")
+    assert fleet.twins.get("late-000").desired.get("configuration") or campaign.tick()
     assert campaign.status().status == "running"
 
 
@@ -176,7 +176,7 @@ def test_a_restarted_controller_carries_on_and_two_never_double_admit(
         thread.join()
     assert not errors
     assert _admitted(fleet, "shared") == 20
-    assert {t.desired_version for t in fleet.query_twins("tags.kind = 'sensor'")} == {2}
+    assert {t.desired_version for t in fleet.queries.twins("tags.kind = 'sensor'")} == {2}
 
 
 def test_groups_go_in_order_and_plan_shows_it(fleet: TwinManager, devices: Any, clock: Any) -> None:
@@ -198,8 +198,14 @@ def test_groups_go_in_order_and_plan_shows_it(fleet: TwinManager, devices: Any, 
     campaign.tick()
     clock.now += 60
     campaign.tick()
-    assert fleet.count("IS_DEFINED(tags.twinfleet.rings.admittedAt) AND tags.ring = 'main'") == 0
-    assert fleet.count("IS_DEFINED(tags.twinfleet.rings.admittedAt) AND tags.ring = 'canary'") == 2
+    assert (
+        fleet.queries.count("IS_DEFINED(tags.twinfleet.rings.admittedAt) AND tags.ring = 'main'")
+        == 0
+    )
+    assert (
+        fleet.queries.count("IS_DEFINED(tags.twinfleet.rings.admittedAt) AND tags.ring = 'canary'")
+        == 2
+    )
 
 
 def test_pause_resume_cancel(fleet: TwinManager, devices: Any, clock: Any) -> None:
@@ -223,8 +229,8 @@ def test_pause_resume_cancel(fleet: TwinManager, devices: Any, clock: Any) -> No
     assert status.status == "cancelled"
     assert status.counts.get("cancelled", 0) >= 1
     assert campaign.forget() == 10
-    assert fleet.count("IS_DEFINED(tags.twinfleet.ctl)") == 0
-    assert "twinfleet-campaign-ctl" not in [d.device_id for d in fleet.list_devices()]
+    assert fleet.queries.count("IS_DEFINED(tags.twinfleet.ctl)") == 0
+    assert "twinfleet-campaign-ctl" not in [d.device_id for d in fleet.devices.list()]
 
 
 def test_firmware_succeeds_and_a_health_gate_pauses(
@@ -295,7 +301,7 @@ def test_abort_rolls_firmware_back_to_the_previous_image(
     )  # fmt: skip
     assert _until_final(Campaign.create(fleet, spec)).status == "aborted"
     deadline = time.monotonic() + 60
-    while fleet.count("properties.reported.firmware.currentFwVersion = '1.5.0'") < 2:
+    while fleet.queries.count("properties.reported.firmware.currentFwVersion = '1.5.0'") < 2:
         assert time.monotonic() < deadline, "the failed devices were not rolled back"
         time.sleep(0.2)
 

@@ -33,7 +33,7 @@ def test_versions_replace_settings_unless_merged(
     agents([device_id], configure=applied.append)
 
     def settings() -> tuple[dict[str, Any], dict[str, Any]]:
-        twin = fleet.get_twin(device_id)
+        twin = fleet.twins.get(device_id)
         section = twin.desired["configuration"].items()
         desired = {k: v for k, v in section if k not in ("version", "campaignId")}
         return desired, twin.reported["configuration"]["settings"]
@@ -52,7 +52,7 @@ def test_versions_replace_settings_unless_merged(
     merged = {"interval": 20, "limits": {"low": 2}, "mode": "eco"}
     assert settings() == (merged, merged)
     assert applied[-1] == merged
-    assert fleet.get_twin(device_id).desired["configuration"]["version"] == 52
+    assert fleet.twins.get(device_id).desired["configuration"]["version"] == 52
 
 
 def test_a_setting_named_version_is_refused() -> None:

@@ -38,10 +38,10 @@ def test_devices_upload_bundles_the_back_end_lists_and_downloads(
     (logs / "agent.log").write_text("booted\nall well\n")
     agents(ids, handlers=[DiagnosticsHandler(log_paths=[logs], ca_file=hub.ca_certificate_path)])
     deadline = time.monotonic() + 60
-    while fleet.count("connectionState = 'Connected'") < 2:
+    while fleet.queries.count("connectionState = 'Connected'") < 2:
         assert time.monotonic() < deadline
         time.sleep(0.1)
-    fleet.update_desired(ids[0], {"configuration": {"version": 4, "mode": "eco"}})
+    fleet.twins.update_desired(ids[0], {"configuration": {"version": 4, "mode": "eco"}})
     spec = CampaignSpec(id="diag", target="tags.kind = 'sensor'", rollout=Rollout(per_minute=600),
                         pattern=DiagnosticsUpload())  # fmt: skip
     assert _drive(Campaign.create(fleet, spec)).counts == {"succeeded": 2}
@@ -49,13 +49,13 @@ def test_devices_upload_bundles_the_back_end_lists_and_downloads(
     bundles = {a.name: a for a in diagnostics.uploads(fleet)}
     assert sorted(bundles) == [f"diagnostics-{d}-diag_1.tar.gz" for d in ids]
     name = f"diagnostics-{ids[0]}-diag_1.tar.gz"
-    reported = fleet.get_twin(ids[0]).reported["diagnostics"]
+    reported = fleet.twins.get(ids[0]).reported["diagnostics"]
     assert (reported["blobName"], reported["size"], reported["sha256"]) == (
         name,
         bundles[name].size,
         bundles[name].sha256,
     )
-    assert "uploadUrl" not in json.dumps(fleet.get_twin(ids[0]).desired)  # the URL never in twin
+    assert "uploadUrl" not in json.dumps(fleet.twins.get(ids[0]).desired)  # the URL never in twin
     fetched = diagnostics.download(fleet, name, tmp_path / "bundle.tar.gz")
     data = (tmp_path / "bundle.tar.gz").read_bytes()
     assert fetched.sha256 == hashlib.sha256(data).hexdigest() == reported["sha256"]
@@ -90,7 +90,7 @@ def test_an_upload_that_fails_is_reported_failed(
     ids = devices(1)
     agents(ids, handlers=[DiagnosticsHandler(ca_file=None)])  # does not trust the hub's CA
     deadline = time.monotonic() + 60
-    while fleet.count("connectionState = 'Connected'") < 1:
+    while fleet.queries.count("connectionState = 'Connected'") < 1:
         assert time.monotonic() < deadline
         time.sleep(0.1)
     spec = CampaignSpec(id="diagfail", target="tags.kind = 'sensor'",

@@ -25,7 +25,7 @@ from local_hub import LocalHub
 from patterns.builtin import key_rotation
 from patterns.campaigns import Campaign, CampaignSpec, Retries, Rollout
 from patterns.contracts import key_rotation as contract
-from twin_manager import TwinManager
+from twin_manager import Devices, Methods, TwinManager
 
 
 class ControllerCrash(BaseException):
@@ -51,7 +51,7 @@ def drive(campaign: Campaign, timeout: float = 90) -> Any:
 def reporting(fleet: TwinManager, ids: list[str]) -> None:
     """Wait until every device is connected and reports the fingerprint of its key."""
     for device_id in ids:
-        eventually(lambda d=device_id: contract.SECTION in fleet.get_twin(d).reported,
+        eventually(lambda d=device_id: contract.SECTION in fleet.twins.get(d).reported,
                    what=f"{device_id}'s key report")  # fmt: skip
 
 
@@ -87,15 +87,15 @@ def test_a_rotation_campaign_moves_every_device_to_a_new_key_and_revokes_the_old
     hub: LocalHub, fleet: TwinManager, devices: Any, agents: Any, tmp_path: Path
 ) -> None:
     ids = devices(3)
-    old = {d: fleet.get_device(d).primary_key for d in ids}
+    old = {d: fleet.devices.get(d).primary_key for d in ids}
     agents(ids)
     reporting(fleet, ids)
 
     assert drive(Campaign.create(fleet, spec("rotate"))).counts == {"succeeded": 3}
 
     for device_id in ids:
-        identity = fleet.get_device(device_id)
-        twin = fleet.get_twin(device_id)
+        identity = fleet.devices.get(device_id)
+        twin = fleet.twins.get(device_id)
         reported = contract.KeyRotationReported.model_validate(twin.reported[contract.SECTION])
         assert reported.status == contract.KeyRotationStatus.ROTATED
         assert reported.campaign_id == "rotate:1"
@@ -117,29 +117,29 @@ def test_an_offline_device_fails_and_keeps_working_on_its_key(
     hub: LocalHub, fleet: TwinManager, devices: Any, agents: Any, tmp_path: Path
 ) -> None:
     online, offline = devices(2)
-    key = fleet.get_device(offline).primary_key or ""
+    key = fleet.devices.get(offline).primary_key or ""
     root = tmp_path / "offline"
 
     def power_on() -> SimulatedFleet:
         simulated = SimulatedFleet().start()
-        simulated.add(fleet.device_connection_string(offline), root, ca_cert=hub.ca_certificate)
+        simulated.add(fleet.devices.connection_string(offline), root, ca_cert=hub.ca_certificate)
         return simulated
 
     device = power_on()  # it ran once (and reported its key), then went away
     reporting(fleet, [offline])
     device.stop()
-    eventually(lambda: fleet.get_twin(offline).connection_state == "Disconnected")
+    eventually(lambda: fleet.twins.get(offline).connection_state == "Disconnected")
     agents([online])
     reporting(fleet, [online])
 
     status = drive(Campaign.create(fleet, spec("half")))
     assert status.counts == {"succeeded": 1, "failed": 1}
     assert list(status.reasons) == ["rotateKey: DeviceNotOnline; the device keeps its current key"]
-    assert fleet.get_device(offline).primary_key == key
+    assert fleet.devices.get(offline).primary_key == key
     device = power_on()  # back: its key still works, and it says so
     try:
-        eventually(lambda: fleet.get_twin(offline).connection_state == "Connected")
-        reported = fleet.get_twin(offline).reported[contract.SECTION]
+        eventually(lambda: fleet.twins.get(offline).connection_state == "Connected")
+        reported = fleet.twins.get(offline).reported[contract.SECTION]
         assert reported["fingerprint"] == contract.fingerprint(key)
     finally:
         device.stop()
@@ -168,9 +168,9 @@ def test_from_the_command_line_and_listed_among_the_patterns(
     run = twinfleet("campaign", "run", "kr", "--poll", "0.3", *hub_dir)
     assert run.returncode == 0, run.stdout + run.stderr
     for device_id in ids:
-        primary = fleet.get_device(device_id).primary_key or ""
+        primary = fleet.devices.get(device_id).primary_key or ""
         assert len(base64.b64decode(primary)) == 48
-        assert fleet.get_twin(device_id).reported[contract.SECTION]["fingerprint"] == (
+        assert fleet.twins.get(device_id).reported[contract.SECTION]["fingerprint"] == (
             contract.fingerprint(primary)
         )
         assert primary not in created.stdout + run.stdout + run.stderr
@@ -182,27 +182,27 @@ def test_a_controller_that_stops_between_steps_converges_when_started_again(
     clock: Any, monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
     (device_id,) = devices(1)
-    old = fleet.get_device(device_id).primary_key or ""
+    old = fleet.devices.get(device_id).primary_key or ""
     agents([device_id])
     reporting(fleet, [device_id])
     calls = {"invoke": 0, "set_keys": 0}
-    invoke, set_keys = TwinManager.invoke, TwinManager.set_keys
+    invoke, set_keys = Methods.invoke, Devices.set_keys
 
-    def dying_invoke(self: TwinManager, *args: Any, **kwargs: Any) -> Any:
+    def dying_invoke(self: Methods, *args: Any, **kwargs: Any) -> Any:
         calls["invoke"] += 1
         if stop == "before-delivery" and calls["invoke"] == 1:
             raise ControllerCrash  # the keys are set; the device never hears of it
         return invoke(self, *args, **kwargs)
 
-    def dying_set_keys(self: TwinManager, *args: Any, **kwargs: Any) -> Any:
+    def dying_set_keys(self: Devices, *args: Any, **kwargs: Any) -> Any:
         calls["set_keys"] += 1
         result = set_keys(self, *args, **kwargs)
         if stop == "after-promotion" and calls["set_keys"] == 2:
             raise ControllerCrash  # promoted; the device's outcome not yet recorded
         return result
 
-    monkeypatch.setattr(TwinManager, "invoke", dying_invoke)
-    monkeypatch.setattr(TwinManager, "set_keys", dying_set_keys)
+    monkeypatch.setattr(Methods, "invoke", dying_invoke)
+    monkeypatch.setattr(Devices, "set_keys", dying_set_keys)
     options = {"retries": Retries(max_attempts=2, backoff_seconds=1), "timeout_seconds": 60}
     first = Campaign.create(fleet, spec("restart", **options), clock=clock)
 
@@ -223,7 +223,7 @@ def test_a_controller_that_stops_between_steps_converges_when_started_again(
     elif stop == "after-delivery":
         tick(first)
         assert calls == {"invoke": 1, "set_keys": 1}
-        eventually(lambda: (fleet.get_twin(device_id).reported[contract.SECTION]
+        eventually(lambda: (fleet.twins.get(device_id).reported[contract.SECTION]
                             .get("status") == "rotated"))  # fmt: skip
     else:
         with pytest.raises(ControllerCrash):
@@ -235,8 +235,8 @@ def test_a_controller_that_stops_between_steps_converges_when_started_again(
         assert time.monotonic() < deadline, status
         time.sleep(0.2)
     assert status.counts == {"succeeded": 1}
-    identity = fleet.get_device(device_id)
-    reported = fleet.get_twin(device_id).reported[contract.SECTION]
+    identity = fleet.devices.get(device_id)
+    reported = fleet.twins.get(device_id).reported[contract.SECTION]
     assert reported["fingerprint"] == contract.fingerprint(identity.primary_key or "")
     assert reported["campaignId"] == ("restart:2" if stop == "before-delivery" else "restart:1")
     assert refused(hub, device_id, old)
@@ -246,11 +246,11 @@ def test_a_bad_key_is_refused_by_the_device_without_echoing_it(
     hub: LocalHub, fleet: TwinManager, devices: Any, agents: Any
 ) -> None:
     (device_id,) = devices(1)
-    key = fleet.get_device(device_id).primary_key or ""
+    key = fleet.devices.get(device_id).primary_key or ""
     agents([device_id])
     reporting(fleet, [device_id])
     secret = "c2hvcnQ="  # base64, but 5 bytes: not a key IoT Hub would take
-    result = fleet.invoke(device_id, contract.METHOD, {"key": secret, "campaignId": "x:1"})
+    result = fleet.methods.invoke(device_id, contract.METHOD, {"key": secret, "campaignId": "x:1"})
     assert result.status == 400
     assert "16 to 64 bytes" in result.payload["error"]
     assert secret not in json.dumps(result.payload)
@@ -258,6 +258,6 @@ def test_a_bad_key_is_refused_by_the_device_without_echoing_it(
     assert key not in repr(request)
     assert key not in str(request)
     assert request.wire()["key"] == key
-    assert fleet.get_twin(device_id).reported[contract.SECTION]["fingerprint"] == (
+    assert fleet.twins.get(device_id).reported[contract.SECTION]["fingerprint"] == (
         contract.fingerprint(key)
     )

@@ -123,9 +123,9 @@ def test_a_paced_campaign_on_s1_never_meets_a_throttle(
         with TwinManager.from_local_hub(hub) as fleet:
             ids = [f"s1-{i}" for i in range(4)]
             for device_id in ids:
-                fleet.create_device(device_id)
+                fleet.devices.create(device_id)
                 simulated.add(
-                    fleet.device_connection_string(device_id), tmp_path / device_id,
+                    fleet.devices.connection_string(device_id), tmp_path / device_id,
                     ca_cert=hub.ca_certificate, image_ca_file=hub.ca_certificate_path,
                 )  # fmt: skip
             spec = CampaignSpec(
@@ -137,13 +137,13 @@ def test_a_paced_campaign_on_s1_never_meets_a_throttle(
                 timeout_seconds=24 * 3600,
             )
             for _ in range(16):  # what a dashboard read: the budget counts it (same manager)
-                fleet.count("IS_DEFINED(tags.kind)")
+                fleet.queries.count("IS_DEFINED(tags.kind)")
             campaign = Campaign.create(fleet, spec, clock=clock)
             pacing = Pacing.for_tier("S1", clock=clock, sleep=clock.pause)
             final = run_paced(campaign, pacing)
             assert final.status == "completed"
             assert final.counts == {"succeeded": 4}
-            assert {fleet.get_twin(d).reported["configuration"]["status"] for d in ids} == {
+            assert {fleet.twins.get(d).reported["configuration"]["status"] for d in ids} == {
                 "applied"
             }
     finally:

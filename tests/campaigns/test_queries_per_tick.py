@@ -35,7 +35,7 @@ class LabelPattern:
 
     def apply(self, params: Label, device: api.Device) -> api.Verdict:
         label = {"value": params.value, "attempt": device.attempt.tag}
-        device.fleet.update_desired(device.device_id, {"label": label})
+        device.fleet.twins.update_desired(device.device_id, {"label": label})
         return api.Verdict.in_progress()
 
     def outcome(self, params: Label, device: api.Device) -> api.Verdict:
@@ -92,8 +92,8 @@ def _ticks(fleet: TwinManager, spec: CampaignSpec, count: int, clock: Any) -> li
 def _fleet(hub: LocalHub, count: int) -> TwinManager:
     fleet = TwinManager.from_local_hub(hub)
     for device_id in _ids(count):
-        fleet.create_device(device_id)
-        fleet.update_tags(device_id, {"kind": "sensor"})
+        fleet.devices.create(device_id)
+        fleet.twins.update_tags(device_id, {"kind": "sensor"})
     return fleet
 
 

@@ -19,7 +19,7 @@ from twin_manager import TwinManager
 
 def _online(fleet: TwinManager, count: int) -> None:
     deadline = time.monotonic() + 60
-    while fleet.count("connectionState = 'Connected'") < count:
+    while fleet.queries.count("connectionState = 'Connected'") < count:
         assert time.monotonic() < deadline
         time.sleep(0.1)
 
@@ -61,7 +61,7 @@ def test_a_cancelled_campaign_follows_its_devices_in_flight(
     assert status.status == "cancelled"
     tags = {
         t.device_id: t.tags["twinfleet"]["stopme"]
-        for t in fleet.query_twins("IS_DEFINED(tags.twinfleet.stopme)")
+        for t in fleet.queries.twins("IS_DEFINED(tags.twinfleet.stopme)")
     }
     states = {device_id: (tag["state"], tag.get("reason")) for device_id, tag in tags.items()}
     assert states == {
@@ -72,6 +72,6 @@ def test_a_cancelled_campaign_follows_its_devices_in_flight(
         "later-000": ("cancelled", "cancelled"),
         "later-001": ("cancelled", "cancelled"),
     }
-    assert fleet.get_twin("good-000").desired["configuration"]["version"] == 1  # no step 2
-    assert fleet.get_twin("bad-000").tags["twinfleet"]["stopme"]["attempt"] == 1
+    assert fleet.twins.get("good-000").desired["configuration"]["version"] == 1  # no step 2
+    assert fleet.twins.get("bad-000").tags["twinfleet"]["stopme"]["attempt"] == 1
     assert any("following 4 devices in flight" in line for line in status.log)

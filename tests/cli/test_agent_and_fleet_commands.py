@@ -51,11 +51,11 @@ def test_fleet_simulate_connects_every_device(hub: LocalHub, tmp_path: Path) -> 
         "--state-root", str(tmp_path / "devices"),
     )  # fmt: skip
     try:
-        _eventually(lambda: fleet.count("connectionState = 'Connected'") == 3)
+        _eventually(lambda: fleet.queries.count("connectionState = 'Connected'") == 3)
         firmware = _eventually(
             lambda: all(
                 t.reported.get("firmware", {}).get("currentFwVersion") == "1.0.0"
-                for t in fleet.query_twins()
+                for t in fleet.queries.twins()
             )
         )
         assert firmware
@@ -66,38 +66,71 @@ def test_fleet_simulate_connects_every_device(hub: LocalHub, tmp_path: Path) -> 
 def test_fleet_simulate_runs_the_devices_a_query_selects(hub: LocalHub, tmp_path: Path) -> None:
     fleet = TwinManager.from_local_hub(hub)
     for device_id, line in (("boiler-a", "b"), ("boiler-b", "b"), ("pump-x", "p")):
-        fleet.create_device(device_id)
-        fleet.update_tags(device_id, {"line": line})
+        fleet.devices.create(device_id)
+        fleet.twins.update_tags(device_id, {"line": line})
     process = _twinfleet(
         "fleet", "simulate", "--hub-dir", str(hub.data_dir), "--query", "tags.line = 'b'",
         "--state-root", str(tmp_path / "devices"),
     )  # fmt: skip
     try:
-        _eventually(lambda: fleet.count("connectionState = 'Connected'") == 2)
-        connected = fleet.query("SELECT deviceId FROM devices WHERE connectionState = 'Connected'")
+        _eventually(lambda: fleet.queries.count("connectionState = 'Connected'") == 2)
+        connected = fleet.queries.run(
+            "SELECT deviceId FROM devices WHERE connectionState = 'Connected'"
+        )
         assert sorted(row["deviceId"] for row in connected) == ["boiler-a", "boiler-b"]
     finally:
         assert _stop(process) == 0
-    assert fleet.count() == 3  # nothing registered beside the devices asked for
+    assert fleet.queries.count() == 3  # nothing registered beside the devices asked for
+
+
+def test_fleet_simulate_lightweight_devices_follow_the_twin_contract(hub: LocalHub) -> None:
+    fleet = TwinManager.from_local_hub(hub)
+    process = _twinfleet(
+        "fleet", "simulate", "--hub-dir", str(hub.data_dir), "--devices", "20", "--lightweight",
+        "--prefix", "lw",
+    )  # fmt: skip
+    try:
+        current = "properties.reported.firmware.currentFwVersion = '1.0.0'"
+        _eventually(lambda: fleet.queries.count(current) == 20, timeout=60)
+        assert fleet.queries.count("connectionState = 'Connected'") == 20
+        fleet.twins.update_desired("lw-0007", {"firmware": {
+            "fwVersion": "1.1.0", "fwPackageURI": "https://example.invalid/fw-1.1.0.bin",
+            "fwPackageCheckValue": hashlib.sha256(b"1.1.0").hexdigest(), "campaignId": "by-hand",
+        }})  # fmt: skip
+        updated = "properties.reported.firmware.currentFwVersion = '1.1.0' AND " \
+                  "properties.reported.firmware.fwUpdateStatus = 'current'"  # fmt: skip
+        _eventually(lambda: fleet.queries.count(updated) == 1)
+        assert fleet.twins.get("lw-0007").reported["firmware"]["campaignId"] == "by-hand"
+    finally:
+        assert _stop(process) == 0
+
+
+def test_fleet_simulate_without_lightweight_needs_a_state_root(hub: LocalHub) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "twinfleet", "fleet", "simulate", "--hub-dir", str(hub.data_dir),
+         "--devices", "1"], capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "--state-root DIR is required" in done.stderr
 
 
 def test_agent_run_updates_and_reexecutes_after_reboot(
     hub: LocalHub, tmp_path: Path, upload: Any
 ) -> None:
     fleet = TwinManager.from_local_hub(hub)
-    fleet.create_device("cli-agent")
+    fleet.devices.create("cli-agent")
     process = _twinfleet(
-        "agent", "run", "--connection-string", fleet.device_connection_string("cli-agent"),
+        "agent", "run", "--connection-string", fleet.devices.connection_string("cli-agent"),
         "--ca-cert", hub.ca_certificate_path, "--state-dir", str(tmp_path / "agent"), "--simulated",
     )  # fmt: skip
     try:
-        _eventually(lambda: fleet.get_twin("cli-agent").reported.get("firmware"))
+        _eventually(lambda: fleet.twins.get("cli-agent").reported.get("firmware"))
         image = b"cli image" * 1000
         desired = {"fwVersion": "1.1.0", **upload("cli.bin", image)}
         assert desired["fwPackageCheckValue"] == hashlib.sha256(image).hexdigest()
-        fleet.update_desired("cli-agent", {"firmware": desired})
+        fleet.twins.update_desired("cli-agent", {"firmware": desired})
         _eventually(
-            lambda: (f := fleet.get_twin("cli-agent").reported.get("firmware", {})).get(
+            lambda: (f := fleet.twins.get("cli-agent").reported.get("firmware", {})).get(
                 "currentFwVersion"
             ) == "1.1.0" and f.get("fwUpdateStatus") == "current",
             timeout=60,
@@ -113,31 +146,31 @@ def test_agent_killed_with_sigkill_during_an_update_converges(
     import random
 
     fleet = TwinManager.from_local_hub(hub)
-    fleet.create_device("killed")
+    fleet.devices.create("killed")
     args = (
-        "agent", "run", "--connection-string", fleet.device_connection_string("killed"),
+        "agent", "run", "--connection-string", fleet.devices.connection_string("killed"),
         "--ca-cert", hub.ca_certificate_path, "--state-dir", str(tmp_path / "agent"), "--simulated",
     )  # fmt: skip
     image = random.Random(3).randbytes(8_000_000)
     desired = {"fwVersion": "2.0.0", **upload("big.bin", image)}
     process = _twinfleet(*args)
-    _eventually(lambda: fleet.get_twin("killed").reported.get("firmware"))
-    fleet.update_desired("killed", {"firmware": desired})
+    _eventually(lambda: fleet.twins.get("killed").reported.get("firmware"))
+    fleet.twins.update_desired("killed", {"firmware": desired})
     rng = random.Random(11)
     for _ in range(3):
-        _eventually(lambda: fleet.get_twin("killed").connection_state == "Connected")
+        _eventually(lambda: fleet.twins.get("killed").connection_state == "Connected")
         time.sleep(rng.uniform(0.05, 0.6))
         process.kill()
         process.wait()
-        _eventually(lambda: fleet.get_twin("killed").connection_state == "Disconnected")
+        _eventually(lambda: fleet.twins.get("killed").connection_state == "Disconnected")
         assert process.stderr is not None
         process.stderr.close()
-        firmware = fleet.get_twin("killed").reported["firmware"]
+        firmware = fleet.twins.get("killed").reported["firmware"]
         assert firmware["currentFwVersion"] in ("1.0.0", "2.0.0")
         process = _twinfleet(*args)
     try:
         _eventually(
-            lambda: (f := fleet.get_twin("killed").reported.get("firmware", {})).get(
+            lambda: (f := fleet.twins.get("killed").reported.get("firmware", {})).get(
                 "currentFwVersion"
             ) == "2.0.0" and f.get("fwUpdateStatus") == "current",
             timeout=90,

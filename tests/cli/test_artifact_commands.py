@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,7 @@ def test_artifact_upload_url_list_and_delete(hub_process: Any, tmp_path: Path) -
     assert uploaded.returncode == 0, uploaded.stderr
     facts = json.loads(uploaded.stdout)
     assert (facts["name"], facts["size"], facts["sha256"]) == ("fw2.bin", 200_000, digest)
-    expires = datetime.strptime(facts["expiresAt"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    expires = datetime.fromisoformat(facts["expiresAt"])  # ISO-8601 UTC, as IoT Hub writes times
     assert 3500 < expires.timestamp() - time.time() <= 3600
     download = _get(facts["url"], ca_file)  # no key: the signature is the credential
     assert (download.status_code, download.content) == (200, image.read_bytes())
@@ -118,15 +118,17 @@ def test_a_firmware_campaign_from_an_image_file(hub_process: Any, tmp_path: Path
         assert created.returncode == 0, created.stderr
         assert hashlib.sha256(image.read_bytes()).hexdigest() in created.stdout
         _eventually(
-            lambda: fleet.count("properties.reported.firmware.currentFwVersion = '1.0.0'") == 2
+            lambda: (
+                fleet.queries.count("properties.reported.firmware.currentFwVersion = '1.0.0'") == 2
+            )
         )
         ran = _twinfleet(hub_dir, "campaign", "run", "fw3", "--poll", "0.3")
         assert ran.returncode == 0, ran.stdout + ran.stderr
         for device_id in ("img-0000", "img-0001"):
-            twin = fleet.get_twin(device_id)
+            twin = fleet.twins.get(device_id)
             assert twin.reported["firmware"]["currentFwVersion"] == "3.0.0"
             assert twin.desired["firmware"]["fwPackageSize"] == image.stat().st_size
-        assert [fleet.get_twin(d).tags["twinfleet"]["fw3"]["attempt"]
+        assert [fleet.twins.get(d).tags["twinfleet"]["fw3"]["attempt"]
                 for d in ("img-0000", "img-0001")] == [2, 1]  # fmt: skip
         log = "\n".join(Campaign.load(fleet, "fw3").status().log)
         assert "img-0000: attempt 1 failed (rolledback" in log

@@ -52,14 +52,14 @@ def test_simulated_failures_and_how_campaign_run_exits(hub: LocalHub, tmp_path: 
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        _eventually(lambda: fleet.count("connectionState = 'Connected'") == 3)
+        _eventually(lambda: fleet.queries.count("connectionState = 'Connected'") == 3)
         # Every device refuses `mode`: with 3 devices, the default minimum of 5 finished devices
         # is never reached, so the campaign completes with failures...
         _config(hub, "cfg_a", 2, "--abort-percent", "50")
         completed = _twinfleet(hub, "campaign", "run", "cfg_a", "--poll", "0.3")
         assert completed.returncode == 4, completed.stdout + completed.stderr
         assert "completed with 3 devices failed" in completed.stderr
-        reported = fleet.get_twin("sim-0001").reported["configuration"]
+        reported = fleet.twins.get("sim-0001").reported["configuration"]
         assert (reported["status"], reported["error"]) == ("error", "unsupported setting 'mode'")
         # ... and with --min-finished 2 the same failures abort it.
         _config(hub, "cfg_b", 3, "--abort-percent", "50", "--min-finished", "2")
@@ -84,9 +84,9 @@ def test_a_cancelled_campaign_run_exits_5_once_its_devices_in_flight_ended(
     simulated = SimulatedFleet().start()
     try:
         for device_id in ("sim-0000", "sim-0001", "sim-0002"):  # whichever goes first refuses
-            fleet.create_device(device_id)
+            fleet.devices.create(device_id)
             simulated.add(
-                fleet.device_connection_string(device_id), tmp_path / device_id,
+                fleet.devices.connection_string(device_id), tmp_path / device_id,
                 ca_cert=hub.ca_certificate, configure=settings_rejecter(frozenset({"mode"})),
             )  # fmt: skip
         _config(hub, "cfg_c", 4, "--rate", "1")
@@ -96,7 +96,7 @@ def test_a_cancelled_campaign_run_exits_5_once_its_devices_in_flight_ended(
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         try:
-            _eventually(lambda: fleet.count("tags.twinfleet.cfg_c.state = 'admitted'") >= 1)
+            _eventually(lambda: fleet.queries.count("tags.twinfleet.cfg_c.state = 'admitted'") >= 1)
             assert _twinfleet(hub, "campaign", "cancel", "cfg_c").returncode == 0
             assert running.wait(timeout=60) == 5  # once its device in flight had an outcome
         finally:
@@ -105,7 +105,9 @@ def test_a_cancelled_campaign_run_exits_5_once_its_devices_in_flight_ended(
                 running.wait()
             assert running.stderr is not None
             running.stderr.close()
-        states = fleet.group_by("tags.twinfleet.cfg_c.state", "IS_DEFINED(tags.twinfleet.cfg_c)")
+        states = fleet.queries.group_by(
+            "tags.twinfleet.cfg_c.state", "IS_DEFINED(tags.twinfleet.cfg_c)"
+        )
         assert states == {"failed": 1, "cancelled": 2}
     finally:
         simulated.stop()

@@ -49,7 +49,7 @@ def _create(hub: LocalHub, tmp_path: Path, spec: dict[str, Any]) -> None:
 
 
 def _tag(fleet: TwinManager, device_id: str, campaign_id: str) -> dict[str, Any]:
-    return dict(fleet.get_twin(device_id).tags["twinfleet"][campaign_id])
+    return dict(fleet.twins.get(device_id).tags["twinfleet"][campaign_id])
 
 
 def test_waves_thresholds_rerun_and_forget(
@@ -64,13 +64,13 @@ def test_waves_thresholds_rerun_and_forget(
 
     rings = {"c-0": "canary", "w-0": "wave", "w-1": "wave", "r-0": "rest"}
     for device_id, ring in rings.items():
-        fleet.create_device(device_id)
-        fleet.update_tags(device_id, {"ring": ring})
+        fleet.devices.create(device_id)
+        fleet.twins.update_tags(device_id, {"ring": ring})
         simulated.add(
-            fleet.device_connection_string(device_id), tmp_path / device_id,
+            fleet.devices.connection_string(device_id), tmp_path / device_id,
             ca_cert=hub.ca_certificate, configure=picky if device_id == "w-1" else None,
         )  # fmt: skip
-    _eventually(lambda: fleet.count("connectionState = 'Connected'") == 4)
+    _eventually(lambda: fleet.queries.count("connectionState = 'Connected'") == 4)
     groups = [
         {"name": "canary", "condition": "tags.ring = 'canary'", "success_threshold": 1},
         {"name": "wave", "condition": "tags.ring = 'wave'", "success_threshold": 0.5},
@@ -101,7 +101,7 @@ def test_waves_thresholds_rerun_and_forget(
         status = _twinfleet(hub, "campaign", "status", "strict")
         assert "paused" in status.stdout
         assert "below its success threshold" in status.stdout
-        assert fleet.get_twin("r-0").desired["configuration"]["version"] == 1  # not sent
+        assert fleet.twins.get("r-0").desired["configuration"]["version"] == 1  # not sent
         assert _tag(fleet, "r-0", "strict")["state"] == "queued"
         busy = _twinfleet(hub, "campaign", "forget", "strict")
         assert busy.returncode == 1
@@ -126,7 +126,10 @@ def test_waves_thresholds_rerun_and_forget(
     for campaign_id in ("waves", "strict"):
         forgotten = _twinfleet(hub, "campaign", "forget", campaign_id)
         assert forgotten.returncode == 0, forgotten.stderr
-    assert fleet.count("IS_DEFINED(tags.twinfleet.waves) OR IS_DEFINED(tags.twinfleet.strict)") == 0
+    assert (
+        fleet.queries.count("IS_DEFINED(tags.twinfleet.waves) OR IS_DEFINED(tags.twinfleet.strict)")
+        == 0
+    )
     assert "waves" not in _twinfleet(hub, "campaign", "list").stdout
 
 
@@ -135,11 +138,11 @@ def test_health_gates_and_maintenance_windows(
 ) -> None:
     fleet = TwinManager.from_local_hub(hub)
     for device_id in ("h-0", "h-1", "h-2"):
-        fleet.create_device(device_id)
-        fleet.update_tags(device_id, {"ring": "all"})
-        simulated.add(fleet.device_connection_string(device_id), tmp_path / device_id,
+        fleet.devices.create(device_id)
+        fleet.twins.update_tags(device_id, {"ring": "all"})
+        simulated.add(fleet.devices.connection_string(device_id), tmp_path / device_id,
                       ca_cert=hub.ca_certificate)  # fmt: skip
-    _eventually(lambda: fleet.count("connectionState = 'Connected'") == 3)
+    _eventually(lambda: fleet.queries.count("connectionState = 'Connected'") == 3)
     pattern = {"kind": "configuration", "version": 1, "settings": {"mode": "turbo"}}
     base = {"target": "tags.ring = 'all'", "pattern": pattern, "rollout": {"per_minute": 20}}
 
@@ -148,8 +151,8 @@ def test_health_gates_and_maintenance_windows(
                             "window": {"cron": "0 0 1 1 *", "duration_minutes": 1}})  # fmt: skip
     shut = _twinfleet(hub, "campaign", "run", "nightly", "--once")
     assert shut.returncode == 0, shut.stderr
-    assert fleet.count("IS_DEFINED(tags.twinfleet.nightly.admittedAt)") == 0
-    assert fleet.count("tags.twinfleet.nightly.state = 'queued'") == 3
+    assert fleet.queries.count("IS_DEFINED(tags.twinfleet.nightly.admittedAt)") == 0
+    assert fleet.queries.count("tags.twinfleet.nightly.state = 'queued'") == 3
     assert _twinfleet(hub, "campaign", "cancel", "nightly").returncode == 0
 
     # Updated devices reporting the bad setting trip the gate: the campaign aborts.

@@ -29,14 +29,14 @@ def _roll_out(hub: LocalHub, campaign_id: str, version: int, settings: str, *mor
 
 def test_a_new_configuration_version_replaces_the_settings(hub: LocalHub, tmp_path: Path) -> None:
     fleet = TwinManager.from_local_hub(hub)
-    fleet.create_device("cfg-1")
+    fleet.devices.create("cfg-1")
     simulated = SimulatedFleet().start()
     try:
-        simulated.add(fleet.device_connection_string("cfg-1"), tmp_path / "cfg-1",
+        simulated.add(fleet.devices.connection_string("cfg-1"), tmp_path / "cfg-1",
                       ca_cert=hub.ca_certificate)  # fmt: skip
         _roll_out(hub, "v50", 50, '{"interval": 15, "mode": "eco"}')
         _roll_out(hub, "v51", 51, '{"interval": 20}')
-        twin = fleet.get_twin("cfg-1")
+        twin = fleet.twins.get("cfg-1")
         assert twin.desired["configuration"] == {
             "version": 51,
             "interval": 20,
@@ -44,7 +44,7 @@ def test_a_new_configuration_version_replaces_the_settings(hub: LocalHub, tmp_pa
         }
         assert twin.reported["configuration"]["settings"] == {"interval": 20}
         _roll_out(hub, "v52", 52, '{"mode": "eco"}', "--merge")
-        twin = fleet.get_twin("cfg-1")
+        twin = fleet.twins.get("cfg-1")
         assert twin.desired["configuration"] == {
             "version": 52,
             "interval": 20,

@@ -36,7 +36,7 @@ class SchedulePattern:
 
     def apply(self, params: Schedule, device: api.Device) -> api.Verdict:
         section = {"cron": params.cron, "campaignId": device.attempt.tag}
-        device.fleet.update_desired(device.device_id, {"schedule": section})
+        device.fleet.twins.update_desired(device.device_id, {"schedule": section})
         return api.Verdict.in_progress()
 
     def outcome(self, params: Schedule, device: api.Device) -> api.Verdict:
@@ -95,10 +95,10 @@ def test_a_pattern_package_runs_from_the_cli(hub: LocalHub, tmp_path: Path) -> N
     assert "schedule" not in _twinfleet(dict(os.environ), "patterns", "list").stdout
 
     fleet = TwinManager.from_local_hub(hub)
-    fleet.create_device("plug-1")
+    fleet.devices.create("plug-1")
     agent = subprocess.Popen(
         [sys.executable, "-m", "twinfleet", "agent", "run", "--simulated",
-         "--connection-string", fleet.device_connection_string("plug-1"),
+         "--connection-string", fleet.devices.connection_string("plug-1"),
          "--ca-cert", hub.ca_certificate_path, "--state-dir", str(tmp_path / "device"),
          "--app", "my_schedule:handlers"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -113,7 +113,7 @@ def test_a_pattern_package_runs_from_the_cli(hub: LocalHub, tmp_path: Path) -> N
         ran = _twinfleet(env, "campaign", "run", "nightly", "--poll", "0.2", *hub_dir)
         assert ran.returncode == 0, ran.stderr
         assert "succeeded" in ran.stdout
-        reported = fleet.get_twin("plug-1").reported["schedule"]
+        reported = fleet.twins.get("plug-1").reported["schedule"]
         assert reported == {"cron": "0 2 * * *", "status": "applied", "campaignId": "nightly:1"}
     finally:
         agent.send_signal(signal.SIGINT)

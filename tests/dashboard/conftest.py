@@ -117,7 +117,7 @@ class Site:
     def add_agents(self, ids: list[str], **options: Any) -> None:
         for device_id in ids:
             self.agents.add(
-                self.fleet.device_connection_string(device_id),
+                self.fleet.devices.connection_string(device_id),
                 self.root / "devices" / device_id,
                 ca_cert=self.hub.ca_certificate,
                 image_ca_file=self.hub.ca_certificate_path,
@@ -164,16 +164,16 @@ def site(module_hub: ModuleHub) -> Iterator[Site]:
     """The known fleet on the module's hub, agents running, and a dashboard over it."""
     hub, fleet, root = module_hub.hub, module_hub.fleet, module_hub.root
     for device_id in SENSORS:
-        fleet.create_device(device_id)
-        fleet.update_tags(
+        fleet.devices.create(device_id)
+        fleet.twins.update_tags(
             device_id, {"kind": "sensor", "ring": "canary" if device_id == "sensor-0" else "main"}
         )
-    fleet.create_device("idle-0")
-    fleet.create_device("idle-1", enabled=False)
+    fleet.devices.create("idle-0")
+    fleet.devices.create("idle-1", enabled=False)
     for device_id in IDLE:
-        fleet.update_tags(device_id, {"kind": "idle"})
-    fleet.create_device("xss-0")
-    fleet.update_twin("xss-0", tags={"kind": "idle", "note": XSS}, desired={"label": XSS})
+        fleet.twins.update_tags(device_id, {"kind": "idle"})
+    fleet.devices.create("xss-0")
+    fleet.twins.update("xss-0", tags={"kind": "idle", "note": XSS}, desired={"label": XSS})
     agents = SimulatedFleet().start()
     server = DashboardServer(dashboard_settings(root), HubAccess(fleet)).start()
     site = Site(hub, fleet, server, agents, root)
@@ -182,7 +182,7 @@ def site(module_hub: ModuleHub) -> Iterator[Site]:
         site.add_agents(SENSORS[3:], initial_version="2.0.0")
         eventually(
             lambda: (
-                fleet.count(
+                fleet.queries.count(
                     "IS_DEFINED(properties.reported.firmware.currentFwVersion) "
                     "AND connectionState = 'Connected'"
                 )

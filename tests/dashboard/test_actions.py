@@ -34,7 +34,7 @@ def test_reboot_is_confirmed_then_answered_by_the_agent(
     _confirm(page, "Invoke 'reboot' on device 'sensor-3'?")
     expect(page.locator(".method-status")).to_have_text("200")
     screenshot(page, tmp_path / "device.png")
-    eventually(lambda: "reboot" in site.fleet.get_twin("sensor-3").reported, what="lastReboot")
+    eventually(lambda: "reboot" in site.fleet.twins.get("sensor-3").reported, what="lastReboot")
     page.reload()
     expect(page.locator("pre.reported")).to_contain_text("lastReboot")
 
@@ -44,16 +44,16 @@ def test_desired_edit_and_a_conflict(site: Site, page: Page) -> None:
     page.fill("#desired", '{"telemetryInterval": 30}')
     page.get_by_role("button", name="Save desired properties").click()
     expect(page.locator(".notice")).to_have_text("Desired properties updated.")
-    assert site.fleet.get_twin("idle-0").desired == {"telemetryInterval": 30}
+    assert site.fleet.twins.get("idle-0").desired == {"telemetryInterval": 30}
 
     page.fill("#desired", '{"telemetryInterval": 45}')  # the page holds the twin's etag now
-    site.fleet.update_desired("idle-0", {"owner": "someone else"})  # ... which goes stale
+    site.fleet.twins.update_desired("idle-0", {"owner": "someone else"})  # ... which goes stale
     with page.expect_response(lambda r: r.request.method == "POST") as answer:
         page.get_by_role("button", name="Save desired properties").click()
     assert answer.value.status == 409
     expect(page.locator(".conflict")).to_contain_text("Conflict: the twin changed")
     expect(page.locator("#desired")).to_have_value('{"telemetryInterval": 45}')  # kept to retry
-    assert site.fleet.get_twin("idle-0").desired == {
+    assert site.fleet.twins.get("idle-0").desired == {
         "telemetryInterval": 30,
         "owner": "someone else",
     }
@@ -141,10 +141,10 @@ def test_plan_then_abort_from_the_page(site: Site, page: Page, tmp_path: Path) -
 
 
 def test_jobs_and_their_device_results(site: Site, page: Page, tmp_path: Path) -> None:
-    job = site.fleet.schedule_twin_update(
+    job = site.fleet.jobs.schedule_twin_update(
         "tags.kind = 'idle'", tags={"audited": True}, job_id="audit-1"
     )
-    site.fleet.wait_for_job(job.job_id, 30)
+    site.fleet.jobs.wait(job.job_id, 30)
     page.goto(site.url + "/jobs")
     row = page.locator("table.jobs tr", has_text="audit-1")
     expect(row).to_contain_text("completed")

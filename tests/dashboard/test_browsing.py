@@ -64,7 +64,7 @@ def test_overview_counts_and_charts(site: Site, page: Page, tmp_path: Path) -> N
 def test_overview_refreshes_itself(site: Site, page: Page) -> None:
     page.goto(site.url + "/")
     page.evaluate("window.__same_page = true")
-    site.fleet.create_device("late-0")
+    site.fleet.devices.create("late-0")
     try:
         expect(page.locator("section[data-path='connectionState'] table.counts")).to_contain_text(
             "4", timeout=10_000
@@ -74,7 +74,7 @@ def test_overview_refreshes_itself(site: Site, page: Page) -> None:
         ).to_contain_text("4", timeout=10_000)
         assert page.evaluate("window.__same_page") is True  # updated without a reload
     finally:
-        site.fleet.delete_device("late-0")
+        site.fleet.devices.delete("late-0")
 
 
 def test_query_explorer_pages_sorts_and_downloads(site: Site, page: Page, tmp_path: Path) -> None:

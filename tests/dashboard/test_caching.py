@@ -102,7 +102,7 @@ def test_a_failed_fetch_is_not_cached() -> None:
 
 
 def test_many_viewers_cost_at_most_the_budget(module_hub: ModuleHub) -> None:
-    module_hub.fleet.create_device("budget-0")
+    module_hub.fleet.devices.create("budget-0")
     settings = dashboard_settings(module_hub.root, query_budget=8, cache_ttl=0)
     with DashboardServer(settings, HubAccess(module_hub.fleet)) as server:
         pages = ["", "query?q=SELECT+*+FROM+devices", "campaigns", "metrics"] * 10
@@ -118,7 +118,7 @@ def test_many_viewers_cost_at_most_the_budget(module_hub: ModuleHub) -> None:
 def test_the_default_budget_keeps_an_s1_hub_from_throttling(make_hub: Any) -> None:
     hub = make_hub(tier="S1")
     fleet = TwinManager.from_local_hub(hub)
-    fleet.create_device("s1-0")
+    fleet.devices.create("s1-0")
     settings = Settings(store_path=hub.data_dir.parent / "s1.json", port=0, cache_ttl=0)
     assert settings.query_budget < 20  # what an S1 unit allows a minute, with room to spare
     with DashboardServer(settings, HubAccess(fleet)) as server:

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.xdist_group("dashboard-security")
 @pytest.fixture(scope="module")
 def off_loopback(module_hub: ModuleHub) -> Iterator[DashboardServer]:
     """A dashboard on an address other than 127.0.0.1, so with an access token."""
-    module_hub.fleet.create_device("plain-0")
+    module_hub.fleet.devices.create("plain-0")
     settings = dashboard_settings(
         module_hub.root, host=allocate_loopback(), token=Settings.new_token()
     )
@@ -81,7 +81,7 @@ def test_actions_need_the_csrf_token(off_loopback: DashboardServer, page: Page) 
 
 
 def test_read_only_hides_and_refuses_every_action(module_hub: ModuleHub, page: Page) -> None:
-    module_hub.fleet.create_device("ro-0")
+    module_hub.fleet.devices.create("ro-0")
     settings = dashboard_settings(module_hub.root, read_only=True)
     with DashboardServer(settings, HubAccess(module_hub.fleet)) as server:
         for path in ("devices/ro-0", "query?q=SELECT+*+FROM+devices", "alerts", ""):
@@ -141,7 +141,7 @@ def test_the_command_prints_its_url_and_token(module_hub: ModuleHub) -> None:
 
 
 def test_hostile_input_gets_a_clear_answer(module_hub: ModuleHub) -> None:
-    module_hub.fleet.create_device("odd-0")
+    module_hub.fleet.devices.create("odd-0")
     with DashboardServer(
         dashboard_settings(module_hub.root), HubAccess(module_hub.fleet)
     ) as server:

@@ -32,7 +32,8 @@ EXPECTED = {
         "completed: 4 succeeded, 0 failed",
     ],
     "04-custom-pattern": [
-        "patterns: firmware, configuration, reboot, factoryReset, diagnostics, sampling",
+        "patterns: firmware, configuration, reboot, factoryReset, diagnostics, retire, "
+        "keyRotation, sampling",
         "campaign example_sampling_5s: completed, {'failed': 1, 'succeeded': 2}",
         "example-probe-2 failed: sampling: this sensor samples at most every 10 s",
         "'periodSeconds': 5, 'status': 'applied', 'campaignId': 'example_sampling_5s:1'",

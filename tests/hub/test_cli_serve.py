@@ -24,9 +24,9 @@ def test_serve_logs_each_endpoint_and_stops_on_sigint(hub_process: Any) -> None:
     info = hub_process.start()
     process = hub_process.process
     fleet = TwinManager.from_hub_dir(hub_process.data_dir)
-    fleet.create_device("on-at-stop")
+    fleet.devices.create("on-at-stop")
     device = IoTHubDeviceClient.create_from_connection_string(
-        fleet.device_connection_string("on-at-stop"),
+        fleet.devices.connection_string("on-at-stop"),
         server_verification_cert=Path(info["caCertificatePath"]).read_text(),
         connection_retry=False,
     )
@@ -109,7 +109,7 @@ def test_serve_with_a_tier_prints_it_and_enforces_it(tmp_path: Path, loopback: s
             assert process.poll() is None
             assert time.monotonic() < deadline
             time.sleep(0.05)
-        assert TwinManager.from_hub_dir(data_dir).count() == 0
+        assert TwinManager.from_hub_dir(data_dir).queries.count() == 0
         hub_info = json.loads((data_dir / "hub.json").read_text())
         assert (hub_info["tier"], hub_info["units"]) == ("S3", 2)
     finally:

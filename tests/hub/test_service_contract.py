@@ -18,7 +18,7 @@ from azure.iot.device import IoTHubDeviceClient, MethodResponse
 from azure.iot.hub.models import QuerySpecification, Twin, TwinProperties
 from msrest.exceptions import HttpOperationError
 
-from local_hub import LocalHub, tokens
+from local_hub import LocalHub, testing, tokens
 
 
 def _token(hub: LocalHub, *, key_name: str = "iothubowner", resource: str | None = None) -> str:
@@ -206,12 +206,14 @@ def test_bad_continuation_and_page_size_are_400(hub: LocalHub) -> None:
         assert _http(hub, "POST", "/devices/query", json=query, headers=headers).status_code == 400
 
 
-def test_injected_503_then_recovery(hub: LocalHub, registry_manager: Any) -> None:
-    hub.inject_faults(503, 1)
+def test_injected_503_then_recovery(
+    hub: LocalHub, faults: testing.Faults, registry_manager: Any
+) -> None:
+    faults.inject(503, 1)
     failed = _http(hub, "GET", "/devices")
     assert failed.status_code == 503
     assert failed.headers["iothub-errorcode"] == "ServiceUnavailable"
-    hub.inject_faults(503, 1)
+    faults.inject(503, 1)
     assert registry_manager.get_devices() == []  # msrest retries a 503 by itself
 
 

@@ -16,7 +16,7 @@ from azure.iot.hub import IoTHubRegistryManager
 from azure.iot.hub.models import QuerySpecification, Twin, TwinProperties
 from msrest.exceptions import HttpOperationError
 
-from local_hub import LocalHub, tokens
+from local_hub import LocalHub, testing, tokens
 
 _SPEC_PATH = Path(__file__).parents[3] / "shared/specs/iothub-service-2021-04-12.swagger.json"
 SPEC = json.loads(_SPEC_PATH.read_text()) if _SPEC_PATH.exists() else None
@@ -215,8 +215,8 @@ def test_malformed_requests_change_nothing(
     assert after.etag == before.etag
 
 
-def test_fault_injection_answers_429_then_recovers(hub: LocalHub, registry_manager: Any) -> None:
-    hub.inject_faults(429, 2, retry_after=3)
+def test_fault_injection_answers_429_then_recovers(hub: LocalHub, faults: testing.Faults) -> None:
+    faults.inject(429, 2, retry_after=3)
     for _ in range(2):
         response = _http(hub, "GET", "/devices")
         assert response.status_code == 429

@@ -23,15 +23,15 @@ def _eventually(check: Callable[[], bool], timeout: float = 10) -> None:
 
 
 def _device(fleet: TwinManager, device_id: str, **tags: Any) -> None:
-    fleet.create_device(device_id)
-    fleet.update_tags(device_id, tags)
+    fleet.devices.create(device_id)
+    fleet.twins.update_tags(device_id, tags)
 
 
 def test_configuration_applies_to_targets_and_counts(fleet: TwinManager) -> None:
     _device(fleet, "eu-1", region="eu")
     _device(fleet, "eu-2", region="eu")
     _device(fleet, "us-1", region="us")
-    created = fleet.create_configuration(
+    created = fleet.configurations.create(
         "eu-telemetry",
         target_condition="tags.region = 'eu'",
         desired={"properties.desired.configuration.telemetryInterval": 30},
@@ -39,66 +39,68 @@ def test_configuration_applies_to_targets_and_counts(fleet: TwinManager) -> None
         metrics={"reportedOk": "SELECT deviceId FROM devices WHERE properties.reported.ok = true"},
     )
     assert created.target_condition == "tags.region = 'eu'"
-    _eventually(lambda: fleet.get_configuration("eu-telemetry").applied_count == 2)
-    config = fleet.get_configuration("eu-telemetry")
+    _eventually(lambda: fleet.configurations.get("eu-telemetry").applied_count == 2)
+    config = fleet.configurations.get("eu-telemetry")
     assert config.targeted_count == 2
     assert config.metric_results == {"reportedOk": 0}
-    assert fleet.get_twin("eu-1").desired == {"configuration": {"telemetryInterval": 30}}
-    assert fleet.get_twin("us-1").desired == {}
+    assert fleet.twins.get("eu-1").desired == {"configuration": {"telemetryInterval": 30}}
+    assert fleet.twins.get("us-1").desired == {}
     _device(fleet, "eu-3", region="eu")  # a device that starts matching later gets the content
-    _eventually(lambda: fleet.get_configuration("eu-telemetry").targeted_count == 3)
-    applied = fleet.wait_until_applied("eu-telemetry", 1.0, timeout=10, poll=0.05)
+    _eventually(lambda: fleet.configurations.get("eu-telemetry").targeted_count == 3)
+    applied = fleet.configurations.wait_until_applied("eu-telemetry", 1.0, timeout=10, poll=0.05)
     assert (applied.targeted_count, applied.applied_count) == (3, 3)
-    assert fleet.get_twin("eu-3").desired["configuration"] == {"telemetryInterval": 30}
+    assert fleet.twins.get("eu-3").desired["configuration"] == {"telemetryInterval": 30}
 
 
 def test_highest_priority_wins_and_ties_go_to_the_newest(fleet: TwinManager) -> None:
     _device(fleet, "d-1", region="eu", ring="canary")
-    fleet.create_configuration(
+    fleet.configurations.create(
         "base", target_condition="tags.region = 'eu'", desired={"properties.desired.mode": "base"},
         priority=1,
     )  # fmt: skip
-    fleet.create_configuration(
+    fleet.configurations.create(
         "canary", target_condition="tags.ring = 'canary'",
         desired={"properties.desired.mode": "canary"}, priority=5,
     )  # fmt: skip
-    _eventually(lambda: fleet.get_twin("d-1").desired.get("mode") == "canary")
-    fleet.create_configuration(
+    _eventually(lambda: fleet.twins.get("d-1").desired.get("mode") == "canary")
+    fleet.configurations.create(
         "canary-newer", target_condition="tags.ring = 'canary'",
         desired={"properties.desired.mode": "newer"}, priority=5,
     )  # fmt: skip
-    _eventually(lambda: fleet.get_twin("d-1").desired.get("mode") == "newer")
-    _eventually(lambda: fleet.get_configuration("canary-newer").applied_count == 1)
-    assert fleet.get_configuration("base").targeted_count == 1
-    assert fleet.get_configuration("base").applied_count == 0
+    _eventually(lambda: fleet.twins.get("d-1").desired.get("mode") == "newer")
+    _eventually(lambda: fleet.configurations.get("canary-newer").applied_count == 1)
+    assert fleet.configurations.get("base").targeted_count == 1
+    assert fleet.configurations.get("base").applied_count == 0
 
 
 def test_update_needs_a_fresh_etag_and_content_is_fixed(hub: LocalHub, fleet: TwinManager) -> None:
-    config = fleet.create_configuration(
+    config = fleet.configurations.create(
         "cfg", target_condition="*", desired={"properties.desired.x": 1}, labels={"team": "ops"}
     )
     with pytest.raises(twin_manager.Conflict):
-        fleet.create_configuration("cfg", target_condition="*", desired={"properties.desired.x": 1})
-    updated = fleet.update_configuration(config, priority=3)
+        fleet.configurations.create(
+            "cfg", target_condition="*", desired={"properties.desired.x": 1}
+        )
+    updated = fleet.configurations.update(config, priority=3)
     assert (updated.priority, updated.labels) == (3, {"team": "ops"})
     with pytest.raises(twin_manager.PreconditionFailed):
-        fleet.update_configuration(config, priority=4)
-    assert [c.id for c in fleet.list_configurations()] == ["cfg"]
-    fleet.delete_configuration("cfg")
+        fleet.configurations.update(config, priority=4)
+    assert [c.id for c in fleet.configurations.list()] == ["cfg"]
+    fleet.configurations.delete("cfg")
     with pytest.raises(twin_manager.HubError) as caught:
-        fleet.get_configuration("cfg")
+        fleet.configurations.get("cfg")
     assert caught.value.status == 404
 
 
 def test_invalid_configurations_are_refused(hub: LocalHub, fleet: TwinManager) -> None:
     with pytest.raises(twin_manager.InvalidQuery):
-        fleet.create_configuration(
+        fleet.configurations.create(
             "bad", target_condition="tags.x =", desired={"properties.desired.a": 1}
         )
     with pytest.raises(twin_manager.HubError) as caught:
-        fleet.create_configuration("bad", target_condition="*", desired={"tags.a": 1})
+        fleet.configurations.create("bad", target_condition="*", desired={"tags.a": 1})
     assert caught.value.status == 400
-    assert fleet.list_configurations() == []
+    assert fleet.configurations.list() == []
     manager = IoTHubConfigurationManager.from_connection_string(hub.service_connection_string)
     manager.protocol.config.connection.verify = hub.ca_certificate_path
     tested = manager.test_configuration_queries(

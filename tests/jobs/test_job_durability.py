@@ -24,34 +24,34 @@ def _fleet(info: dict[str, Any]) -> TwinManager:
 def test_kill_9_during_a_500_device_job(hub_process: Any) -> None:
     fleet = _fleet(hub_process.start())
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
-        list(pool.map(lambda i: fleet.create_device(f"k-{i:03d}"), range(DEVICES)))
-    job = fleet.schedule_twin_update("IS_DEFINED(deviceId)", desired={"fw": "2.0"})
+        list(pool.map(lambda i: fleet.devices.create(f"k-{i:03d}"), range(DEVICES)))
+    job = fleet.jobs.schedule_twin_update("IS_DEFINED(deviceId)", desired={"fw": "2.0"})
     deadline = time.monotonic() + 30
     while True:  # kill once the job is under way
-        statistics = fleet.get_job(job.job_id).statistics
+        statistics = fleet.jobs.get(job.job_id).statistics
         if statistics.device_count and statistics.succeeded_count > 0:
             break
         assert time.monotonic() < deadline, "the job never started"
     hub_process.kill()
 
     fleet = _fleet(hub_process.start())
-    done = fleet.wait_for_job(job.job_id, timeout=60, poll=0.1)
+    done = fleet.jobs.wait(job.job_id, timeout=60, poll=0.1)
     assert done.status == "completed"
     assert (done.statistics.device_count, done.statistics.succeeded_count) == (DEVICES, DEVICES)
-    versions = {t.desired_version for t in fleet.query_twins(page_size=1000)}
+    versions = {t.desired_version for t in fleet.queries.twins(page_size=1000)}
     assert versions == {2}, "some device got the patch twice"
-    assert fleet.count("properties.desired.fw = '2.0'") == DEVICES
+    assert fleet.queries.count("properties.desired.fw = '2.0'") == DEVICES
     hub_process.terminate()
 
 
 def test_a_scheduled_job_survives_a_restart(hub_process: Any) -> None:
     fleet = _fleet(hub_process.start())
-    fleet.create_device("later-1")
+    fleet.devices.create("later-1")
     start = datetime.now(UTC) + timedelta(seconds=3)
-    job = fleet.schedule_twin_update("deviceId = 'later-1'", tags={"wave": 2}, start=start)
+    job = fleet.jobs.schedule_twin_update("deviceId = 'later-1'", tags={"wave": 2}, start=start)
     assert job.status == "scheduled"
     hub_process.terminate()
     fleet = _fleet(hub_process.start())
-    assert fleet.wait_for_job(job.job_id, timeout=30, poll=0.2).status == "completed"
-    assert fleet.get_twin("later-1").tags == {"wave": 2}
+    assert fleet.jobs.wait(job.job_id, timeout=30, poll=0.2).status == "completed"
+    assert fleet.twins.get("later-1").tags == {"wave": 2}
     hub_process.terminate()

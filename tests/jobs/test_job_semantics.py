@@ -51,7 +51,7 @@ def _request(kind: str, condition: str, **fields: Any) -> JobRequest:
 
 def test_star_selects_every_device_for_a_twin_update(fleet: TwinManager, jobs: Any) -> None:
     for device_id in ("star-1", "star-2", "star-3"):
-        fleet.create_device(device_id)
+        fleet.devices.create(device_id)
     request = _request(
         "scheduleUpdateTwin", "*",
         update_twin=Twin(etag="*", properties=TwinProperties(desired={"temperature": 98.6})),
@@ -62,7 +62,7 @@ def test_star_selects_every_device_for_a_twin_update(fleet: TwinManager, jobs: A
     assert done.status == "completed"
     stats = done.device_job_statistics
     assert (stats.device_count, stats.succeeded_count, stats.failed_count) == (3, 3, 0)
-    assert {fleet.get_twin(d).desired["temperature"] for d in ("star-1", "star-2")} == {98.6}
+    assert {fleet.twins.get(d).desired["temperature"] for d in ("star-1", "star-2")} == {98.6}
 
 
 @pytest.mark.parametrize("condition", ["**", "* OR tags.a = 1", "SELECT *"])
@@ -79,7 +79,7 @@ def test_star_is_accepted_only_alone(jobs: Any, condition: str) -> None:
 def test_method_job_with_an_offline_device_completes_and_counts_it(
     fleet: TwinManager, jobs: Any
 ) -> None:
-    fleet.create_device("never-online")
+    fleet.devices.create("never-online")
     request = _request(
         "scheduleDeviceMethod", "*",
         cloud_to_device_method=CloudToDeviceMethod(
@@ -93,7 +93,7 @@ def test_method_job_with_an_offline_device_completes_and_counts_it(
     assert (done.status, done.failure_reason) == ("completed", None)
     stats = done.device_job_statistics
     assert (stats.device_count, stats.failed_count, stats.succeeded_count) == (1, 1, 0)
-    (row,) = fleet.job_results(request.job_id)
+    (row,) = fleet.jobs.results(request.job_id)
     assert (row.device_id, row.status) == ("never-online", "failed")
     assert row.error == {
         "code": "DeviceNotOnline",
@@ -104,7 +104,7 @@ def test_method_job_with_an_offline_device_completes_and_counts_it(
 def test_job_that_runs_out_of_time_completes_with_devices_failed(
     fleet: TwinManager, jobs: Any
 ) -> None:
-    fleet.create_device("late")
+    fleet.devices.create("late")
     request = _request(
         "scheduleDeviceMethod", "deviceId = 'late'",
         cloud_to_device_method=CloudToDeviceMethod(method_name="ping", payload=None),
@@ -121,7 +121,7 @@ def test_job_times_are_in_the_order_iot_hub_gives_them(fleet: TwinManager, jobs:
     """A start time already past when the job arrives (the SDK's "now", taken before the request
     left, here a minute earlier) is answered as the creation time: no job starts before it was
     created, and it ends after it started. A start time still ahead is kept as asked."""
-    fleet.create_device("timed")
+    fleet.devices.create("timed")
     request = _request(
         "scheduleUpdateTwin", "deviceId = 'timed'",
         update_twin=Twin(etag="*", properties=TwinProperties(desired={"x": 1})),
@@ -131,7 +131,7 @@ def test_job_times_are_in_the_order_iot_hub_gives_them(fleet: TwinManager, jobs:
     assert created.start_time == created.created_time
     done = _wait(jobs, request.job_id)
     assert done.created_time <= done.start_time <= done.end_time
-    (row,) = fleet.job_results(request.job_id)
+    (row,) = fleet.jobs.results(request.job_id)
     assert row.start_time is not None
     assert row.end_time is not None
     assert done.created_time <= row.start_time <= row.end_time <= done.end_time
@@ -152,7 +152,7 @@ def test_job_times_are_in_the_order_iot_hub_gives_them(fleet: TwinManager, jobs:
 def test_configuration_without_a_target_condition_targets_no_device(
     hub: LocalHub, fleet: TwinManager
 ) -> None:
-    fleet.create_device("bystander")
+    fleet.devices.create("bystander")
     manager = IoTHubConfigurationManager.from_connection_string(hub.service_connection_string)
     manager.protocol.config.connection.verify = hub.ca_certificate_path
     config = Configuration(
@@ -162,6 +162,6 @@ def test_configuration_without_a_target_condition_targets_no_device(
     created = manager.create_configuration(config)
     assert created.target_condition == ""
     assert manager.get_configuration("no-target").id == "no-target"
-    assert "chiller" not in fleet.get_twin("bystander").desired
+    assert "chiller" not in fleet.twins.get("bystander").desired
     manager.delete_configuration("no-target")
     assert manager.get_configurations() == []

@@ -20,8 +20,8 @@ from twin_manager import TwinManager
 def _devices(fleet: TwinManager, count: int, ring: str = "canary") -> list[str]:
     ids = [f"{ring}-{i:03d}" for i in range(count)]
     for device_id in ids:
-        fleet.create_device(device_id)
-        fleet.update_tags(device_id, {"ring": ring})
+        fleet.devices.create(device_id)
+        fleet.twins.update_tags(device_id, {"ring": ring})
     return ids
 
 
@@ -29,7 +29,7 @@ def _answering(
     hub: LocalHub, fleet: TwinManager, device_id: str, status: int = 200
 ) -> IoTHubDeviceClient:
     client = IoTHubDeviceClient.create_from_connection_string(
-        fleet.device_connection_string(device_id), server_verification_cert=hub.ca_certificate
+        fleet.devices.connection_string(device_id), server_verification_cert=hub.ca_certificate
     )
     client.connect()
     client.on_method_request_received = lambda request: client.send_method_response(
@@ -41,16 +41,16 @@ def _answering(
 def test_twin_update_job_reaches_every_target(fleet: TwinManager) -> None:
     canary = _devices(fleet, 5)
     others = _devices(fleet, 3, ring="main")
-    job = fleet.schedule_twin_update(
+    job = fleet.jobs.schedule_twin_update(
         "tags.ring = 'canary'", desired={"fw": "2.0"}, tags={"wave": 1}
     )
     assert job.status in ("queued", "running")
-    done = fleet.wait_for_job(job.job_id, timeout=20, poll=0.1)
+    done = fleet.jobs.wait(job.job_id, timeout=20, poll=0.1)
     assert done.status == "completed"
     assert (done.statistics.device_count, done.statistics.succeeded_count) == (5, 5)
-    assert all(fleet.get_twin(d).desired["fw"] == "2.0" for d in canary)
-    assert all("fw" not in fleet.get_twin(d).desired for d in others)
-    results = fleet.job_results(job.job_id)
+    assert all(fleet.twins.get(d).desired["fw"] == "2.0" for d in canary)
+    assert all("fw" not in fleet.twins.get(d).desired for d in others)
+    results = fleet.jobs.results(job.job_id)
     assert sorted(r.device_id for r in results) == canary
     assert {r.status for r in results} == {"completed"}
 
@@ -59,16 +59,16 @@ def test_method_job_with_an_offline_device(hub: LocalHub, fleet: TwinManager) ->
     online, offline = _devices(fleet, 2)
     client = _answering(hub, fleet, online)
     try:
-        job = fleet.schedule_method(
+        job = fleet.jobs.schedule_method(
             "tags.ring = 'canary'", "reboot", {"delay": 0}, timeout=5, max_execution=3
         )
-        done = fleet.wait_for_job(job.job_id, timeout=20, poll=0.2)
+        done = fleet.jobs.wait(job.job_id, timeout=20, poll=0.2)
     finally:
         client.shutdown()
     # As on IoT Hub: the device that never came fails alone; the job itself ran, so completed.
     assert done.status == "completed"
     assert (done.statistics.failed_count, done.statistics.succeeded_count) == (1, 1)
-    results = {r.device_id: r for r in fleet.job_results(job.job_id)}
+    results = {r.device_id: r for r in fleet.jobs.results(job.job_id)}
     assert results[online].status == "completed"
     assert results[online].method_result == twin_manager.MethodResult(
         status=200, payload={"device": online}
@@ -82,10 +82,10 @@ def test_method_job_waits_for_a_device_that_comes_online(hub: LocalHub, fleet: T
     timer = threading.Timer(1.0, lambda: clients.append(_answering(hub, fleet, late)))
     timer.start()
     try:
-        job = fleet.schedule_method(
+        job = fleet.jobs.schedule_method(
             "tags.ring = 'canary'", "ping", None, timeout=5, max_execution=30
         )
-        done = fleet.wait_for_job(job.job_id, timeout=30, poll=0.2)
+        done = fleet.jobs.wait(job.job_id, timeout=30, poll=0.2)
     finally:
         timer.join()
         for client in clients:
@@ -97,21 +97,21 @@ def test_method_job_waits_for_a_device_that_comes_online(hub: LocalHub, fleet: T
 def test_scheduled_job_waits_for_its_start_and_can_be_cancelled(fleet: TwinManager) -> None:
     _devices(fleet, 2)
     later = datetime.now(UTC) + timedelta(hours=1)
-    job = fleet.schedule_twin_update("tags.ring = 'canary'", desired={"x": 1}, start=later)
+    job = fleet.jobs.schedule_twin_update("tags.ring = 'canary'", desired={"x": 1}, start=later)
     assert job.status == "scheduled"
-    assert [j.job_id for j in fleet.list_jobs(status="scheduled")] == [job.job_id]
-    cancelled = fleet.cancel_job(job.job_id)
+    assert [j.job_id for j in fleet.jobs.list(status="scheduled")] == [job.job_id]
+    cancelled = fleet.jobs.cancel(job.job_id)
     assert cancelled.status == "cancelled"
-    assert fleet.get_twin("canary-000").desired == {}
-    assert fleet.list_jobs(job_type="scheduleUpdateTwin")[0].status == "cancelled"
+    assert fleet.twins.get("canary-000").desired == {}
+    assert fleet.jobs.list(job_type="scheduleUpdateTwin")[0].status == "cancelled"
 
 
 def test_cancel_during_a_run_stops_new_work(hub: LocalHub, fleet: TwinManager) -> None:
     _devices(fleet, 3)  # all offline: the method job waits on them
-    job = fleet.schedule_method("tags.ring = 'canary'", "ping", None, max_execution=60)
-    assert fleet.get_job(job.job_id).status in ("queued", "running")
-    assert fleet.cancel_job(job.job_id).status == "cancelled"
-    results = fleet.job_results(job.job_id)
+    job = fleet.jobs.schedule_method("tags.ring = 'canary'", "ping", None, max_execution=60)
+    assert fleet.jobs.get(job.job_id).status in ("queued", "running")
+    assert fleet.jobs.cancel(job.job_id).status == "cancelled"
+    results = fleet.jobs.results(job.job_id)
     assert {r.status for r in results} <= {"canceled"}
 
 

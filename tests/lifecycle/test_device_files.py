@@ -47,7 +47,7 @@ def test_import_then_export_round_trips(hub: LocalHub, tmp_path: Path) -> None:
     with_keys = _twinfleet(hub, "export", "--query", "deviceId = 'imp-0007'", "--include-keys")
     row = json.loads(with_keys.stdout)
     with TwinManager.from_local_hub(hub) as fleet:
-        device = fleet.get_device("imp-0007")
+        device = fleet.devices.get("imp-0007")
     assert (row["primaryKey"], row["secondaryKey"]) == (device.primary_key, device.secondary_key)
     # The keys came from one export job, whose container is gone with its file.
     assert not list((hub.data_dir / "artifacts").glob("twinfleet-export-*"))
@@ -55,8 +55,8 @@ def test_import_then_export_round_trips(hub: LocalHub, tmp_path: Path) -> None:
 
 def test_bad_rows_by_line_and_a_resumed_import(hub: LocalHub, tmp_path: Path) -> None:
     with TwinManager.from_local_hub(hub) as fleet:
-        fleet.create_device("csv-3")
-        fleet.update_tags("csv-3", {"site": "elsewhere"})
+        fleet.devices.create("csv-3")
+        fleet.twins.update_tags("csv-3", {"site": "elsewhere"})
     key = "a2V5LWtleS1rZXkta2V5LWtleS1rZXkta2V5LWtleS0="
     source = tmp_path / "fleet.csv"
     source.write_text(
@@ -80,9 +80,9 @@ def test_bad_rows_by_line_and_a_resumed_import(hub: LocalHub, tmp_path: Path) ->
     assert lines[4].startswith("line 7: csv-5 was registered, but its tags and desired")
     assert lines[5] == "3 created, 0 already there, 1 differing, 1 partly imported, 3 not imported"
     with TwinManager.from_local_hub(hub) as fleet:
-        assert fleet.get_device("csv-1").primary_key == key
-        assert fleet.get_twin("csv-1").desired == {"x": 1}
-        assert fleet.get_twin("csv-6").tags == {}
+        assert fleet.devices.get("csv-1").primary_key == key
+        assert fleet.twins.get("csv-1").desired == {"x": 1}
+        assert fleet.twins.get("csv-6").tags == {}
 
     again = _twinfleet(hub, "import", str(source))  # resumes: nothing created twice
     assert again.returncode == 1

@@ -55,11 +55,11 @@ def test_export_then_import_into_another_hub(
     source, target = make_hub(), make_hub()
     with TwinManager.from_local_hub(source) as fleet:
         for i in range(DEVICES):
-            fleet.create_device(f"exp-{i:03d}", enabled=i % 10 != 0)
+            fleet.devices.create(f"exp-{i:03d}", enabled=i % 10 != 0)
             if i % 3 == 0:
-                fleet.update_twin(f"exp-{i:03d}", tags={"region": "eu", "n": i},
+                fleet.twins.update(f"exp-{i:03d}", tags={"region": "eu", "n": i},
                                   desired={"interval": i})  # fmt: skip
-        keys = {d.device_id: d.primary_key for d in fleet.list_devices()}
+        keys = {d.device_id: d.primary_key for d in fleet.devices.list()}
         out = fleet.artifact_store().container_url("backup", permissions="rw")
     source_jobs = jobs_of(source)
     created = source_jobs.create_import_export_job(
@@ -91,18 +91,18 @@ def test_export_then_import_into_another_hub(
         )
         assert _wait(target_jobs, job.job_id).status == "completed"
         assert store.get_blob("restore", "importErrors.log") == b""
-        assert other.count() == DEVICES
-        twin = other.get_twin("exp-003")
+        assert other.queries.count() == DEVICES
+        twin = other.twins.get("exp-003")
         assert (twin.tags, twin.desired) == ({"region": "eu", "n": 3}, {"interval": 3})
-        assert other.get_device("exp-001").primary_key == keys["exp-001"]
-        assert other.get_device("exp-010").status == "disabled"
+        assert other.devices.get("exp-001").primary_key == keys["exp-001"]
+        assert other.devices.get("exp-010").status == "disabled"
 
 
 def test_bad_and_hostile_lines_fail_alone(
     hub: LocalHub, jobs_of: Callable[[LocalHub], Any]
 ) -> None:
     with TwinManager.from_local_hub(hub) as fleet:
-        fleet.create_device("taken")
+        fleet.devices.create("taken")
         store = fleet.artifact_store()
         lines = [
             json.dumps({"id": "good-1", "importMode": "create", "tags": {"a": 1}}),
@@ -136,8 +136,8 @@ def test_bad_and_hostile_lines_fail_alone(
             (10, "ArgumentInvalid"), (12, "DeviceNotFound"),
         ]  # fmt: skip
         assert all(e["errorStatus"] for e in errors)
-        assert sorted(d.device_id for d in fleet.list_devices()) == ["good-1", "good-2"]
-        assert fleet.get_twin("good-1").tags == {"a": 1}
+        assert sorted(d.device_id for d in fleet.devices.list()) == ["good-1", "good-2"]
+        assert fleet.twins.get("good-1").tags == {"a": 1}
 
 
 def test_a_job_is_refused_with_a_reason(hub: LocalHub, jobs_of: Callable[[LocalHub], Any]) -> None:
@@ -200,16 +200,18 @@ def test_an_import_resumes_after_a_restart(
         halfway = jobs.get_import_export_job(job.job_id)
         assert halfway.status == "running"
         assert 0 < halfway.progress < 100
-        assert fleet.count() == 100
+        assert fleet.queries.count() == 100
     hub.close()
 
     again = make_hub(tmp_path / "restart", host=host)
     jobs = jobs_of(again)
     assert _wait(jobs, job.job_id).status == "completed"
     with TwinManager.from_local_hub(again) as fleet:
-        assert fleet.count() == 300
-        assert fleet.get_twin("r-150").tags == {"i": 150}
-        assert {t.version for t in fleet.query_twins(page_size=1000)} == {2}, "a line applied twice"
+        assert fleet.queries.count() == 300
+        assert fleet.twins.get("r-150").tags == {"i": 150}
+        assert {t.version for t in fleet.queries.twins(page_size=1000)} == {2}, (
+            "a line applied twice"
+        )
         assert fleet.artifact_store().get_blob("in", "importErrors.log") == b""
 
 
@@ -230,7 +232,7 @@ def test_a_job_that_cannot_run_fails_with_a_reason_and_keys_stay_out_when_asked(
 ) -> None:
     jobs = jobs_of(hub)
     with TwinManager.from_local_hub(hub) as fleet:
-        fleet.create_device("secretive")
+        fleet.devices.create("secretive")
         store = fleet.artifact_store()
         empty = store.container_url("empty")
         job = jobs.create_import_export_job(

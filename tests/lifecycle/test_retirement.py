@@ -95,7 +95,7 @@ def test_a_retired_device_cannot_reconnect_nor_reprovision(
     other = derive_device_key(group_key, "sensor-2")
     assert _register(dps, "sensor-2", other).status == "assigned"
     with TwinManager.from_local_hub(hub) as fleet:
-        assert [d.device_id for d in fleet.list_devices()] == ["sensor-2"]
+        assert [d.device_id for d in fleet.devices.list()] == ["sensor-2"]
         store = fleet.artifact_store()
         archives = [p.name for p in (hub.data_dir / "artifacts" / "retired").iterdir()]
         assert len(archives) == 1
@@ -108,11 +108,11 @@ def test_a_retired_device_cannot_reconnect_nor_reprovision(
 def test_a_kept_twin_stays_disabled_and_out_of_every_campaign(hub: LocalHub) -> None:
     with TwinManager.from_local_hub(hub) as fleet:
         for device_id in ("keep-1", "keep-2"):
-            fleet.create_device(device_id)
-        key = fleet.get_device("keep-1").primary_key
+            fleet.devices.create(device_id)
+        key = fleet.devices.get("keep-1").primary_key
         kept = _twinfleet(hub, "retire", "keep-1", "--reason", "field recall", "--keep-twin")
         assert kept.returncode == 0, kept.stderr
-        twin = fleet.get_twin("keep-1")
+        twin = fleet.twins.get("keep-1")
         assert twin.status == "disabled"
         assert twin.tags[RETIRED_TAG]["reason"] == "field recall"
         client = IoTHubDeviceClient.create_from_connection_string(
@@ -131,9 +131,9 @@ def test_a_kept_twin_stays_disabled_and_out_of_every_campaign(hub: LocalHub) -> 
 def test_retire_as_a_campaign_step_logs_who_when_and_why(hub: LocalHub) -> None:
     with TwinManager.from_local_hub(hub) as fleet:
         for i in range(3):
-            fleet.create_device(f"old-{i}")
-            fleet.update_tags(f"old-{i}", {"batch": "2019"})
-        fleet.create_device("young")
+            fleet.devices.create(f"old-{i}")
+            fleet.twins.update_tags(f"old-{i}", {"batch": "2019"})
+        fleet.devices.create("young")
         spec = CampaignSpec(
             id="retire_2019", target="tags.batch = '2019'",
             pattern=Retire(reason="end of life", by="ops-oncall"),
@@ -141,7 +141,7 @@ def test_retire_as_a_campaign_step_logs_who_when_and_why(hub: LocalHub) -> None:
         campaign = Campaign.create(fleet, spec)
         status = campaign.run(poll=0.1)
         assert status.status == "completed"
-        assert [d.device_id for d in fleet.list_devices()] == ["young"]
+        assert [d.device_id for d in fleet.devices.list()] == ["young"]
         lines = [line for line in status.log if "retired by ops-oncall" in line]
         assert len(lines) == 3
         assert all("end of life" in line and "identity deleted" in line for line in lines)
@@ -151,26 +151,26 @@ def test_a_replacement_converges_to_the_old_device_configuration_and_firmware(
     hub: LocalHub, tmp_path: Path, upload: Callable[[str, bytes], dict[str, Any]]
 ) -> None:
     with TwinManager.from_local_hub(hub) as fleet:
-        fleet.create_device("pump-old")
-        fleet.update_twin(
+        fleet.devices.create("pump-old")
+        fleet.twins.update(
             "pump-old", tags={"site": "plant-7", "twinfleet": {"fw2": {"state": "succeeded"}}},
             desired={"firmware": {"fwVersion": "2.0.0", **upload("pump.bin", IMAGE)},
                      "configuration": {"version": 4, "interval": 15}},
         )  # fmt: skip
-        fleet.create_device("pump-new")
+        fleet.devices.create("pump-new")
         replaced = _twinfleet(hub, "replace", "pump-old", "pump-new", "--keep-twin")
         assert replaced.returncode == 0, replaced.stderr
         assert "replaced by pump-new" in replaced.stdout
-        new = fleet.get_twin("pump-new")
+        new = fleet.twins.get("pump-new")
         assert new.tags == {"site": "plant-7"}  # no campaign progress, no retirement
-        assert fleet.get_twin("pump-old").tags[RETIRED_TAG]["reason"] == "replaced by pump-new"
+        assert fleet.twins.get("pump-old").tags[RETIRED_TAG]["reason"] == "replaced by pump-new"
 
-        device = SimDevice(hub, fleet.device_connection_string("pump-new"), tmp_path / "new",
+        device = SimDevice(hub, fleet.devices.connection_string("pump-new"), tmp_path / "new",
                            initial_version="1.0.0").start()  # fmt: skip
         try:
             deadline = time.monotonic() + 60
             while True:
-                reported = fleet.get_twin("pump-new").reported
+                reported = fleet.twins.get("pump-new").reported
                 firmware = reported.get("firmware", {})
                 configuration = reported.get("configuration", {})
                 if (firmware.get("currentFwVersion") == "2.0.0"
@@ -197,14 +197,16 @@ def test_retiring_an_individually_enrolled_device_disables_its_enrollment(
         assert "enrollment disabled" in verdict.note
         assert dps.enrollments().enrollment("solo-1")["provisioningStatus"] == "disabled"
         assert "invalid registration status disabled" in _refused_registration(dps, "solo-1", key)
-        assert fleet.list_devices() == []
+        assert fleet.devices.list() == []
 
 
 def test_a_factory_reset_then_retirement_campaign(hub: LocalHub, tmp_path: Path) -> None:
     with TwinManager.from_local_hub(hub) as fleet:
-        fleet.create_device("eol-1")
-        fleet.update_tags("eol-1", {"batch": "eol"})
-        device = SimDevice(hub, fleet.device_connection_string("eol-1"), tmp_path / "eol-1").start()
+        fleet.devices.create("eol-1")
+        fleet.twins.update_tags("eol-1", {"batch": "eol"})
+        device = SimDevice(
+            hub, fleet.devices.connection_string("eol-1"), tmp_path / "eol-1"
+        ).start()
         spec = CampaignSpec(
             id="wipe_and_retire", target="tags.batch = 'eol'", pattern=FactoryReset(),
             steps=(Retire(reason="decommissioned", by="ops"),), timeout_seconds=60,
@@ -217,14 +219,14 @@ def test_a_factory_reset_then_retirement_campaign(hub: LocalHub, tmp_path: Path)
                 assert time.monotonic() < deadline, "the device never reset"
                 campaign.tick()
                 time.sleep(0.2)
-                reset = fleet.get_twin("eol-1").reported.get("factoryReset", {})
+                reset = fleet.twins.get("eol-1").reported.get("factoryReset", {})
         finally:
             # The agent would keep knocking once retired; the SDK's refused reconnects leak a
             # socket pair inside paho, which this test is not about: it stops here.
             device.stop()
         status = campaign.run(poll=0.2)  # the next pass sees the reset and retires the device
         assert status.status == "completed"
-        assert fleet.list_devices() == []
+        assert fleet.devices.list() == []
         assert any("eol-1 retired by ops" in line and "decommissioned" in line
                    for line in status.log)  # fmt: skip
         archives = list((hub.data_dir / "artifacts" / "retired").iterdir())
@@ -256,4 +258,4 @@ def test_a_retire_campaign_from_the_command_line_blocks_the_group_members(
         refusal = _refused_registration(dps, registration_id, key)
         assert "invalid registration status disabled" in refusal
     with TwinManager.from_local_hub(hub) as fleet:
-        assert fleet.list_devices() == []
+        assert fleet.devices.list() == []

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from local_hub import LocalHub
+from patterns.builtin.retire import RETIRED_TAG
 from patterns.campaigns import Campaign, CampaignSpec, ConfigurationChange
 from twin_manager import (
     FleetScheme,
@@ -20,6 +21,7 @@ from twin_manager import (
     InvalidTags,
     TwinManager,
     load_scheme,
+    schemes,
 )
 
 MODULE = """
@@ -103,7 +105,7 @@ def scheme(
 @pytest.fixture
 def fleet(hub: LocalHub, scheme: FleetScheme) -> TwinManager:
     manager = TwinManager.from_local_hub(hub, scheme=scheme)
-    manager.create_device("tagged")
+    manager.devices.create("tagged")
     return manager
 
 
@@ -122,48 +124,51 @@ def fleet(hub: LocalHub, scheme: FleetScheme) -> TwinManager:
 def test_a_bad_tag_write_is_refused_naming_the_tag(
     fleet: TwinManager, patch: dict[str, Any], path: str, says: str
 ) -> None:
-    fleet.update_tags("tagged", {"region": "eu-west"})
+    fleet.twins.update_tags("tagged", {"region": "eu-west"})
     with pytest.raises(InvalidTags) as refused:
-        fleet.update_tags("tagged", patch)
+        fleet.twins.update_tags("tagged", patch)
     assert refused.value.path == path
     assert path in str(refused.value)
     assert says in str(refused.value)
-    assert fleet.get_twin("tagged").tags == {"region": "eu-west"}  # nothing was sent
+    assert fleet.twins.get("tagged").tags == {"region": "eu-west"}  # nothing was sent
 
 
 def test_good_tag_writes_pass_and_framework_tags_are_allowed(fleet: TwinManager) -> None:
-    fleet.update_tags("tagged", {"region": "us-east", "location": {"site": "p7", "floor": 3}})
-    fleet.update_tags("tagged", {"location": {"floor": None}, "ring": "canary"})
-    fleet.update_tags("tagged", {"twinfleet": {"c1": {"state": "queued"}}})
-    assert fleet.get_twin("tagged").tags["location"] == {"site": "p7"}
+    fleet.twins.update_tags("tagged", {"region": "us-east", "location": {"site": "p7", "floor": 3}})
+    fleet.twins.update_tags("tagged", {"location": {"floor": None}, "ring": "canary"})
+    fleet.twins.update_tags("tagged", {"twinfleet": {"c1": {"state": "queued"}}})
+    assert fleet.twins.get("tagged").tags["location"] == {"site": "p7"}
     with pytest.raises(InvalidTags, match=r"tags\.region is required .* the new tags lack it"):
-        fleet.replace_twin("tagged", desired={}, tags={"ring": "main"})
+        fleet.twins.replace("tagged", desired={}, tags={"ring": "main"})
     with pytest.raises(InvalidTags, match=r"tags\.regoin"):
-        fleet.schedule_twin_update("*", tags={"regoin": "eu-west"})
+        fleet.jobs.schedule_twin_update("*", tags={"regoin": "eu-west"})
 
 
 def test_a_misspelt_query_path_is_caught_before_the_query_runs(fleet: TwinManager) -> None:
     with pytest.raises(InvalidQuery) as caught:
-        list(fleet.query("SELECT * FROM devices WHERE tags.regoin = 'eu-west'"))
+        list(fleet.queries.run("SELECT * FROM devices WHERE tags.regoin = 'eu-west'"))
     message = str(caught.value)
     assert "'tags.regoin' is not in the fleet's tag scheme; did you mean 'tags.region'?" in message
     assert message.endswith("WHERE tags.regoin = 'eu-west'\n" + " " * 30 + "^")
     assert (caught.value.line, caught.value.column) == (1, 29)
     with pytest.raises(InvalidQuery, match=r"did you mean 'tags\.location\.floor'"):
-        fleet.count("tags.location.flor = 2")
+        fleet.queries.count("tags.location.flor = 2")
     with pytest.raises(InvalidQuery, match=r"did you mean 'properties\.reported\.model'"):
-        fleet.validate_condition("properties.reported.modle = 'gw-100'")
+        fleet.queries.validate_condition("properties.reported.modle = 'gw-100'")
     with pytest.raises(InvalidQuery, match=r"did you mean 'tags\.ring'"):
-        fleet.schedule_twin_update("tags.rign = 'canary'", desired={"x": 1})
-    assert fleet.count("tags.region = 'eu-west' AND tags.location.floor > 1") == 0
+        fleet.jobs.schedule_twin_update("tags.rign = 'canary'", desired={"x": 1})
+    assert fleet.queries.count("tags.region = 'eu-west' AND tags.location.floor > 1") == 0
     assert (
-        fleet.count("properties.reported.model = 'gw-100' OR IS_DEFINED(properties.desired.x)") == 0
+        fleet.queries.count(
+            "properties.reported.model = 'gw-100' OR IS_DEFINED(properties.desired.x)"
+        )
+        == 0
     )
 
 
 def test_campaigns_run_under_a_scheme(fleet: TwinManager) -> None:
     """Campaigns record progress in the framework's own tag, and their queries pass."""
-    fleet.update_tags("tagged", {"region": "eu-west"})
+    fleet.twins.update_tags("tagged", {"region": "eu-west"})
     spec = CampaignSpec(id="schemed", target="tags.region = 'eu-west'",
                         pattern=ConfigurationChange(version=1, settings={}))  # fmt: skip
     campaign = Campaign.create(fleet, spec)
@@ -175,10 +180,10 @@ def test_campaigns_run_under_a_scheme(fleet: TwinManager) -> None:
 
 def test_without_a_scheme_nothing_changes(hub: LocalHub, caplog: pytest.LogCaptureFixture) -> None:
     fleet = TwinManager.from_local_hub(hub)
-    fleet.create_device("free")
-    fleet.update_tags("free", {"regoin": "anything", "floor": "3"})
+    fleet.devices.create("free")
+    fleet.twins.update_tags("free", {"regoin": "anything", "floor": "3"})
     with caplog.at_level(logging.WARNING, logger="twin_manager.querying"):
-        assert fleet.count("tags.regoin = 'anything'") == 1
+        assert fleet.queries.count("tags.regoin = 'anything'") == 1
     assert caplog.records == []
 
 
@@ -231,3 +236,8 @@ def test_a_scheme_module_that_cannot_be_used_says_why() -> None:
         load_scheme("no_such_module_anywhere:Fleet")
     with pytest.raises(InvalidScheme, match="not a scheme"):
         load_scheme("json:dumps")
+
+
+def test_the_retired_tag_is_the_frameworks_under_every_scheme() -> None:
+    # every campaign target says NOT IS_DEFINED(tags.twinfleetRetired): a scheme must allow it
+    assert RETIRED_TAG in schemes.RESERVED_TAGS

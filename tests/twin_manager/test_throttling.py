@@ -42,9 +42,9 @@ def s1(make_hub: Callable[..., LocalHub], clock: ManualClock) -> LocalHub:
 def test_queries_past_s1s_quota_are_waited_out(s1: LocalHub, clock: ManualClock) -> None:
     retry = RetryPolicy(sleep=clock.sleep, jitter=lambda: 0.5)
     with TwinManager.from_local_hub(s1, retry=retry) as fleet:
-        fleet.create_device("q-1")
+        fleet.devices.create("q-1")
         for _ in range(26):
-            assert [t.device_id for t in fleet.query_twins("deviceId != 'none'")] == ["q-1"]
+            assert [t.device_id for t in fleet.queries.twins("deviceId != 'none'")] == ["q-1"]
     # 20 banked, then one every 3 s: each of the 6 more waits out exactly the Retry-After.
     assert clock.slept == [3.0] * 6
     assert s1.quotas["throttles"]["queries"]["throttled"] == 6
@@ -56,7 +56,7 @@ def test_registry_operations_past_s1s_quota_are_waited_out(
     retry = RetryPolicy(sleep=clock.sleep, jitter=lambda: 0.5)
     with TwinManager.from_local_hub(s1, retry=retry) as fleet:
         for n in range(110):
-            fleet.create_device(f"r-{n:03d}")
+            fleet.devices.create(f"r-{n:03d}")
     # 100 banked, then 100/min: the 10 more take six 1-second waits (Retry-After is whole
     # seconds, at least 1; each second pays back 1.67 operations).
     assert clock.slept == [1.0] * 6
@@ -67,9 +67,9 @@ def test_a_throttle_outlasting_the_budget_is_raised(s1: LocalHub, clock: ManualC
     retry = RetryPolicy(sleep=slept.append, jitter=lambda: 0.5, throttle_budget=5)
     with TwinManager.from_local_hub(s1, retry=retry) as fleet:
         for _ in range(20):
-            list(fleet.query_twins("deviceId != 'none'"))
+            list(fleet.queries.twins("deviceId != 'none'"))
         with pytest.raises(twin_manager.Throttled) as caught:
-            list(fleet.query_twins("deviceId != 'none'"))
+            list(fleet.queries.twins("deviceId != 'none'"))
     assert caught.value.status == 429
     assert caught.value.retry_after == 3
     assert slept == [3.0]  # a second 3 s wait would pass the 5 s budget

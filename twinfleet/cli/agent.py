@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -15,19 +16,36 @@ __all__ = ["app"]
 app = typer.Typer(help="Run the device agent.", no_args_is_help=True)
 
 
+def _secret_option(flag: str, envvar: str, help_text: str) -> Any:
+    """An option for a secret, also read from `envvar`; help never shows its value."""
+    return typer.Option(None, flag, envvar=envvar, help=help_text, show_default=False)
+
+
 @app.command()
 def run(
     config: Path | None = typer.Option(
         None, "--config", help="The agent's TOML settings file (see `twinfleet-agent --help`)."
     ),
-    connection_string: str | None = typer.Option(
-        None,
+    connection_string: str | None = _secret_option(
         "--connection-string",
-        envvar="TWINFLEET_DEVICE_CONNECTION_STRING",
-        help="The device's connection string (overrides the file's connection).",
-        show_default=False,
+        "TWINFLEET_DEVICE_CONNECTION_STRING",
+        "The device's connection string (overrides the file's connection).",
     ),
-    ca_cert: Path | None = typer.Option(None, "--ca-cert", help="CA file to trust for the hub."),
+    ca_cert: Path | None = typer.Option(
+        None, "--ca-cert", help="CA file to trust for the hub (and the provisioning service)."
+    ),
+    dps_host: str | None = typer.Option(
+        None, "--dps-host", help="Provision through this Device Provisioning Service host."
+    ),
+    id_scope: str | None = typer.Option(None, "--id-scope", help="The DPS ID scope."),
+    registration_id: str | None = typer.Option(
+        None, "--registration-id", help="The device's registration id at the DPS."
+    ),
+    symmetric_key: str | None = _secret_option(
+        "--symmetric-key",
+        "TWINFLEET_DEVICE_SYMMETRIC_KEY",
+        "The device's key (in an enrollment group: derived from the group's key).",
+    ),
     state_dir: Path | None = typer.Option(
         None, "--state-dir", help="Where the agent keeps its state (overrides the file)."
     ),
@@ -46,14 +64,20 @@ def run(
 
     Give a settings file with --config (a real device's commands need one),
     or say everything with --connection-string, --state-dir and --simulated.
+
+    A device that provisions itself gives --dps-host, --id-scope,
+    --registration-id and --symmetric-key instead of --connection-string.
     """
     arguments: list[str] = []
+    # Secrets through the environment, not argv: they stay out of `ps` and survive a re-exec.
     if connection_string is not None:
-        # Through the environment, not argv: the key stays out of `ps` and survives a re-exec.
         os.environ["TWINFLEET_DEVICE_CONNECTION_STRING"] = connection_string
+    if symmetric_key is not None:
+        os.environ["TWINFLEET_DEVICE_SYMMETRIC_KEY"] = symmetric_key
     for flag, value in (
         ("--config", config), ("--ca-cert", ca_cert), ("--state-dir", state_dir),
         ("--initial-version", initial_version), ("--log-level", log_level),
+        ("--dps-host", dps_host), ("--id-scope", id_scope), ("--registration-id", registration_id),
     ):  # fmt: skip
         if value is not None:
             arguments += [flag, str(value)]

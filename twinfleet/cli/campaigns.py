@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ from patterns.campaigns import (
     plan,
     records,
 )
+from twin_manager import HubUnavailable, TwinManager
 from twinfleet.cli import exit_codes
 from twinfleet.cli.connecting import (
     ConnectionOption,
@@ -30,6 +33,8 @@ from twinfleet.cli.connecting import (
 from twinfleet.cli.creating import create_app
 
 __all__ = ["app"]
+
+log = logging.getLogger(__name__)
 
 app = typer.Typer(
     help="Safe rollouts of firmware, configuration, reboots and resets.", no_args_is_help=True
@@ -147,7 +152,10 @@ def run(
     --once: one pass, exiting so only when the campaign is over.
     """
     fleet = with_provisioning(connect(hub_dir, connection_string), dps_dir, dps_connection_string)
-    campaign = Campaign.load(fleet, campaign_id)
+    if once:
+        campaign = Campaign.load(fleet, campaign_id)
+    else:  # a controller rides over an outage at its start as it does over one later
+        campaign = _load_when_reachable(fleet, campaign_id, poll)
     show_final = (
         (lambda s: typer.echo(json.dumps(_status_json(s), indent=2)))
         if as_json
@@ -177,6 +185,16 @@ def run(
         final = campaign.run(poll=poll, on_tick=show)
     _print_status(final)
     _exit_for(campaign_id, final)
+
+
+def _load_when_reachable(fleet: TwinManager, campaign_id: str, poll: float) -> Campaign:
+    """The campaign, read again every `poll` seconds while the hub cannot be reached."""
+    while True:
+        try:
+            return Campaign.load(fleet, campaign_id)
+        except HubUnavailable as exc:
+            log.warning("campaign %s: %s; trying again in %g s", campaign_id, exc, poll)
+            time.sleep(poll)
 
 
 def _exit_for(campaign_id: str, final: CampaignStatus) -> None:

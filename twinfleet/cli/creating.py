@@ -161,8 +161,10 @@ def _create(pattern: api.Params, campaign_id: str, options: dict[str, Any]) -> N
 
 def _refuse_empty(fleet: TwinManager, spec: CampaignSpec, allow_empty: bool) -> None:
     """A campaign whose target matches no device would run and "complete" having done nothing:
-    refuse it (exit 1) unless the user says so, e.g. for a continuous campaign."""
-    if allow_empty or fleet.count(targeting.target_condition(spec)) > 0:
+    refuse it (exit 1) unless the user says so, e.g. for a continuous campaign. The target is
+    checked as the user wrote it first, so an error points into their text."""
+    fleet.queries.validate_condition(spec.target)
+    if allow_empty or fleet.queries.count(targeting.target_condition(spec)) > 0:
         return
     typer.echo(
         f"error: the target matches no device (retired devices never count): {spec.target}\n"

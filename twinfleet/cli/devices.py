@@ -48,8 +48,8 @@ def create(
 ) -> None:
     """Register a device (keys generated) and print its connection string."""
     fleet = connect(hub_dir, connection_string)
-    device = fleet.create_device(device_id, enabled=not disabled)
-    text = fleet.device_connection_string(device_id)
+    device = fleet.devices.create(device_id, enabled=not disabled)
+    text = fleet.devices.connection_string(device_id)
     typer.echo(json.dumps({**_identity(device), "connectionString": text}, indent=2)
                if as_json else text)  # fmt: skip
 
@@ -61,7 +61,7 @@ def list_devices(
     connection_string: str | None = ConnectionOption,
 ) -> None:
     """List device identities (keys hidden)."""
-    devices = connect(hub_dir, connection_string).list_devices()
+    devices = connect(hub_dir, connection_string).devices.list()
     if as_json:
         typer.echo(json.dumps([_identity(device) for device in devices], indent=2))
         return
@@ -84,7 +84,7 @@ def show_device(
     connection_string: str | None = ConnectionOption,
 ) -> None:
     """Show one identity as JSON (keys hidden: see `device connection-string show`)."""
-    device = connect(hub_dir, connection_string).get_device(device_id)
+    device = connect(hub_dir, connection_string).devices.get(device_id)
     typer.echo(json.dumps(_identity(device), indent=2))
 
 
@@ -107,7 +107,7 @@ def show_connection_string(
         typer.echo(f"error: --key-type is primary or secondary, not {key_type!r}", err=True)
         raise typer.Exit(2)
     fleet = connect(hub_dir, connection_string)
-    text = fleet.device_connection_string(device_id, key_type=key_type)
+    text = fleet.devices.connection_string(device_id, key_type=key_type)
     typer.echo(json.dumps({"connectionString": text}) if as_json else text)
 
 
@@ -118,7 +118,7 @@ def delete_device(
     connection_string: str | None = ConnectionOption,
 ) -> None:
     """Delete a device and its twin."""
-    connect(hub_dir, connection_string).delete_device(device_id)
+    connect(hub_dir, connection_string).devices.delete(device_id)
     typer.echo(f"deleted {device_id}")
 
 
@@ -130,7 +130,7 @@ def show_twin(
     connection_string: str | None = ConnectionOption,
 ) -> None:
     """Print a twin as JSON, exactly as IoT Hub returns it."""
-    twin = connect(hub_dir, connection_string).get_twin(device_id)
+    twin = connect(hub_dir, connection_string).twins.get(device_id)
     typer.echo(json.dumps(twin.to_json(), indent=2))
 
 
@@ -145,7 +145,7 @@ def set_desired(
 ) -> None:
     """Merge-patch desired properties (null deletes)."""
     fleet = connect(hub_dir, connection_string)
-    twin = fleet.update_desired(
+    twin = fleet.twins.update_desired(
         device_id, _json(patch, "the patch"), **({"if_match": etag} if etag else {})
     )
     if as_json:
@@ -165,7 +165,7 @@ def set_tags(
 ) -> None:
     """Merge-patch tags (null deletes); checked against the fleet's scheme when one is given."""
     fleet = connect(hub_dir, connection_string, scheme)
-    twin = fleet.update_tags(device_id, _json(patch, "the patch"))
+    twin = fleet.twins.update_tags(device_id, _json(patch, "the patch"))
     if as_json:
         typer.echo(json.dumps(twin.to_json(), indent=2))
         return

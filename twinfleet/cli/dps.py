@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import signal
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,23 @@ _HUBS = typer.Option(
 _PRIMARY = typer.Option(None, "--primary-key", help="The primary key (default: a new one).")
 _SECONDARY = typer.Option(None, "--secondary-key", help="The secondary key (default: new).")
 _DISABLED = typer.Option(False, "--disabled", help="Create it disabled.")
+_REPROVISION = typer.Option(
+    "migrate", "--reprovision", help="When a re-registering device moves hub: migrate (its twin "
+    "goes along), reset (the initial twin), or never (it keeps its hub).",
+)  # fmt: skip
+_POLICIES = {
+    "migrate": {"updateHubAssignment": True, "migrateDeviceData": True},
+    "reset": {"updateHubAssignment": True, "migrateDeviceData": False},
+    "never": {"updateHubAssignment": False, "migrateDeviceData": False},
+}
+
+
+def _reprovision(choice: str) -> dict[str, bool]:
+    if choice not in _POLICIES:
+        raise _fail(
+            f"--reprovision must be one of {', '.join(_POLICIES)}, not {choice!r}", ExitCode.USAGE
+        )
+    return _POLICIES[choice]
 
 
 def _fail(message: str, code: ExitCode = ExitCode.ERROR) -> typer.Exit:
@@ -93,6 +111,39 @@ def _show(doc: dict[str, Any], as_json: bool, *, with_keys: bool = True) -> None
     for name, value in doc.items():
         shown = json.dumps(value) if isinstance(value, dict | list) else value
         typer.echo(f"{name}: {shown}")
+
+
+def _list(docs: list[dict[str, Any]], id_field: str, as_json: bool) -> None:
+    """Print enrollments or groups without their keys: JSON, or a line each."""
+    if as_json:
+        typer.echo(json.dumps([{k: v for k, v in d.items() if k != "attestation"} for d in docs]))
+        return
+    for doc in docs:
+        typer.echo(f"{doc[id_field]}  {doc['provisioningStatus']}  {doc['allocationPolicy']}")
+
+
+def _create_and_show(
+    create: Callable[[Enrollments], Callable[..., dict[str, Any]]], key: str, dps_dir: Path,
+    *, initial_twin: str | None, allocation: str, reprovision: str, disabled: bool,
+    as_json: bool, **fields: Any,
+) -> None:  # fmt: skip
+    """Check the options shared by groups and enrollments, create one with `create` (given the
+    store's `Enrollments`) under `key` with those and `fields`, and print it with its keys."""
+    _check_allocation(allocation)
+    policy = _reprovision(reprovision)
+    twin = _parse_twin(initial_twin)
+    make = create(_enrollments(dps_dir))
+    doc = _run(
+        lambda: make(
+            key,
+            allocation=allocation,
+            initial_twin=twin,
+            enabled=not disabled,
+            reprovision=policy,
+            **fields,
+        )
+    )
+    _show(doc, as_json)
 
 
 def _run(action: Any) -> Any:
@@ -158,33 +209,22 @@ def group_create(
     primary_key: str | None = _PRIMARY,
     secondary_key: str | None = _SECONDARY,
     disabled: bool = _DISABLED,
+    reprovision: str = _REPROVISION,
     as_json: bool = _JSON,
 ) -> None:
     """Create an enrollment group; prints it with its keys (devices derive theirs from them)."""
-    _check_allocation(allocation)
-    twin = _parse_twin(initial_twin)
-    enrollments = _enrollments(dps_dir)
-    doc = _run(
-        lambda: enrollments.create_group(
-            group_id, allocation=allocation, iot_hubs=iot_hubs, initial_twin=twin,
-            primary_key=primary_key, secondary_key=secondary_key, enabled=not disabled,
-        )
+    _create_and_show(
+        lambda enrollments: enrollments.create_group, group_id, dps_dir,
+        initial_twin=initial_twin, allocation=allocation, reprovision=reprovision,
+        disabled=disabled, as_json=as_json,
+        iot_hubs=iot_hubs, primary_key=primary_key, secondary_key=secondary_key,
     )  # fmt: skip
-    _show(doc, as_json)
 
 
 @group_app.command("list")
 def group_list(dps_dir: Path = _DPS_DIR, as_json: bool = _JSON) -> None:
     """List enrollment groups (without their keys)."""
-    groups = _enrollments(dps_dir).groups()
-    if as_json:
-        typer.echo(json.dumps([{k: v for k, v in g.items() if k != "attestation"} for g in groups]))
-        return
-    for group in groups:
-        typer.echo(
-            f"{group['enrollmentGroupId']}  {group['provisioningStatus']}  "
-            f"{group['allocationPolicy']}"
-        )
+    _list(_enrollments(dps_dir).groups(), "enrollmentGroupId", as_json)
 
 
 @group_app.command("show")
@@ -224,33 +264,22 @@ def enrollment_create(
     primary_key: str | None = _PRIMARY,
     secondary_key: str | None = _SECONDARY,
     disabled: bool = _DISABLED,
+    reprovision: str = _REPROVISION,
     as_json: bool = _JSON,
 ) -> None:
     """Create an individual enrollment; prints it with its keys."""
-    _check_allocation(allocation)
-    twin = _parse_twin(initial_twin)
-    enrollments = _enrollments(dps_dir)
-    doc = _run(
-        lambda: enrollments.create(
-            registration_id, device_id=device_id, allocation=allocation, iot_hubs=iot_hubs,
-            initial_twin=twin, primary_key=primary_key, secondary_key=secondary_key,
-            enabled=not disabled,
-        )
+    _create_and_show(
+        lambda enrollments: enrollments.create, registration_id, dps_dir,
+        initial_twin=initial_twin, allocation=allocation, reprovision=reprovision,
+        disabled=disabled, as_json=as_json, device_id=device_id,
+        iot_hubs=iot_hubs, primary_key=primary_key, secondary_key=secondary_key,
     )  # fmt: skip
-    _show(doc, as_json)
 
 
 @enrollment_app.command("list")
 def enrollment_list(dps_dir: Path = _DPS_DIR, as_json: bool = _JSON) -> None:
     """List individual enrollments (without their keys)."""
-    docs = _enrollments(dps_dir).enrollments()
-    if as_json:
-        typer.echo(json.dumps([{k: v for k, v in d.items() if k != "attestation"} for d in docs]))
-        return
-    for doc in docs:
-        typer.echo(
-            f"{doc['registrationId']}  {doc['provisioningStatus']}  {doc['allocationPolicy']}"
-        )
+    _list(_enrollments(dps_dir).enrollments(), "registrationId", as_json)
 
 
 @enrollment_app.command("show")

@@ -28,7 +28,7 @@ def _targets(fleet: TwinManager, condition: str, allow_empty: bool) -> None:
     if allow_empty:
         return
     every = condition.strip() == "*"  # IoT Hub's "every device"
-    if fleet.count(None if every else condition) == 0:
+    if fleet.queries.count(None if every else condition) == 0:
         typer.echo(
             f"error: the condition matches no device: {condition}\n"
             "  (check its paths and quoting with `twinfleet query`, or pass --allow-empty)",
@@ -62,11 +62,11 @@ def update_twin(
     """Schedule a twin update job now."""
     fleet = connect(hub_dir, connection_string, scheme)
     _targets(fleet, condition, allow_empty)
-    job = fleet.schedule_twin_update(
+    job = fleet.jobs.schedule_twin_update(
         condition, desired=json.loads(desired) if desired else None,
         tags=json.loads(tags) if tags else None,
     )  # fmt: skip
-    _print(fleet.wait_for_job(job.job_id, 3600) if wait else job, as_json)
+    _print(fleet.jobs.wait(job.job_id, 3600) if wait else job, as_json)
 
 
 @app.command("invoke")
@@ -84,8 +84,8 @@ def invoke(
     """Schedule a direct-method job now."""
     fleet = connect(hub_dir, connection_string, scheme)
     _targets(fleet, condition, allow_empty)
-    job = fleet.schedule_method(condition, method, json.loads(payload))
-    _print(fleet.wait_for_job(job.job_id, 3600) if wait else job, as_json)
+    job = fleet.jobs.schedule_method(condition, method, json.loads(payload))
+    _print(fleet.jobs.wait(job.job_id, 3600) if wait else job, as_json)
 
 
 @app.command("show")
@@ -97,15 +97,15 @@ def show(
 ) -> None:
     """A job's status and per-device results."""
     fleet = connect(hub_dir, connection_string)
-    job = fleet.get_job(job_id)
+    job = fleet.jobs.get(job_id)
     if as_json:
-        results = [r.model_dump(mode="json", by_alias=True) for r in fleet.job_results(job_id)]
+        results = [r.model_dump(mode="json", by_alias=True) for r in fleet.jobs.results(job_id)]
         typer.echo(json.dumps({**job.model_dump(mode="json", by_alias=True),
                                "deviceResults": results}, indent=2))  # fmt: skip
         return
     _print(job)
     table = Table("device", "status", "outcome")
-    for result in fleet.job_results(job_id):
+    for result in fleet.jobs.results(job_id):
         method = result.method_result
         outcome = f"{method.status} {json.dumps(method.payload)}" if method else ""
         table.add_row(result.device_id, result.status, outcome)
@@ -119,7 +119,7 @@ def list_jobs(
     connection_string: str | None = ConnectionOption,
 ) -> None:
     """All scheduled jobs."""
-    jobs = connect(hub_dir, connection_string).list_jobs()
+    jobs = connect(hub_dir, connection_string).jobs.list()
     if as_json:
         typer.echo(json.dumps([j.model_dump(mode="json", by_alias=True) for j in jobs], indent=2))
         return
@@ -135,4 +135,4 @@ def cancel(
     connection_string: str | None = ConnectionOption,
 ) -> None:
     """Cancel a job: no new device is started."""
-    _print(connect(hub_dir, connection_string).cancel_job(job_id), as_json)
+    _print(connect(hub_dir, connection_string).jobs.cancel(job_id), as_json)

@@ -23,8 +23,8 @@ def query(
 ) -> None:
     """Run a query (checked locally first) and print the rows."""
     fleet = connect(hub_dir, connection_string, scheme)
-    fleet.validate(text)
-    rows = list(fleet.query(text, page_size=1000))
+    fleet.queries.validate(text)
+    rows = list(fleet.queries.run(text, page_size=1000))
     if as_json:
         for row in rows:
             typer.echo(json.dumps(row))
@@ -69,5 +69,7 @@ def invoke(
     except json.JSONDecodeError as exc:
         typer.echo(f"error: --payload is not JSON: {exc}", err=True)
         raise typer.Exit(2) from None
-    result = connect(hub_dir, connection_string).invoke(device_id, method, body, timeout=timeout)
+    result = connect(hub_dir, connection_string).methods.invoke(
+        device_id, method, body, timeout=timeout
+    )
     typer.echo(json.dumps({"status": result.status, "payload": result.payload}))

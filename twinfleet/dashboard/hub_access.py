@@ -99,25 +99,25 @@ class HubAccess:
 
     def validate(self, text: str) -> None:
         """Raises twin_manager.InvalidQuery with line and column."""
-        self._fleet.validate(text)
+        self._fleet.queries.validate(text)
 
     def query_page(self, text: str, continuation: str | None, page_size: int) -> QueryPage:
-        rows, token = self._fleet.query_page(text, continuation, page_size=page_size)
+        rows, token = self._fleet.queries.page(text, continuation, page_size=page_size)
         return QueryPage(rows, token)
 
     def group_by(self, path: str, condition: str | None = None) -> list[tuple[Any, int]]:
         """One GROUP BY query: `(value, count)` sorted by count, devices lacking it as None."""
-        groups = self._fleet.group_by(path, condition)
+        groups = self._fleet.queries.group_by(path, condition)
         return sorted(groups.items(), key=lambda item: (-item[1], str(item[0])))
 
     def count(self, condition: str | None = None) -> int:
-        return self._fleet.count(condition)
+        return self._fleet.queries.count(condition)
 
     # -- devices ------------------------------------------------------------------------------
 
     def twin(self, device_id: str) -> Twin:
         """Raises twin_manager.DeviceNotFound."""
-        return self._fleet.get_twin(device_id)
+        return self._fleet.twins.get(device_id)
 
     def device_campaigns(self, twin: Twin) -> list[DeviceCampaign]:
         """The campaigns that touched this device and their outcome for it."""
@@ -140,11 +140,11 @@ class HubAccess:
         return sorted(found, key=lambda c: c.campaign_id)
 
     def invoke(self, device_id: str, method: str, payload: Any, timeout: int) -> MethodResult:
-        return self._fleet.invoke(device_id, method, payload, timeout=timeout)
+        return self._fleet.methods.invoke(device_id, method, payload, timeout=timeout)
 
     def update_desired(self, device_id: str, patch: Mapping[str, Any], etag: str) -> Twin:
         """Raises twin_manager.PreconditionFailed when the twin changed since `etag`."""
-        return self._fleet.update_desired(device_id, patch, if_match=etag)
+        return self._fleet.twins.update_desired(device_id, patch, if_match=etag)
 
     # -- campaigns ----------------------------------------------------------------------------
 
@@ -162,7 +162,7 @@ class HubAccess:
     def campaign_state_counts(self, campaign_id: str) -> dict[str, int]:
         """Devices by state in one campaign (one GROUP BY query)."""
         tag = self._tag(campaign_id)
-        groups = self._fleet.group_by(f"{tag}.state", f"IS_DEFINED({tag})")
+        groups = self._fleet.queries.group_by(f"{tag}.state", f"IS_DEFINED({tag})")
         return {str(k): v for k, v in groups.items() if k is not None}
 
     def campaign_progress(self, campaign_id: str) -> CampaignProgress:
@@ -183,17 +183,19 @@ class HubAccess:
         progress.counts = self.campaign_state_counts(campaign_id)
         failed = f"{tag}.state IN ['failed', 'timedout']"
         progress.reasons = {
-            str(k): v for k, v in self._fleet.group_by(f"{tag}.reason", failed).items() if k
+            str(k): v for k, v in self._fleet.queries.group_by(f"{tag}.reason", failed).items() if k
         }
         finished = ", ".join(quoted(s) for s in FINISHED_STATES)
         progress.group_totals = {
             str(k): v
-            for k, v in self._fleet.group_by(f"{tag}.group", f"IS_DEFINED({tag})").items()
+            for k, v in self._fleet.queries.group_by(f"{tag}.group", f"IS_DEFINED({tag})").items()
             if k is not None
         }
         progress.group_finished = {
             str(k): v
-            for k, v in self._fleet.group_by(f"{tag}.group", f"{tag}.state IN [{finished}]").items()
+            for k, v in self._fleet.queries.group_by(
+                f"{tag}.group", f"{tag}.state IN [{finished}]"
+            ).items()
             if k is not None
         }
         return progress
@@ -227,14 +229,14 @@ class HubAccess:
 
     def jobs(self) -> list[Job]:
         return sorted(
-            self._fleet.list_jobs(),
+            self._fleet.jobs.list(),
             key=lambda j: j.created_time.timestamp() if j.created_time else 0.0,
             reverse=True,
         )
 
     def job(self, job_id: str) -> Job:
-        return self._fleet.get_job(job_id)
+        return self._fleet.jobs.get(job_id)
 
     def job_results(self, job_id: str) -> list[DeviceJobResult]:
         """Per-device results (one query per 1,000 devices)."""
-        return self._fleet.job_results(job_id)
+        return self._fleet.jobs.results(job_id)
