@@ -39,7 +39,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
-from twin_manager import HubError, TwinManager
+from twin_manager import HubError, Throttled, TwinManager
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -143,9 +143,16 @@ class Device:
 
 def invoke(device: Device, method: str, payload: Any, *, timeout: int = 30) -> Verdict:
     """Call a direct method on the device: in progress when it answered 200, else failed with
-    the hub's error code or the device's status (e.g. `reboot: DeviceNotOnline`)."""
+    the hub's error code or the device's status (e.g. `reboot: DeviceNotOnline`).
+
+    Raises:
+        Throttled: the hub's quota refused the call through every retry; that is no failure of
+            the device, so it is left to the campaign (which releases the device).
+    """
     try:
         result = device.fleet.methods.invoke(device.device_id, method, payload, timeout=timeout)
+    except Throttled:
+        raise
     except HubError as exc:
         return Verdict.failed(f"{method}: {exc.error_code or exc.status}")
     if result.status != 200:

@@ -1,6 +1,9 @@
 """The public surface of each package changes only on purpose."""
 
 import importlib
+import importlib.metadata
+import tomllib
+from pathlib import Path
 
 import pytest
 
@@ -23,6 +26,22 @@ def test_every_package_declares_its_public_names(name: str) -> None:
     assert isinstance(exported, list)
     for public in exported:
         assert hasattr(module, public), f"{name}.__all__ names {public!r}, which it lacks"
+
+
+def test_the_installed_entry_points_are_those_pyproject_declares() -> None:
+    """The editable install's metadata (entry points: console scripts, the agent's handlers and
+    the campaign patterns) is written at install time; a pyproject.toml changed since (by a
+    merge, say) leaves it stale, and an agent then silently lacks a handler (key rotation)."""
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]
+    declared = {("console_scripts", name, value) for name, value in project["scripts"].items()}
+    for group, entries in project["entry-points"].items():
+        declared |= {(group, name, value) for name, value in entries.items()}
+    installed = {(e.group, e.name, e.value)
+                 for e in importlib.metadata.distribution("twinfleet").entry_points}  # fmt: skip
+    assert installed == declared, (
+        "The installed twinfleet metadata does not match pyproject.toml (its entry points "
+        "changed since the install); run `make .venv/.installed` to install it again."
+    )
 
 
 # The public names of each package and of the extension APIs, pinned: a change here is a change
@@ -91,6 +110,8 @@ SURFACE = {
         "TwinManagerError",
         "Twins",
         "Unauthorized",
+        "Usage",
+        "UsageSnapshot",
         "load_scheme",
         "read_hub_dir",
     ],

@@ -73,6 +73,7 @@ from twin_manager.retrying import RetryPolicy
 from twin_manager.schemes import FleetScheme, load_scheme
 from twin_manager.sentinels import NOT_GIVEN
 from twin_manager.twins import Twins
+from twin_manager.usage import Usage, UsageSnapshot
 
 __all__ = [
     "NOT_GIVEN",
@@ -115,6 +116,8 @@ __all__ = [
     "TwinManagerError",
     "Twins",
     "Unauthorized",
+    "Usage",
+    "UsageSnapshot",
     "load_scheme",
     "read_hub_dir",
 ]

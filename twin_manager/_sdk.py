@@ -39,6 +39,7 @@ from msrest.exceptions import ClientRequestError, HttpOperationError
 
 from twin_manager import errors, raw
 from twin_manager.retrying import RetryPolicy
+from twin_manager.usage import Usage
 
 __all__ = ["Sdk", "etag_header"]
 
@@ -111,12 +112,16 @@ class Sdk:
         connection_string: the service connection string.
         ca_file: a CA file to trust for this hub's TLS (this client only).
         retry: the retry policy for transient failures.
+        usage: where every request that got an answer is filed, by the throttle it draws on.
     """
 
-    def __init__(self, connection_string: str, ca_file: str | None, retry: RetryPolicy) -> None:
+    def __init__(
+        self, connection_string: str, ca_file: str | None, retry: RetryPolicy, usage: Usage
+    ) -> None:
         self._connection_string = connection_string
         self._ca_file = ca_file
         self._retry = retry
+        self._usage = usage
         self._local = threading.local()
         fields = dict(part.split("=", 1) for part in connection_string.split(";") if "=" in part)
         if not {"HostName", "SharedAccessKey"} <= fields.keys():
@@ -140,15 +145,30 @@ class Sdk:
             self._local.clients = clients
         return clients
 
+    def release(self) -> None:
+        """Close the calling thread's SDK clients (their HTTP sessions), if it made any."""
+        clients: _Clients | None = self._local.__dict__.pop("clients", None)
+        if clients is not None:
+            clients.protocol.close()
+            clients.queries.close()
+
     def call(self, what: str, send: Send, device_id: str | None = None) -> Any:
         """One attempt: run `send` on this thread's clients; the decoded JSON body, or None
         when the body is empty. Raises our errors, never the SDK's (`send` raises the SDK's
-        HttpOperationError for a status its operation does not expect)."""
+        HttpOperationError for a status its operation does not expect). Every request that
+        got an answer is filed in `usage` by the throttle it draws on."""
         try:
             response = send(self._clients())
         except (HttpOperationError, ClientRequestError, requests.RequestException) as exc:
+            self._file(getattr(exc, "response", None))
             raise translate(exc, what, device_id) from exc
+        self._file(response)
         return response.json() if response.content else None
+
+    def _file(self, response: requests.Response | None) -> None:
+        if response is not None and response.request is not None:
+            request = response.request
+            self._usage.record(request.method or "", request.url or "", response.status_code)
 
     def _json(self, kind: type[T], what: str, send: Send, device_id: str | None = None) -> T:
         """`send` retried on transient failures; the JSON it answered, taken as a `kind`."""
@@ -270,6 +290,7 @@ class Sdk:
             request = clients.queries.post("/devices/query", params, headers, {"query": text})
             response: requests.Response = clients.queries.send(request, stream=False)
             if response.status_code != 200:
+                self._file(response)
                 raise _refused(response, "Querying", None)
             found["continuation"] = response.headers.get("x-ms-continuation") or None
             return response

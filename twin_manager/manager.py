@@ -31,6 +31,7 @@ from twin_manager.methods import Methods
 from twin_manager.querying import Queries
 from twin_manager.retrying import RetryPolicy
 from twin_manager.twins import Twins
+from twin_manager.usage import Usage
 
 __all__ = ["HubLike", "TwinManager"]
 
@@ -70,6 +71,7 @@ class TwinManager:
         jobs: scheduled jobs (`Jobs`).
         configurations: automatic device configurations (`Configurations`).
         scheme: the fleet's metadata scheme, or None.
+        usage: the requests this manager sent, per IoT Hub throttle (see `twin_manager.usage`).
         provisioning: the Device Provisioning Service the fleet's devices register through,
             if it uses one (set it to let retirement stop devices from provisioning again).
     """
@@ -84,7 +86,8 @@ class TwinManager:
         gateway_host_name: str | None = None,
         scheme: schemes.FleetScheme | None = None,
     ) -> None:
-        sdk = Sdk(connection_string, ca_file, retry or RetryPolicy())
+        self.usage = Usage()  # what this manager asked of the hub, per IoT Hub throttle
+        sdk = Sdk(connection_string, ca_file, retry or RetryPolicy(), self.usage)
         self.scheme = scheme
         self.provisioning: provisioning.ProvisioningService | None = None
         self._sdk = sdk
@@ -161,6 +164,11 @@ class TwinManager:
 
     def close(self) -> None:
         """Release nothing yet held beyond each call; kept for symmetry and future pooling."""
+
+    def release_thread(self) -> None:
+        """Close the SDK clients the calling thread made (each thread has its own): a worker
+        thread calls it before it ends, so no HTTP session outlives it."""
+        self._sdk.release()
 
 
 def _without_port(host: str) -> str:

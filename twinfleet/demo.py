@@ -262,10 +262,10 @@ def run_demo(
         for device in registered:
             if device["offline"]:
                 power_on(device)  # the stragglers come online while the canaries update
-        paced = None if tier is None else Pacing.for_tier(tier, units, groups=2, share=1.0)
+        paced = None if tier is None else Pacing.for_tier(tier, units, share=1.0)
         if paced is not None:
-            console.print(f"Tier {tier}: the controller ticks every {paced.poll:.0f} s to stay "
-                          "within the hub's query quota")  # fmt: skip
+            console.print(f"Tier {tier}: the controller ticks at once while the hub's burst "
+                          f"lasts, then every {paced.poll:.0f} s, within its quotas")  # fmt: skip
         first = _watch(console, campaign, devices, "Campaign 1: firmware 2.0.0, canaries first",
                        paced)  # fmt: skip
 

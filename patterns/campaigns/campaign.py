@@ -16,11 +16,22 @@ A tick, run by any process at any time (`twinfleet campaign run ID` loops over i
 5. finish: a snapshot campaign with nothing queued or in progress is completed.
 
 Everything the tick knows it reads from the hub, so a controller can stop and another resume.
+
+What a tick reads is bounded by the devices in flight, never by the fleet: the counts per group
+and state come from one GROUP BY query (`tallies`), which the tick then keeps up to date with
+its own writes; `evaluate` reads only the admitted devices; `admit` reads one page of queued
+devices that are due, no more than it may admit; and the record is read once and written once.
+So a tick costs the same few queries on ten devices as on a hundred thousand, in one group or
+in twenty (see `pacing` for what that means on an S1 hub). With a `budget` (set by
+`pacing.run_paced`), the tick also waits for room before each twin write, and a write the hub
+still refuses (429, through twin_manager's retries) ends the tick without failing the device:
+a device whose claim was written but whose pattern was refused is released, not failed.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,10 +39,10 @@ from typing import Any
 
 import queries
 from patterns import api
-from patterns.campaigns import limiting, records, specs, targeting, windows
+from patterns.campaigns import _workers as workers
+from patterns.campaigns import budgets, limiting, records, specs, tallies, targeting, windows
 from patterns.campaigns.progress import (
     FINISHED,
-    IN_FLIGHT,
     TAG,
     CampaignState,
     DeviceProgress,
@@ -43,6 +54,7 @@ from twin_manager import (
     HubError,
     HubUnavailable,
     PreconditionFailed,
+    Throttled,
     TwinManager,
     models,
 )
@@ -61,13 +73,15 @@ def literal(text: str) -> str:
 
 @dataclass
 class CampaignStatus:
-    """Counts per device state, from one GROUP BY query, and the failure reasons most seen."""
+    """Counts per device state (and per group and state), from one GROUP BY query, and the
+    failure reasons most seen."""
 
     campaign_id: str
     status: CampaignState
     counts: dict[str, int] = field(default_factory=dict)
     reasons: dict[str, int] = field(default_factory=dict)
     log: list[str] = field(default_factory=list)
+    groups: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def finished(self) -> int:
@@ -90,6 +104,10 @@ class Campaign:
         fleet: the hub.
         record: the campaign's stored record (from `create` or `load`).
         clock: the time source (Unix seconds), injectable for tests.
+
+    Attributes:
+        budget: when set, the tick waits for room in it before each twin write.
+        interval: the seconds the controller means to leave between ticks.
     """
 
     def __init__(self, fleet: TwinManager, record: records.CampaignRecord,
@@ -97,7 +115,15 @@ class Campaign:
         self.fleet = fleet
         self.record = record
         self.clock = clock
-        self.interval = 1.0  # the seconds the controller means to leave between ticks
+        self.interval = 1.0
+        self.budget: budgets.Budget | None = None
+        self._tally = tallies.Tally()
+        self._reasons: tuple[int, dict[str, int]] = (0, {})
+        self._log_lock = threading.Lock()  # workers log failures side by side
+
+    def _log(self, now: float, message: str) -> None:
+        with self._log_lock:
+            self.record.log(now, message)
 
     @classmethod
     def create(cls, fleet: TwinManager, spec: specs.CampaignSpec,
@@ -136,23 +162,28 @@ class Campaign:
     # -- status ----------------------------------------------------------------------------
 
     def status(self) -> CampaignStatus:
-        """Counts per device state (queued, admitted, succeeded, failed, timedout, cancelled)."""
-        counts = {
-            str(k): v
-            for k, v in self.fleet.queries.group_by(
-                f"{self._tag}.state", f"IS_DEFINED({self._tag})"
-            ).items()
-            if k is not None
-        }
-        reasons = {
-            str(k): v
-            for k, v in self.fleet.queries.group_by(
+        """Counts per device state (queued, admitted, succeeded, failed, timedout, cancelled),
+        read now: one query, and one more for the failure reasons when there are failures."""
+        self._tally = tallies.Tally.read(self.fleet, self.id)
+        self._reasons = (0, {})
+        return self._status()
+
+    def _status(self) -> CampaignStatus:
+        """The status as this tick keeps it (no query, but for reasons of new failures)."""
+        counts = self._tally.counts()
+        return CampaignStatus(self.id, self.record.status, counts, self._failure_reasons(counts),
+                              list(self.record.log_lines), self._tally.groups())  # fmt: skip
+
+    def _failure_reasons(self, counts: dict[str, int]) -> dict[str, int]:
+        """The failure reasons and how many devices each stopped, read again only when the
+        number of failed devices changed."""
+        failed = counts.get(DeviceState.FAILED, 0) + counts.get(DeviceState.TIMEDOUT, 0)
+        if failed and failed != self._reasons[0]:
+            reasons = self.fleet.queries.group_by(
                 f"{self._tag}.reason", self._in(DeviceState.FAILED, DeviceState.TIMEDOUT)
-            ).items()
-            if k
-        }
-        return CampaignStatus(self.id, self.record.status, counts, reasons,
-                              list(self.record.log_lines))  # fmt: skip
+            )
+            self._reasons = (failed, {str(k): v for k, v in reasons.items() if k})
+        return self._reasons[1] if failed else {}
 
     def devices(self, state: DeviceState | str | None = None) -> list[tuple[str, DeviceProgress]]:
         """Each device of the campaign with its progress (state, group, step, attempt, reason),
@@ -174,17 +205,21 @@ class Campaign:
     def _set_status(
         self, status: CampaignState, why: str,
         when: Callable[[CampaignState], bool] = lambda now: not now.final,
+        also: Callable[[records.CampaignRecord], None] = lambda record: None,
         at: float | None = None,
     ) -> bool:  # fmt: skip
         """Set the status if `when(current status)` holds on the stored record (which another
-        process may have changed since this one read it); True when it was set. `at` is the
-        time to log it at (a tick's own time, so its lines read in the order it acted)."""
+        process may have changed since this one read it), and make the change `also` with it;
+        True when it was set. `at` is the time to log it at (a tick's own time, so its lines
+        read in the order it acted)."""
         now = self.clock() if at is None else at
         applied = False
 
         def change(record: records.CampaignRecord) -> None:
             nonlocal applied
             applied = when(record.status)
+            if applied:
+                also(record)
             if applied and record.status != status:
                 record.status = status
                 record.log(now, f"{status}: {why}")
@@ -257,16 +292,24 @@ class Campaign:
             changed = None if progress is None else change(progress)
             if changed is None:
                 return False
-            if self._write(twin.device_id, twin.etag, changed):
+            if self._write(twin.device_id, twin.etag, changed, progress):
                 return True
             twin = self.fleet.twins.get(twin.device_id)
         return False
 
-    def _write(self, device_id: str, etag: str | None, progress: DeviceProgress) -> bool:
-        """Write this campaign's tag on one device whole; False when another writer got there
-        first (the twin's etag changed since it was read). A device deleted meanwhile (a
-        retired one, say) took its tag with it: there is nothing left to write, and that is not
-        a conflict."""
+    def _spend(self, throttle: str = "twinUpdates") -> None:
+        """Wait until the budget (if any) has room for one more request on `throttle`."""
+        if self.budget is not None:
+            self.budget.wait(throttle, 1, self.fleet.usage.snapshot())
+
+    def _write(self, device_id: str, etag: str | None, progress: DeviceProgress,
+               before: DeviceProgress | None) -> bool:  # fmt: skip
+        """Write this campaign's tag on one device whole, moving the device from `before` to
+        `progress` in the tally; False when another writer got there first (the twin's etag
+        changed since it was read). A device deleted meanwhile (a retired one, say) took its
+        tag with it: there is nothing left to write, and that is not a conflict (the next
+        tick's tally no longer counts it)."""
+        self._spend()
         try:
             self.fleet.twins.update_tags(device_id, {TAG: {self.id: progress.wire()}},
                                    if_match=etag or "*")  # fmt: skip
@@ -274,6 +317,8 @@ class Campaign:
             return False
         except DeviceNotFound:
             log.info("campaign %s: device %s is no longer in the hub", self.id, device_id)
+            return True
+        self._tally.move(before, progress)
         return True
 
     def rerun(self) -> None:
@@ -326,43 +371,43 @@ class Campaign:
         self.record = records.CampaignRecord.load(self.fleet, self.id)
         now = self.clock()
         status = self.record.status
+        self._tally = tallies.Tally.read(self.fleet, self.id)
         if status.final or status == CampaignState.PAUSED:
             self._evaluate(now, stopped=status.final)
             self.record.save(self.fleet)
-            return self.status()
+            return self._status()
         if self.spec.start_at is not None and now < self.spec.start_at:
-            return self.status()
+            return self._status()
         if status == CampaignState.CREATED:
+            self._enqueue(now)
 
             def start(record: records.CampaignRecord) -> None:
                 record.started_at = record.started_at or now
 
-            self.record.update(self.fleet, start)
-            self._enqueue(now)
             if not self._set_status(CampaignState.RUNNING, "started",
-                                    lambda now: now == CampaignState.CREATED, now):  # fmt: skip
-                return self.status()  # paused or cancelled before it started
+                                    lambda now: now == CampaignState.CREATED,
+                                    also=start, at=now):  # fmt: skip
+                return self._status()  # paused or cancelled before it started
         elif self.spec.mode == "continuous":
             self._enqueue(now)
         self._evaluate(now)
-        current = self.status()
+        current = self._status()
         if self._safety(current):
-            return self.status()
+            return self._status()
         window = self.spec.window
         open_now = window is None or windows.in_window(window.cron, window.duration_minutes, now)
         if open_now and (self.spec.end_at is None or now < self.spec.end_at):
             self._admit(current, now)
         else:  # the window is shut, or the campaign has ended: no tokens pile up meanwhile
             self._idle(now)
-        current = self.status()
-        in_flight = sum(current.counts.get(s, 0) for s in IN_FLIGHT)
+        current = self._status()
         ended = self.spec.end_at is not None and now >= self.spec.end_at
-        if in_flight == 0 and (self.spec.mode == "snapshot" or ended):
+        if self._tally.in_flight() == 0 and (self.spec.mode == "snapshot" or ended):
             self._cancel_queued("campaign ended")
             self._set_status(CampaignState.COMPLETED,
                              f"{current.counts.get(DeviceState.SUCCEEDED, 0)} succeeded, "
                              f"{current.failed} failed", at=now)  # fmt: skip
-        return self.status()
+        return self._status()
 
     def _group_of(self, twin: dict[str, Any]) -> str:
         for group in self.spec.groups:
@@ -374,19 +419,22 @@ class Campaign:
         target = targeting.target_condition(self.spec)
         text = f"SELECT * FROM devices WHERE {target} AND NOT IS_DEFINED({self._tag})"
         added = 0
-        for row in self.fleet.queries.run(text, page_size=1000):
-            queued = DeviceProgress(state=DeviceState.QUEUED, group=self._group_of(row))
-            etag = row.get("etag")
-            for _ in range(5):  # the device may be reporting at this very moment
-                if self._write(row["deviceId"], etag, queued):
-                    added += 1
-                    break
-                twin = self.fleet.twins.get(row["deviceId"])
-                if DeviceProgress.of(twin.tags, self.id) is not None:
-                    break  # another controller queued it
-                etag = twin.etag
+        for rows in workers.chunks(self.fleet.queries.run(text, page_size=1000), 1000):
+            added += sum(workers.each(self.fleet, rows, self._enqueue_one))
         if added:
             self.record.log(now, f"queued {added} devices")
+
+    def _enqueue_one(self, row: dict[str, Any]) -> bool:
+        queued = DeviceProgress(state=DeviceState.QUEUED, group=self._group_of(row))
+        etag = row.get("etag")
+        for _ in range(5):  # the device may be reporting at this very moment
+            if self._write(row["deviceId"], etag, queued, None):
+                return True
+            twin = self.fleet.twins.get(row["deviceId"])
+            if DeviceProgress.of(twin.tags, self.id) is not None:
+                return False  # another controller queued it
+            etag = twin.etag
+        return False
 
     def _step_id(self, step: int) -> str:
         """What a step's attempts are tagged with (the campaign id, then the step)."""
@@ -399,34 +447,42 @@ class Campaign:
     def _evaluate(self, now: float, *, stopped: bool = False) -> None:
         """Record the outcome of each admitted device; once the campaign is `stopped` (aborted
         or cancelled) a failure is final and a succeeded step starts no next one."""
+        if not self._tally.counts().get(DeviceState.ADMITTED):
+            return
+        admitted = self.fleet.queries.twins(self._in(DeviceState.ADMITTED), page_size=1000)
+        for twins in workers.chunks(admitted, 1000):
+            workers.each(self.fleet, twins, lambda twin: self._evaluate_one(twin, now, stopped))
+
+    def _evaluate_one(self, twin: models.Twin, now: float, stopped: bool) -> None:
         steps = self.spec.all_steps
-        for twin in self.fleet.queries.twins(self._in(DeviceState.ADMITTED), page_size=1000):
-            progress = DeviceProgress.of(twin.tags, self.id)
-            if progress is None:
-                continue
-            params = steps[progress.step]
-            verdict = api.registry().get(params.kind).outcome(params, self._device(twin, progress))
-            if verdict.outcome == api.Outcome.IN_PROGRESS:
-                if now - progress.admitted_epoch() < self.spec.timeout_seconds:
-                    continue
-                verdict = api.Verdict(api.Outcome.FAILED, "timed out")
-            if verdict.outcome == api.Outcome.SUCCEEDED:
-                if progress.step + 1 < len(steps) and stopped:
-                    why = (f"campaign {self.record.status} after step {progress.step + 1} "
-                           f"of {len(steps)}")  # fmt: skip
-                    self._write(twin.device_id, twin.etag,
-                                progress.but(state=DeviceState.CANCELLED, reason=why))  # fmt: skip
-                elif progress.step + 1 < len(steps):
-                    self._start(twin, progress, progress.step + 1, now)
-                else:
-                    self._write(twin.device_id, twin.etag,
-                                progress.but(state=DeviceState.SUCCEEDED, reason=None))  # fmt: skip
-                continue
-            reason = verdict.reason
-            if len(steps) > 1:
-                reason = f"step {progress.step + 1}: {reason}"
-            self._fail_or_retry(twin.device_id, twin.etag, progress, reason, now,
-                                retry=not stopped)  # fmt: skip
+        progress = DeviceProgress.of(twin.tags, self.id)
+        if progress is None:
+            return
+        params = steps[progress.step]
+        verdict = api.registry().get(params.kind).outcome(params, self._device(twin, progress))
+        if verdict.outcome == api.Outcome.IN_PROGRESS:
+            if now - progress.admitted_epoch() < self.spec.timeout_seconds:
+                return
+            verdict = api.Verdict(api.Outcome.FAILED, "timed out")
+        if verdict.outcome == api.Outcome.SUCCEEDED:
+            if progress.step + 1 < len(steps) and stopped:
+                step = f"step {progress.step + 1} of {len(steps)}"
+                why = f"campaign {self.record.status} after {step}"
+                self._write(twin.device_id, twin.etag,
+                            progress.but(state=DeviceState.CANCELLED, reason=why),
+                            progress)  # fmt: skip
+            elif progress.step + 1 < len(steps):
+                self._start(twin, progress, progress.step + 1, now)
+            else:
+                self._write(twin.device_id, twin.etag,
+                            progress.but(state=DeviceState.SUCCEEDED, reason=None),
+                            progress)  # fmt: skip
+            return
+        reason = verdict.reason
+        if len(steps) > 1:
+            reason = f"step {progress.step + 1}: {reason}"
+        self._fail_or_retry(twin.device_id, twin.etag, progress, reason, now,
+                            retry=not stopped)  # fmt: skip
 
     def _start(self, twin: models.Twin, progress: DeviceProgress, step: int, now: float) -> bool:
         """Claim the device for a new attempt at `step` (etag-guarded), then apply that step's
@@ -436,15 +492,22 @@ class Campaign:
             tries=progress.tries + 1 if step == progress.step else 1,
             admitted_at=times.iso(now), not_before=None, reason=None,
         )  # fmt: skip
-        if not self._write(twin.device_id, twin.etag, claim):
+        if not self._write(twin.device_id, twin.etag, claim, progress):
             return False
         params = self.spec.all_steps[step]
+        self._spend()
         try:
             verdict = api.registry().get(params.kind).apply(params, self._device(twin, claim))
+        except Throttled:
+            # Refused by the hub's quota, through every retry: not the device's failure. The
+            # claim is released (its attempt number stays spent) and the tick ends.
+            released = progress.but(attempt=claim.attempt)
+            self._write(twin.device_id, None, released, claim)
+            raise
         except HubError as exc:
             verdict = api.Verdict.failed(f"{exc.error_code or exc.status}")
         if verdict.note:
-            self.record.log(now, verdict.note)
+            self._log(now, verdict.note)
         if verdict.outcome == api.Outcome.SUCCEEDED:
             if step + 1 < len(self.spec.all_steps):
                 try:
@@ -452,7 +515,7 @@ class Campaign:
                 except DeviceNotFound:  # the step deleted it (retire): nothing follows
                     return True
                 return self._start(fresh, claim, step + 1, now)
-            self._write(twin.device_id, None, claim.but(state=DeviceState.SUCCEEDED))
+            self._write(twin.device_id, None, claim.but(state=DeviceState.SUCCEEDED), claim)
         elif verdict.outcome == api.Outcome.FAILED:
             reason = verdict.reason
             if len(self.spec.all_steps) > 1:
@@ -466,13 +529,13 @@ class Campaign:
         if retry and progress.tries < retries.max_attempts:
             delay = retries.backoff_seconds * 2 ** (progress.tries - 1)
             queued = progress.but(state=DeviceState.QUEUED, reason=reason, not_before=now + delay)
-            self._write(device_id, etag, queued)
-            self.record.log(now, f"{device_id}: attempt {progress.tries} failed ({reason}); "
-                                 f"retry in {delay:g} s")  # fmt: skip
+            self._write(device_id, etag, queued, progress)
+            self._log(now, f"{device_id}: attempt {progress.tries} failed ({reason}); "
+                           f"retry in {delay:g} s")  # fmt: skip
         else:
             state = DeviceState.TIMEDOUT if reason.endswith("timed out") else DeviceState.FAILED
-            self._write(device_id, etag, progress.but(state=state, reason=reason))
-            self.record.log(now, f"{device_id}: {state} ({reason})")
+            self._write(device_id, etag, progress.but(state=state, reason=reason), progress)
+            self._log(now, f"{device_id}: {state} ({reason})")
 
     # -- safety ----------------------------------------------------------------------------
 
@@ -521,7 +584,7 @@ class Campaign:
                 if progress is not None and progress.state == DeviceState.ADMITTED:
                     why = f"campaign aborted: rolled back ({previous.kind})"
                     rolled = progress.but(state=DeviceState.CANCELLED, reason=why)
-                    self._write(twin.device_id, None, rolled)
+                    self._write(twin.device_id, None, rolled, progress)
         self._set_status(CampaignState.ABORTED, why)
 
     # -- admission -------------------------------------------------------------------------
@@ -530,11 +593,7 @@ class Campaign:
         """The first group with devices still to go; None when a finished group is unhealthy."""
         names = [g.name for g in self.spec.groups] + ["rest"] if self.spec.groups else ["all"]
         for name in names:
-            counts = dict(
-                self.fleet.queries.group_by(
-                    f"{self._tag}.state", f"{self._tag}.group = {literal(name)}"
-                )
-            )
+            counts = self._tally.of(name)
             total = sum(counts.values())
             if not total:
                 continue
@@ -547,7 +606,7 @@ class Campaign:
                     why = f"group {name}: {errors:.0%} of finished devices failed"
                     self._set_status(CampaignState.PAUSED, why)
                     return None
-            if any(counts.get(s, 0) for s in IN_FLIGHT):
+            if self._tally.in_flight(name):
                 return name
             succeeded = counts.get(DeviceState.SUCCEEDED, 0)
             if group is not None and succeeded / total < group.success_threshold:
@@ -589,25 +648,46 @@ class Campaign:
         )
         allowed = bucket.available
         admitted = 0
-        if allowed:
-            condition = f"{self._in(DeviceState.QUEUED)} AND {self._tag}.group = {literal(group)}"
-            if self.spec.trigger == "on_connect":
-                condition += " AND connectionState = 'Connected'"
-            for twin in self.fleet.queries.twins(condition, page_size=1000):
+        try:
+            if allowed and self._tally.of(group).get(DeviceState.QUEUED):
+                admitted = self._admit_from(group, allowed, now)
+        finally:  # a tick the hub throttled still spends what it admitted
+            bucket = bucket.spend(admitted)
+            if admitted < allowed:  # nothing more to admit now: waiting earns nothing
+                bucket = bucket.idle(now)
+            if admitted:
+                record.log(now, f"admitted {admitted} from group {group} at {rate:g}/min")
+            self._bucket(bucket)
+
+    def _admit_from(self, group: str, allowed: int, now: float) -> int:
+        """Claim and start up to `allowed` queued devices of `group` that are due; returns how
+        many. The query selects only due devices and is read one page of at most `allowed`
+        rows at a time, so it costs one query unless other controllers claim devices first."""
+        tag = self._tag
+        due = f"(NOT IS_DEFINED({tag}.notBefore) OR {tag}.notBefore <= {now:.3f})"
+        condition = f"{self._in(DeviceState.QUEUED)} AND {tag}.group = {literal(group)} AND {due}"
+        if self.spec.trigger == "on_connect":
+            condition += " AND connectionState = 'Connected'"
+        admitted = 0
+        batch: list[tuple[models.Twin, DeviceProgress]] = []
+
+        def start(candidate: tuple[models.Twin, DeviceProgress]) -> bool:
+            twin, progress = candidate
+            return self._start(twin, progress, progress.step, now)
+
+        for twin in self.fleet.queries.twins(condition, page_size=min(allowed, 1000)):
+            progress = DeviceProgress.of(twin.tags, self.id)
+            if progress is None or progress.state != DeviceState.QUEUED:
+                continue
+            if targeting.is_retired(twin.tags):  # retired since it was queued
+                retired = progress.but(state=DeviceState.CANCELLED, reason="device retired")
+                self._write(twin.device_id, twin.etag, retired, progress)
+                continue
+            batch.append((twin, progress))
+            if len(batch) >= allowed - admitted:
+                admitted += sum(workers.each(self.fleet, batch, start))
+                batch = []
                 if admitted >= allowed:
-                    break
-                progress = DeviceProgress.of(twin.tags, self.id)
-                if progress is None or (progress.not_before or 0) > now:
-                    continue
-                if targeting.is_retired(twin.tags):  # retired since it was queued
-                    retired = progress.but(state=DeviceState.CANCELLED, reason="device retired")
-                    self._write(twin.device_id, twin.etag, retired)
-                    continue
-                if self._start(twin, progress, progress.step, now):
-                    admitted += 1
-        bucket = bucket.spend(admitted)
-        if admitted < allowed:  # nothing more to admit now: waiting earns nothing
-            bucket = bucket.idle(now)
-        if admitted:
-            record.log(now, f"admitted {admitted} from group {group} at {rate:g}/min")
-        self._bucket(bucket)
+                    break  # before the next row: it may be on a page not yet read
+        admitted += sum(workers.each(self.fleet, batch, start))
+        return admitted

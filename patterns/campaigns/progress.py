@@ -2,8 +2,9 @@
 
 A device's progress in campaign `c` is the twin tag `twinfleet.c`, always written whole (a merge
 patch of every field, nulls included) from a `DeviceProgress`, so the tag never holds a mix of
-two writes' fields. Counts come from GROUP BY queries over `state`, so states are a `StrEnum`
-whose values are what the queries compare with.
+two writes' fields. States are a `StrEnum` whose values are what the queries compare with.
+Each tag also carries `tally`, its state and group in one string (`succeeded/canary`), so one
+GROUP BY query counts a campaign's devices per group and state at once (see `tallies`).
 
 `attempt` numbers every try on the device and is never reused, re-runs included: it is the
 `Attempt.number` a pattern tags its desired state or payload with, so the outcome a device
@@ -72,9 +73,14 @@ class DeviceProgress(BaseModel):
         data = (tags.get(TAG) or {}).get(campaign_id)
         return None if data is None else cls.model_validate(data)
 
+    @property
+    def tally(self) -> str:
+        """The state and the group in one string: what the campaign's counts group by."""
+        return f"{self.state}/{self.group}"
+
     def wire(self) -> dict[str, Any]:
         """The whole tag (nulls included, so a merge patch clears old values)."""
-        return self.model_dump(by_alias=True, mode="json")
+        return {**self.model_dump(by_alias=True, mode="json"), "tally": self.tally}
 
     def but(self, **changes: Any) -> DeviceProgress:
         """A copy with fields changed (validated)."""
