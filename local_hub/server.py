@@ -16,6 +16,7 @@ import logging
 import os
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -142,6 +143,12 @@ class HubServer:
 
     async def start(self) -> None:
         """Open both endpoints, then write hub.json."""
+        # What the loop hands off (a query's evaluation, file scans) runs on one worker thread
+        # the hub owns from its start to its loop's close (`shutdown_default_executor` joins
+        # it): started now, so a hub never grows a thread while it serves.
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(ThreadPoolExecutor(1, thread_name_prefix="hub-worker"))
+        await loop.run_in_executor(None, _nothing)
         await self.endpoint.start(self.host, self._requested_mqtt_port)
         self.context = ServiceContext(
             registry=self.registry,
@@ -285,3 +292,7 @@ async def serve(
     finally:
         await server.stop()
         log.info("hub %s stopped", server.name)
+
+
+def _nothing() -> None:
+    """Run once on the hub's worker thread, to start it."""

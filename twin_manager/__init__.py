@@ -18,6 +18,8 @@ Its API:
   `DeviceJobResult`, `Configuration`.
 - A local hub: `read_hub_dir(path)` -> `LocalHubInfo`; its artifacts (firmware images):
   `ArtifactStore`, `Artifact`.
+- What this client has spent of the hub's quotas: `fleet.usage` (`Usage`, read as a
+  `UsageSnapshot`: requests per IoT Hub throttle and the 429s seen).
 - Bulk identity work: `BulkResult`, `BulkFailure` (the bulk registry API) and
   `ImportExportJob` (import/export jobs).
 - The fleet's Device Provisioning Service: `ProvisioningService` (its `block` answers

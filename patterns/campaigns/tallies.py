@@ -62,6 +62,7 @@ class Tally:
         return tally
 
     def _add(self, group: str, state: str, count: int) -> None:
+        state = DeviceState(state).value  # plain strings as keys, whether read or written
         states = self._groups.setdefault(group, Counter())
         states[state] = max(0, states[state] + count)
         if not states[state]:
