@@ -76,14 +76,21 @@ class DeviceConnection:
         """The twin's desired and reported properties.
 
         Raises:
-            HubRefused: the hub dropped the device before it answered.
+            HubRefused: the hub dropped the device before it answered and refused it since.
+            ConnectionLost: the connection broke before the hub answered (the SDK connects
+                again by itself; the read may be tried again).
         """
         try:
             twin: dict[str, Any] = await self._client.get_twin()
-        except exceptions.NoConnectionError:
+        except (exceptions.NoConnectionError, exceptions.CredentialError):
             raise errors.HubRefused(
                 "the hub dropped the device before it read its twin (its identity deleted or "
                 "disabled, or the connection lost)"
+            ) from None
+        except (exceptions.ClientError, exceptions.OperationCancelled,
+                exceptions.OperationTimeout) as exc:  # fmt: skip
+            raise errors.ConnectionLost(
+                f"the connection was lost while the device read its twin ({type(exc).__name__})"
             ) from None
         return twin
 

@@ -405,15 +405,26 @@ class DeviceAgent:
             await self._connect(connection)
 
     async def _first_twin(self) -> None:
-        """The session's first twin read; a refusal or failure ends the session."""
-        try:
-            await self._read_twin()
-        except errors.HubRefused:
-            self._on_refused()
-        except Exception as exc:
-            if self.outcome is None:  # not already ending (a refusal, a stop)
-                self._failure = exc
-                self.stop("failed")
+        """The session's first twin read; a refusal or failure ends the session. A read the
+        connection broke under is made again once it is back (the hub dropping a deleted
+        device mid-read ends the session as a refusal, seen by the connection)."""
+        delay = 1.0
+        while not self._stopped.is_set():
+            try:
+                await self._read_twin()
+                return
+            except errors.HubRefused:
+                self._on_refused()
+            except errors.ConnectionLost as exc:
+                log.warning("%s; reading it again in %.0f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(60.0, delay * 2)
+                continue
+            except Exception as exc:
+                if self.outcome is None:  # not already ending (a refusal, a stop)
+                    self._failure = exc
+                    self.stop("failed")
+            return
 
     def _on_refused(self) -> None:
         log.warning("the hub refused the device's reconnection")

@@ -5,8 +5,9 @@ The tree::
     AgentError
     ├── PermanentError        retrying cannot help (bad checksum, image too large, downgrade)
     ├── TemporaryError        may work later (network, HTTP 5xx); carries `delay`
-    │   └── ProvisioningFailed    DPS did not assign the device (unreachable, refused, disabled):
-    │                             back off and register again; carries `registration_id`
+    │   ├── ProvisioningFailed    DPS did not assign the device (unreachable, refused, disabled):
+    │   │                         back off and register again; carries `registration_id`
+    │   └── ConnectionLost        the hub connection broke before an answer came: try again
     ├── HubRefused            the hub refused the device's credentials (identity deleted,
     │                         disabled, or moved to another hub): provision again, if it can;
     │                         carries `after_connect`
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 __all__ = [
     "AgentError",
+    "ConnectionLost",
     "HubRefused",
     "InvalidSettings",
     "PermanentError",
@@ -51,6 +53,15 @@ class ProvisioningFailed(TemporaryError):
     def __init__(self, message: str, *, registration_id: str, delay: float = 5.0) -> None:
         super().__init__(message, delay=delay)
         self.registration_id = registration_id
+
+
+class ConnectionLost(TemporaryError):
+    """The connection to the hub broke before the hub answered a request; the SDK connects
+    again by itself, so the request may be made again (a hub that refuses the device when it
+    connects again is `HubRefused`, seen by the connection)."""
+
+    def __init__(self, message: str, *, delay: float = 1.0) -> None:
+        super().__init__(message, delay=delay)
 
 
 class HubRefused(AgentError):
