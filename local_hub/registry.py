@@ -3,8 +3,11 @@
 Every change is validated whole, then written to the store (durable when the write returns), then
 applied to the in-memory copy, then announced to listeners (`events`). A bad request therefore
 changes nothing, and listeners (the MQTT endpoint pushing desired patches, configurations
-re-evaluating targets) only ever see committed state. All methods run on the hub's event-loop
-thread.
+re-evaluating targets) only ever see committed state. The hot paths (a device's reported patch,
+a service twin update) instead join the loop turn's group commit and are acknowledged, and
+announced, once it commits; the in-memory copy shows them at once, so a reader may see a change
+a moment before it is durable (if that commit fails, on a full or failing disk, the writer gets
+a 500 and the change is gone at the next start). All methods run on the hub's event-loop thread.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import copy
+import functools
 import logging
 import re
 import secrets
@@ -128,12 +132,13 @@ class Registry:
         """Call `callback` with every event, after the change it reports is committed."""
         self._listeners.append(callback)
 
-    def _emit(self, event: events.TwinEvent) -> None:
-        for listener in list(self._listeners):
-            try:
-                listener(event)
-            except Exception:
-                log.exception("registry listener failed on %s", type(event).__name__)
+    def _emit(self, *happened: events.TwinEvent) -> None:
+        for event in happened:
+            for listener in list(self._listeners):
+                try:
+                    listener(event)
+                except Exception:
+                    log.exception("registry listener failed on %s", type(event).__name__)
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
@@ -327,9 +332,14 @@ class Registry:
         }
 
     def update_twin(
-        self, device_id: str, body: Any, if_match: str | None, *, replace: bool = False
-    ) -> dict[str, Any]:
+        self, device_id: str, body: Any, if_match: str | None, *, replace: bool = False,
+        wait: bool = True,
+    ) -> dict[str, Any]:  # fmt: skip
         """Patch (or, with `replace`, replace) tags and desired properties from the service side.
+
+        With `wait=False` the write joins this loop turn's group commit and the call returns at
+        once: answer only after `await durable()`. The device hears of a desired change once it
+        is committed. By default it returns durable.
 
         Raises:
             BadRequest: the body is not a twin patch, or breaks a limit; nothing changes.
@@ -366,7 +376,10 @@ class Registry:
             new["version"] += 1
             new["etagCounter"] += 1
             changed = (("tags",) if tags_patch else ()) + (("desired",) if desired_patch else ())
-            self._store.save_twin(device_id, new, changed)
+            if wait:
+                self._store.save_twin(device_id, new, changed)
+            else:
+                self._store.stage(self._store.twin_writes(device_id, new, changed))
             device.twin = new
             device.view = None
             if tags_patch:
@@ -378,15 +391,27 @@ class Registry:
                     device_id, ("properties", "desired"), twin["desired"], new["desired"],
                     desired_patch,
                 )  # fmt: skip
+        changes: list[events.TwinEvent] = []
         if tags_patch:
-            self._emit(events.TagsPatched(device_id))
+            changes.append(events.TagsPatched(device_id))
         if desired_patch:
-            self._emit(
-                events.DesiredPatched(
-                    device_id, {**copy.deepcopy(desired_patch), "$version": new["desiredVersion"]}
-                )
-            )
+            desired_version = new["desiredVersion"]
+            changes.append(events.DesiredPatched(
+                device_id, {**copy.deepcopy(desired_patch), "$version": desired_version}
+            ))  # fmt: skip
+        if wait:
+            self._emit(*changes)
+        elif changes:
+            self._store.when_durable(functools.partial(self._emit, *changes))
         return self.twin(device_id)
+
+    async def durable(self) -> None:
+        """Wait until every change made so far is committed (see `update_twin(wait=False)`).
+
+        Raises:
+            StoreFailed: the commit failed.
+        """
+        await self._store.durable()
 
     def patch_reported(
         self, device_id: str, patch: Any, on_durable: Callable[[int], None] | None = None

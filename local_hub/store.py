@@ -24,15 +24,20 @@ The `schema_version` table records the layout the file was written with. A file 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SCHEMA_VERSION", "SECTIONS", "TELEMETRY_KEPT", "SchemaTooNew", "Store"]
+from local_hub import errors
+
+__all__ = [
+    "SCHEMA_VERSION", "SECTIONS", "TELEMETRY_KEPT", "SchemaTooNew", "Store", "StoreFailed",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -97,11 +102,12 @@ def _twin_from_row(core: str, tags: str | None, desired: str | None, reported: s
 class _Batch:
     """Writes staged in one turn of the loop, and who waits for them."""
 
-    __slots__ = ("callbacks", "done", "writes")
+    __slots__ = ("callbacks", "done", "waiters", "writes")
 
     def __init__(self) -> None:
         self.writes: list[Write] = []
         self.callbacks: list[Callable[[], None]] = []
+        self.waiters: list[asyncio.Future[None]] = []  # `durable()` calls, told even of failure
         self.done = threading.Event()
 
 
@@ -247,6 +253,21 @@ class Store:
         else:
             callback()
 
+    async def durable(self) -> None:
+        """Wait, while the loop goes on serving, until every write staged so far is committed.
+
+        Raises:
+            StoreFailed: the commit failed; none of its writes were acknowledged.
+        """
+        if self._staged is None:
+            if self._last is None or self._last.done.is_set():
+                return
+            self.stage([])  # an empty batch commits after the one in flight
+        assert self._staged is not None
+        waiter = asyncio.get_running_loop().create_future()
+        self._staged.waiters.append(waiter)
+        await waiter
+
     def flush(self) -> None:
         """Block until every write staged so far is committed (the synchronous paths)."""
         self._hand_over()
@@ -304,20 +325,29 @@ class Store:
     def _commit_batches(self, db: sqlite3.Connection, batches: list[_Batch]) -> None:
         try:
             self._run(db, [write for batch in batches for write in batch.writes])
-        except Exception:
-            # Nothing is acknowledged: the callbacks (PUBACKs, responses) are not called.
+        except Exception as exc:
+            # Nothing is acknowledged: the callbacks (PUBACKs) are not called; the waiters
+            # (service responses) hear of the failure.
             log.exception("the store could not commit %d staged writes", len(batches))
+            failure = StoreFailed(f"the hub could not store the change ({type(exc).__name__})")
+            waiters = [waiter for batch in batches for waiter in batch.waiters]
             for batch in batches:
                 batch.done.set()
+            self._on_loop(functools.partial(_fail_all, waiters, failure))
             return
         self.batches += 1
         callbacks = [callback for batch in batches for callback in batch.callbacks]
+        waiters = [waiter for batch in batches for waiter in batch.waiters]
         for batch in batches:
             batch.done.set()
+        if callbacks or waiters:
+            self._on_loop(functools.partial(_run_all, callbacks, waiters))
+
+    def _on_loop(self, call: Callable[[], None]) -> None:
         loop = self._loop
-        if callbacks and loop is not None and not loop.is_closed():
+        if loop is not None and not loop.is_closed():
             try:
-                loop.call_soon_threadsafe(_run_all, callbacks)
+                loop.call_soon_threadsafe(call)
             except RuntimeError:  # the loop closed meanwhile: nobody is left to answer
                 pass
 
@@ -416,7 +446,26 @@ class Store:
         return [(received, json.loads(props), bytes(body)) for received, props, body in rows]
 
 
-def _run_all(callbacks: list[Callable[[], None]]) -> None:
+class StoreFailed(errors.ServerError):
+    """The store could not commit a change (the disk is full or failing): answered as IoT Hub
+    answers an internal failure, and nothing of the change was acknowledged."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, status=500)
+
+
+def _fail_all(waiters: list[asyncio.Future[None]], failure: Exception) -> None:
+    for waiter in waiters:
+        if not waiter.done():
+            waiter.set_exception(failure)
+
+
+def _run_all(
+    callbacks: list[Callable[[], None]], waiters: Sequence[asyncio.Future[None]] = ()
+) -> None:
+    for waiter in waiters:
+        if not waiter.done():
+            waiter.set_result(None)
     for callback in callbacks:
         try:
             callback()

@@ -37,8 +37,10 @@ async def _update(request: web.Request, *, replace: bool) -> web.Response:
     ctx = of(request)
     body = await json_body(request)
     twin = ctx.registry.update_twin(
-        request.match_info["device_id"], body, request.headers.get("If-Match"), replace=replace
-    )
+        request.match_info["device_id"], body, request.headers.get("If-Match"), replace=replace,
+        wait=False,
+    )  # fmt: skip
+    await ctx.registry.durable()  # answered once committed; the loop serves others meanwhile
     return json_response(twin)
 
 

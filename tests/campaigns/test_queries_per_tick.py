@@ -10,8 +10,10 @@ devices at once."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Literal
+
+import pytest
 
 from local_hub import LocalHub
 from patterns import api
@@ -97,10 +99,19 @@ def _fleet(hub: LocalHub, count: int) -> TwinManager:
     return fleet
 
 
+@pytest.fixture
+def label_pattern() -> Iterator[None]:
+    """The test pattern in the process's registry for this test only (the CLI's commands are
+    made from the registry: a pattern left behind would be a command in later tests)."""
+    api.registry().register(LabelPattern())
+    yield
+    api.registry(refresh=True)
+
+
+@pytest.mark.usefixtures("label_pattern")
 def test_queries_per_tick_do_not_grow_with_the_fleet_or_the_groups(
     make_hub: Callable[..., LocalHub], clock: Any
 ) -> None:
-    api.registry().register(LabelPattern())
     small = _fleet(make_hub(), 6)
     metered_hub = make_hub(tier="S3", units=10)  # meters every request, throttles none here
     large = _fleet(metered_hub, 60)

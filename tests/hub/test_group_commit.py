@@ -7,17 +7,20 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import itertools
 import json
 import os
 import signal
 import sqlite3
 import ssl
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from local_hub import registry, store, tokens
 from local_hub.mqtt import codec
+from twin_manager import RetryPolicy, TwinManager
 
 DEVICES = 12
 WINDOW = 6
@@ -115,6 +118,55 @@ def test_group_commit_loses_no_acknowledged_patch_across_kill_9(hub_process: Any
         stored = twins[device_id]["reported"].get("seq", 0)
         assert stored >= last, f"{device_id}: acknowledged seq {last}, stored {stored}"
         assert twins[device_id]["reportedVersion"] == stored + 1
+
+
+def test_service_twin_updates_answered_are_kept_across_kill_9(hub_process: Any) -> None:
+    """Twin updates from the service SDK join the group commit too: each is answered only once
+    committed, so a hub killed mid-stream keeps every update it answered."""
+    keys = _fill(hub_process.data_dir, 8)
+    info = hub_process.start()
+    answered: dict[str, int] = {}
+    lock = threading.Lock()
+    total = {"answered": 0}
+    killed = threading.Event()
+    failures: list[Exception] = []
+
+    def update(device_id: str) -> None:
+        with TwinManager.from_connection_string(
+            info["serviceConnectionString"], ca_file=info["caCertificatePath"],
+            retry=RetryPolicy(attempts=1),
+        ) as fleet:  # fmt: skip
+            for seq in itertools.count(1):
+                try:
+                    fleet.twins.update_desired(device_id, {"seq": seq})
+                except Exception as exc:
+                    if not killed.is_set():
+                        failures.append(exc)
+                    return
+                with lock:
+                    answered[device_id] = seq
+                    total["answered"] += 1
+                    if total["answered"] == 150:
+                        killed.set()
+                        os.kill(hub_process.process.pid, signal.SIGKILL)
+
+    threads = [threading.Thread(target=update, args=(device_id,)) for device_id in keys]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    hub_process.process.wait()
+    assert failures == []
+    assert killed.is_set()
+    db = store.Store(hub_process.data_dir / "hub.db")
+    try:
+        twins = {device_id: twin for device_id, _, twin, _ in db.load_devices()}
+    finally:
+        db.close()
+    for device_id, last in answered.items():
+        stored = twins[device_id]["desired"].get("seq", 0)
+        assert stored >= last, f"{device_id}: answered seq {last}, stored {stored}"
+        assert twins[device_id]["desiredVersion"] == stored + 1
 
 
 def test_the_writes_of_one_loop_turn_are_one_commit_acknowledged_after_it(tmp_path: Path) -> None:
