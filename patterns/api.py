@@ -11,6 +11,11 @@ that went. It has:
 - `outcome(params, device)`: read the device's outcome of *this attempt* from its twin;
 - `rollback(params)`: what to apply to a device when an aborted campaign rolls back (or None).
 
+A pattern whose `apply` only writes desired properties may also have `desired(params, device)`
+(`DesiredPatch`), returning that patch (or None to have `apply` run): the controller then writes
+it in the same request as the device's claim, one write instead of two, and a hundred devices to
+a request where the hub's quota allows bulk writes (`patterns.campaigns.writes`).
+
 `device` is a `Device`: the hub (`fleet`), the device id, its twin as the controller last read it,
 and the `Attempt`: which campaign step and which try this is. A pattern writes `attempt.tag`
 where the device echoes it (a desired section's or a payload's `campaignId`) and trusts reported
@@ -44,6 +49,7 @@ from twin_manager import HubError, Throttled, TwinManager
 __all__ = [
     "ENTRY_POINT_GROUP",
     "Attempt",
+    "DesiredPatch",
     "Device",
     "Outcome",
     "Params",
@@ -192,6 +198,16 @@ class Pattern(Protocol):
 
     def rollback(self, params: Any) -> Params | None:
         """What to apply when a campaign of it aborts with rollback, or None."""
+        ...
+
+
+@runtime_checkable
+class DesiredPatch(Protocol):
+    """What a pattern whose `apply` is a desired-properties patch may add (see the module
+    docstring). `apply` must stay equivalent: it is what runs where `desired` gives None."""
+
+    def desired(self, params: Any, device: Device) -> Mapping[str, Any] | None:
+        """The desired-properties merge patch `apply` would write to `device`, or None."""
         ...
 
 

@@ -39,7 +39,7 @@ from msrest.exceptions import ClientRequestError, HttpOperationError
 
 from twin_manager import errors, raw
 from twin_manager.retrying import RetryPolicy
-from twin_manager.usage import Usage
+from twin_manager.usage import Usage, units_of
 
 __all__ = ["Sdk", "etag_header"]
 
@@ -168,7 +168,10 @@ class Sdk:
     def _file(self, response: requests.Response | None) -> None:
         if response is not None and response.request is not None:
             request = response.request
-            self._usage.record(request.method or "", request.url or "", response.status_code)
+            method, url = request.method or "", request.url or ""
+            body = request.body if isinstance(request.body, bytes | str) else None
+            units = units_of(method, url, body)
+            self._usage.record(method, url, response.status_code, units)
 
     def _json(self, kind: type[T], what: str, send: Send, device_id: str | None = None) -> T:
         """`send` retried on transient failures; the JSON it answered, taken as a `kind`."""

@@ -14,6 +14,7 @@ and subtracts (`since`). Thread-safe: one manager is shared by threads.
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections import Counter
@@ -59,6 +60,18 @@ def throttle_of(method: str, url: str) -> str | None:
     return None
 
 
+def units_of(method: str, url: str, body: bytes | str | None) -> int:
+    """What a request costs its throttle: one, but a bulk registry operation (`POST /devices`)
+    costs one a device, as IoT Hub meters it."""
+    if method.upper() != "POST" or urlsplit(url).path != "/devices" or not body:
+        return 1
+    try:
+        entries = json.loads(body)
+    except ValueError:
+        return 1
+    return max(1, len(entries)) if isinstance(entries, list) else 1
+
+
 @dataclass(frozen=True)
 class UsageSnapshot:
     """Requests sent and requests refused with 429, per throttle, at one moment."""
@@ -88,13 +101,14 @@ class Usage:
         self._sent: Counter[str] = Counter()
         self._throttled: Counter[str] = Counter()
 
-    def record(self, method: str, url: str, status: int | None) -> None:
-        """File one request the SDK sent (`status` None: no answer came)."""
+    def record(self, method: str, url: str, status: int | None, units: int = 1) -> None:
+        """File one request the SDK sent (`status` None: no answer came) as `units` of its
+        throttle (see `units_of`)."""
         throttle = throttle_of(method, url)
         if throttle is None:
             return
         with self._lock:
-            self._sent[throttle] += 1
+            self._sent[throttle] += units
             if status == 429:
                 self._throttled[throttle] += 1
 

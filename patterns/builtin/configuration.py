@@ -61,33 +61,44 @@ class ConfigurationChange(api.Params):
         return cls(version=version, settings=applied.settings)
 
 
+_RESERVED = ("version", "campaignId")  # the section's own fields, never settings
+
+
 class ConfigurationChangePattern:
     kind = "configuration"
     params = ConfigurationChange
     description = "Apply a versioned set of settings."
 
     def apply(self, params: ConfigurationChange, device: api.Device) -> api.Verdict:
-        fleet, tag = device.fleet, device.attempt.tag
+        fleet = device.fleet
         if params.merge:
-            section = configuration.ConfigurationDesired.of(params.version, params.settings, tag)
-            fleet.twins.update_desired(device.device_id, {configuration.SECTION: section.wire()})
+            fleet.twins.update_desired(device.device_id, self.desired(params, device))
             return api.Verdict.in_progress()
         for attempt in range(5):
             twin = fleet.twins.get(device.device_id)
-            current = twin.desired.get(configuration.SECTION)
-            reserved = ("version", "campaignId")
-            before = {k: v for k, v in (current or {}).items() if k not in reserved}
-            patch = patches.replacement(before, params.settings)
-            replacing = {**patch, "version": params.version, "campaignId": tag}
+            fresh = api.Device(fleet, device.device_id, device.attempt, twin.reported, twin.desired)
             try:
-                fleet.twins.update_desired(device.device_id, {configuration.SECTION: replacing},
-                                     if_match=twin.etag or "*")  # fmt: skip
+                fleet.twins.update_desired(device.device_id, self.desired(params, fresh),
+                                           if_match=twin.etag or "*")  # fmt: skip
             except PreconditionFailed:
                 if attempt == 4:
                     raise
                 continue
             break
         return api.Verdict.in_progress()
+
+    def desired(self, params: ConfigurationChange, device: api.Device) -> dict[str, Any]:
+        """The section to write. Settings that replace the device's clear those left out of
+        the twin as `device` holds it: the controller writes this beside its claim, guarded by
+        that twin's etag, so a twin changed since is read again, never overwritten."""
+        tag = device.attempt.tag
+        if params.merge:
+            section = configuration.ConfigurationDesired.of(params.version, params.settings, tag)
+            return {configuration.SECTION: section.wire()}
+        current = device.desired.get(configuration.SECTION)
+        before = {k: v for k, v in (current or {}).items() if k not in _RESERVED}
+        patch = patches.replacement(before, params.settings)
+        return {configuration.SECTION: {**patch, "version": params.version, "campaignId": tag}}
 
     def outcome(self, params: ConfigurationChange, device: api.Device) -> api.Verdict:
         try:

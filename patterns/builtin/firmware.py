@@ -53,11 +53,13 @@ class FirmwareUpdatePattern:
     description = "Install a firmware image (A/B, rolled back if it fails to boot)."
 
     def apply(self, params: FirmwareUpdate, device: api.Device) -> api.Verdict:
+        device.fleet.twins.update_desired(device.device_id, self.desired(params, device))
+        return api.Verdict.in_progress()
+
+    def desired(self, params: FirmwareUpdate, device: api.Device) -> dict[str, Any]:
         # the whole section: a merge patch of only the fields given would keep an earlier
         # image's signature, floor or size beside this image's version and checksum
-        section = params.desired(device.attempt.tag).patch()
-        device.fleet.twins.update_desired(device.device_id, {firmware.SECTION: section})
-        return api.Verdict.in_progress()
+        return {firmware.SECTION: params.desired(device.attempt.tag).patch()}
 
     def outcome(self, params: FirmwareUpdate, device: api.Device) -> api.Verdict:
         try:

@@ -8,15 +8,18 @@ Microsoft's table):
 - queries, 20 a minute (20 banked): per tick, one GROUP BY for the counts, one page per 1,000
   admitted devices, one page of candidates when admitting;
 - configurations, 20 a minute (20 banked): per tick, the record read once and written once;
-- twin updates, 50 a second (3,000 banked): per device, its queued tag, its claim, the desired
-  section, its result tag (and the device's own reported patches);
+- twin updates, 50 a second (3,000 banked): per device, its queued tag, its claim with the
+  desired section (one PATCH for a pattern that is only that, `api.DesiredPatch`; two for one
+  that calls a method), its result tag (and the device's own reported patches);
 - jobs device operations, 10 a second (600 banked): none (see below).
 
 So queries and configurations set how often a controller may tick (3 queries and 2 record
 operations a tick: one tick every 9 s at S1's rate, the first few minutes' ticks paid by the
-bank), and twin updates set how fast devices move: 4 writes a device, 5 with a device that
-reports once, so 1,000 devices need 5,000 updates: 3,000 from the bank, then 2,000 at 50/s, 40 s
-at least.
+bank), and twin updates set how fast devices move: 3 writes a device, 4 with a device that
+reports once, so 1,000 devices need 4,000 updates: 3,000 from the bank, then 1,000 at 50/s, 20 s
+at least. (Bulk registry operations, 100 devices a request, draw one identity-registry operation
+a device, of which S1 allows 100 a minute: a controller whose budget knows that rate does not
+use them, see `writes`.)
 
 **Jobs are not cheaper.** A `scheduleUpdateTwin` job costs one jobs operation (100/min on S1)
 plus one *jobs device operation* per device, and those run at 10/s on S1 (50/s per unit on S3):

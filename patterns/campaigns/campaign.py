@@ -12,7 +12,8 @@ A tick, run by any process at any time (`twinfleet campaign run ID` loops over i
 3. safety: the abort criteria and health gates are checked on the counts;
 4. admit: from the first group not yet done, as many queued devices as the rate limiter allows
    are claimed (tag write with the twin's etag: a device claimed by another controller is
-   skipped) and the pattern is applied to them;
+   skipped) and the pattern is applied to them (a pattern that only writes desired properties
+   in the claim's own write; tags are written in bulk where the hub's quota allows, `writes`);
 5. finish: a snapshot campaign with nothing queued or in progress is completed.
 
 Everything the tick knows it reads from the hub, so a controller can stop and another resume.
@@ -40,7 +41,16 @@ from typing import Any
 import queries
 from patterns import api
 from patterns.campaigns import _workers as workers
-from patterns.campaigns import budgets, limiting, records, specs, tallies, targeting, windows
+from patterns.campaigns import (
+    budgets,
+    limiting,
+    records,
+    specs,
+    tallies,
+    targeting,
+    windows,
+    writes,
+)
 from patterns.campaigns.progress import (
     FINISHED,
     TAG,
@@ -53,7 +63,6 @@ from twin_manager import (
     DeviceNotFound,
     HubError,
     HubUnavailable,
-    PreconditionFailed,
     Throttled,
     TwinManager,
     models,
@@ -97,6 +106,14 @@ class CampaignStatus:
         return self.status in FINAL and not self.counts.get("admitted")
 
 
+@dataclass(frozen=True)
+class _Outcome:
+    """A device's result of an attempt: the tag to write, and what to log of it."""
+
+    write: writes.Write
+    message: str = ""
+
+
 class Campaign:
     """One campaign on one hub.
 
@@ -118,6 +135,10 @@ class Campaign:
         self.interval = 1.0
         self.budget: budgets.Budget | None = None
         self._tally = tallies.Tally()
+        self._writes = writes.Writes(
+            fleet, record.spec.id, budget=lambda: self.budget, spend=self._spend,
+            moved=lambda before, after: self._tally.move(before, after),
+        )  # fmt: skip
         self._reasons: tuple[int, dict[str, int]] = (0, {})
         self._log_lock = threading.Lock()  # workers log failures side by side
 
@@ -309,17 +330,7 @@ class Campaign:
         changed since it was read). A device deleted meanwhile (a retired one, say) took its
         tag with it: there is nothing left to write, and that is not a conflict (the next
         tick's tally no longer counts it)."""
-        self._spend()
-        try:
-            self.fleet.twins.update_tags(device_id, {TAG: {self.id: progress.wire()}},
-                                   if_match=etag or "*")  # fmt: skip
-        except PreconditionFailed:
-            return False
-        except DeviceNotFound:
-            log.info("campaign %s: device %s is no longer in the hub", self.id, device_id)
-            return True
-        self._tally.move(before, progress)
-        return True
+        return self._writes.one(writes.Write(device_id, etag, progress, before))
 
     def rerun(self) -> None:
         """Run again: failed, timed-out and cancelled devices are queued at the step where they
@@ -420,20 +431,26 @@ class Campaign:
         text = f"SELECT * FROM devices WHERE {target} AND NOT IS_DEFINED({self._tag})"
         added = 0
         for rows in workers.chunks(self.fleet.queries.run(text, page_size=1000), 1000):
-            added += sum(workers.each(self.fleet, rows, self._enqueue_one))
+            queued = [self._queued(row) for row in rows]
+            written = self._writes.many(queued)
+            added += sum(written)
+            # a device reporting at this very moment changed its etag: read it again
+            again = [write for write, done in zip(queued, written, strict=True) if not done]
+            added += sum(workers.each(self.fleet, again, self._enqueue_one))
         if added:
             self.record.log(now, f"queued {added} devices")
 
-    def _enqueue_one(self, row: dict[str, Any]) -> bool:
-        queued = DeviceProgress(state=DeviceState.QUEUED, group=self._group_of(row))
-        etag = row.get("etag")
+    def _queued(self, row: dict[str, Any]) -> writes.Write:
+        progress = DeviceProgress(state=DeviceState.QUEUED, group=self._group_of(row))
+        return writes.Write(row["deviceId"], row.get("etag"), progress, None)
+
+    def _enqueue_one(self, queued: writes.Write) -> bool:
         for _ in range(5):  # the device may be reporting at this very moment
-            if self._write(row["deviceId"], etag, queued, None):
-                return True
-            twin = self.fleet.twins.get(row["deviceId"])
+            twin = self.fleet.twins.get(queued.device_id)
             if DeviceProgress.of(twin.tags, self.id) is not None:
                 return False  # another controller queued it
-            etag = twin.etag
+            if self._write(queued.device_id, twin.etag, queued.progress, None):
+                return True
         return False
 
     def _step_id(self, step: int) -> str:
@@ -451,49 +468,95 @@ class Campaign:
             return
         admitted = self.fleet.queries.twins(self._in(DeviceState.ADMITTED), page_size=1000)
         for twins in workers.chunks(admitted, 1000):
-            workers.each(self.fleet, twins, lambda twin: self._evaluate_one(twin, now, stopped))
+            outcomes: list[writes.Write] = []
+            logged: list[str] = []
+            next_steps: list[tuple[models.Twin, DeviceProgress, int]] = []
+            for twin in twins:
+                decided = self._evaluate_one(twin, now, stopped)
+                if isinstance(decided, _Outcome):
+                    outcomes.append(decided.write)
+                    logged += [decided.message] if decided.message else []
+                elif decided is not None:
+                    next_steps.append((twin, decided, decided.step + 1))
+            self._writes.many(outcomes)
+            for message in logged:
+                self._log(now, message)
+            self._start_many(next_steps, now)
 
-    def _evaluate_one(self, twin: models.Twin, now: float, stopped: bool) -> None:
+    def _evaluate_one(
+        self, twin: models.Twin, now: float, stopped: bool
+    ) -> _Outcome | DeviceProgress | None:
+        """What becomes of one admitted device: its outcome to write, its progress when its
+        next step is to start, or None while it is in progress."""
         steps = self.spec.all_steps
         progress = DeviceProgress.of(twin.tags, self.id)
         if progress is None:
-            return
+            return None
         params = steps[progress.step]
         verdict = api.registry().get(params.kind).outcome(params, self._device(twin, progress))
         if verdict.outcome == api.Outcome.IN_PROGRESS:
             if now - progress.admitted_epoch() < self.spec.timeout_seconds:
-                return
+                return None
             verdict = api.Verdict(api.Outcome.FAILED, "timed out")
         if verdict.outcome == api.Outcome.SUCCEEDED:
             if progress.step + 1 < len(steps) and stopped:
                 step = f"step {progress.step + 1} of {len(steps)}"
                 why = f"campaign {self.record.status} after {step}"
-                self._write(twin.device_id, twin.etag,
-                            progress.but(state=DeviceState.CANCELLED, reason=why),
-                            progress)  # fmt: skip
-            elif progress.step + 1 < len(steps):
-                self._start(twin, progress, progress.step + 1, now)
-            else:
-                self._write(twin.device_id, twin.etag,
-                            progress.but(state=DeviceState.SUCCEEDED, reason=None),
-                            progress)  # fmt: skip
-            return
+                cancelled = progress.but(state=DeviceState.CANCELLED, reason=why)
+                return _Outcome(writes.Write(twin.device_id, twin.etag, cancelled, progress))
+            if progress.step + 1 < len(steps):
+                return progress
+            succeeded = progress.but(state=DeviceState.SUCCEEDED, reason=None)
+            return _Outcome(writes.Write(twin.device_id, twin.etag, succeeded, progress))
         reason = verdict.reason
         if len(steps) > 1:
             reason = f"step {progress.step + 1}: {reason}"
-        self._fail_or_retry(twin.device_id, twin.etag, progress, reason, now,
-                            retry=not stopped)  # fmt: skip
+        return self._retry_or_fail(twin.device_id, twin.etag, progress, reason, now,
+                                   retry=not stopped)  # fmt: skip
 
     def _start(self, twin: models.Twin, progress: DeviceProgress, step: int, now: float) -> bool:
         """Claim the device for a new attempt at `step` (etag-guarded), then apply that step's
         pattern; False when another controller claimed it first."""
-        claim = progress.but(
-            state=DeviceState.ADMITTED, step=step, attempt=progress.attempt + 1,
-            tries=progress.tries + 1 if step == progress.step else 1,
-            admitted_at=times.iso(now), not_before=None, reason=None,
-        )  # fmt: skip
-        if not self._write(twin.device_id, twin.etag, claim, progress):
-            return False
+        return self._start_many([(twin, progress, step)], now) == 1
+
+    def _start_many(
+        self, starts: list[tuple[models.Twin, DeviceProgress, int]], now: float
+    ) -> int:  # fmt: skip
+        """`_start` each device, the claims written together (with the desired section of a
+        pattern that is only that, `api.DesiredPatch`); returns how many were claimed."""
+        if not starts:
+            return 0
+        claims, applied = [], []
+        for twin, progress, step in starts:
+            claim = progress.but(
+                state=DeviceState.ADMITTED, step=step, attempt=progress.attempt + 1,
+                tries=progress.tries + 1 if step == progress.step else 1,
+                admitted_at=times.iso(now), not_before=None, reason=None,
+            )  # fmt: skip
+            params = self.spec.all_steps[step]
+            pattern = api.registry().get(params.kind)
+            desired = None
+            if isinstance(pattern, api.DesiredPatch):
+                desired = pattern.desired(params, self._device(twin, claim))
+            claims.append(writes.Write(twin.device_id, twin.etag, claim, progress, desired))
+            applied.append(desired is not None)
+        claimed = self._writes.many(claims)
+        rest = [
+            (twin, progress, claim.progress)
+            for (twin, progress, _), claim, done, whole in zip(
+                starts, claims, claimed, applied, strict=True
+            )
+            if done and not whole
+        ]
+        workers.each(self.fleet, rest, lambda start: self._apply(*start, now))
+        return sum(claimed)
+
+    def _apply(
+        self, twin: models.Twin, progress: DeviceProgress, claim: DeviceProgress, now: float
+    ) -> None:
+        """Apply the claimed step's pattern to the device, and write its outcome when the
+        pattern knows it at once."""
+        step = claim.step
         params = self.spec.all_steps[step]
         self._spend()
         try:
@@ -513,29 +576,38 @@ class Campaign:
                 try:
                     fresh = self.fleet.twins.get(twin.device_id)
                 except DeviceNotFound:  # the step deleted it (retire): nothing follows
-                    return True
-                return self._start(fresh, claim, step + 1, now)
+                    return
+                self._start(fresh, claim, step + 1, now)
+                return
             self._write(twin.device_id, None, claim.but(state=DeviceState.SUCCEEDED), claim)
         elif verdict.outcome == api.Outcome.FAILED:
             reason = verdict.reason
             if len(self.spec.all_steps) > 1:
                 reason = f"step {step + 1}: {reason}"
             self._fail_or_retry(twin.device_id, None, claim, reason, now)
-        return True
 
     def _fail_or_retry(self, device_id: str, etag: str | None, progress: DeviceProgress,
                        reason: str, now: float, *, retry: bool = True) -> None:  # fmt: skip
+        outcome = self._retry_or_fail(device_id, etag, progress, reason, now, retry=retry)
+        self._writes.one(outcome.write)
+        self._log(now, outcome.message)
+
+    def _retry_or_fail(self, device_id: str, etag: str | None, progress: DeviceProgress,
+                       reason: str, now: float, *, retry: bool = True
+                       ) -> _Outcome:  # fmt: skip
+        """The write that queues a failed attempt again after its backoff while tries remain,
+        else marks the device failed (or timed out); and what to log of it."""
         retries = self.spec.retries
         if retry and progress.tries < retries.max_attempts:
             delay = retries.backoff_seconds * 2 ** (progress.tries - 1)
             queued = progress.but(state=DeviceState.QUEUED, reason=reason, not_before=now + delay)
-            self._write(device_id, etag, queued, progress)
-            self._log(now, f"{device_id}: attempt {progress.tries} failed ({reason}); "
-                           f"retry in {delay:g} s")  # fmt: skip
-        else:
-            state = DeviceState.TIMEDOUT if reason.endswith("timed out") else DeviceState.FAILED
-            self._write(device_id, etag, progress.but(state=state, reason=reason), progress)
-            self._log(now, f"{device_id}: {state} ({reason})")
+            message = (f"{device_id}: attempt {progress.tries} failed ({reason}); "
+                       f"retry in {delay:g} s")  # fmt: skip
+            return _Outcome(writes.Write(device_id, etag, queued, progress), message)
+        state = DeviceState.TIMEDOUT if reason.endswith("timed out") else DeviceState.FAILED
+        failed = progress.but(state=state, reason=reason)
+        return _Outcome(writes.Write(device_id, etag, failed, progress),
+                        f"{device_id}: {state} ({reason})")  # fmt: skip
 
     # -- safety ----------------------------------------------------------------------------
 
@@ -669,12 +741,7 @@ class Campaign:
         if self.spec.trigger == "on_connect":
             condition += " AND connectionState = 'Connected'"
         admitted = 0
-        batch: list[tuple[models.Twin, DeviceProgress]] = []
-
-        def start(candidate: tuple[models.Twin, DeviceProgress]) -> bool:
-            twin, progress = candidate
-            return self._start(twin, progress, progress.step, now)
-
+        batch: list[tuple[models.Twin, DeviceProgress, int]] = []
         for twin in self.fleet.queries.twins(condition, page_size=min(allowed, 1000)):
             progress = DeviceProgress.of(twin.tags, self.id)
             if progress is None or progress.state != DeviceState.QUEUED:
@@ -683,11 +750,11 @@ class Campaign:
                 retired = progress.but(state=DeviceState.CANCELLED, reason="device retired")
                 self._write(twin.device_id, twin.etag, retired, progress)
                 continue
-            batch.append((twin, progress))
+            batch.append((twin, progress, progress.step))
             if len(batch) >= allowed - admitted:
-                admitted += sum(workers.each(self.fleet, batch, start))
+                admitted += self._start_many(batch, now)
                 batch = []
                 if admitted >= allowed:
                     break  # before the next row: it may be on a page not yet read
-        admitted += sum(workers.each(self.fleet, batch, start))
+        admitted += self._start_many(batch, now)
         return admitted
