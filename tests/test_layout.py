@@ -170,6 +170,7 @@ SURFACE = {
     "patterns": [],
     "patterns.api": [
         "Attempt",
+        "DesiredPatch",
         "Device",
         "ENTRY_POINT_GROUP",
         "Outcome",
