@@ -14,6 +14,7 @@ import gc
 import json
 import logging
 import os
+import sys
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -43,6 +44,8 @@ from local_hub.rest.connections import CappedSite
 __all__ = ["DEFAULT_NAME", "HTTPS_PORT", "MQTT_PORT", "HubServer", "serve"]
 
 log = logging.getLogger(__name__)
+
+_SWITCH_INTERVAL = 0.001  # seconds a thread holds the interpreter before it offers it on
 
 MQTT_PORT = 8883
 HTTPS_PORT = 443
@@ -288,6 +291,10 @@ async def serve(
         # process: out of the cyclic collector's reach, a full collection no longer walks it,
         # which with 100,000 twins held the loop (and every device) for half a second.
         gc.freeze()
+        # The store's writer and the query worker hand the interpreter back to the loop at
+        # each switch interval: at the default 5 ms, a device's round trip that crosses
+        # threads several times waits that long at each crossing behind a running query.
+        sys.setswitchinterval(_SWITCH_INTERVAL)
         await (stop or asyncio.Event()).wait()
     finally:
         await server.stop()
