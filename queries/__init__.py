@@ -21,6 +21,7 @@ True
 from queries.checking import QueryWarning, Scheme, check, check_condition
 from queries.errors import QueryError, QuerySyntaxError, UnsupportedQuery
 from queries.query import Condition, Query, parse, parse_condition
+from queries.quoting import quote
 from queries.values import UNDEFINED
 
 __all__ = [
@@ -36,4 +37,5 @@ __all__ = [
     "check_condition",
     "parse",
     "parse_condition",
+    "quote",
 ]

@@ -60,6 +60,7 @@ SURFACE = {
         "check_condition",
         "parse",
         "parse_condition",
+        "quote",
     ],
     "local_hub": [
         "HubError",

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import queries
 from twin_manager import TwinManager, models
 from twinfleet.devicefiles import BadRow, DeviceRow
 
@@ -85,10 +86,6 @@ def _identity(row: DeviceRow) -> dict[str, Any]:
     return entry
 
 
-def _quoted(text: str) -> str:
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
 def _differences(row: DeviceRow, twin: models.Twin) -> list[str]:
     found = []
     if twin.status != row.status:
@@ -148,7 +145,7 @@ def import_rows(
                     why = f"its tags and desired properties were not set: {failure.error_status}"
                     report.partial.append((row.line, row.device_id, why))
         if existing:
-            ids = ", ".join(_quoted(row.device_id) for row in existing)
+            ids = ", ".join(queries.quote(row.device_id) for row in existing)
             found = {t.device_id: t for t in fleet.queries.twins(f"deviceId IN [{ids}]")}
             for row in existing:
                 twin = found.get(row.device_id)

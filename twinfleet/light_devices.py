@@ -39,7 +39,7 @@ from local_hub import tokens
 from local_hub.mqtt import codec, lean_tls
 from patterns.contracts import configuration, firmware
 
-__all__ = ["Credentials", "LightDevice", "LightFleet"]
+__all__ = ["HubCredentials", "LightDevice", "LightFleet"]
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def _now() -> str:
 
 
 @dataclass(frozen=True)
-class Credentials:
+class HubCredentials:
     """What a device needs to reach its hub, from its connection string."""
 
     device_id: str
@@ -73,7 +73,7 @@ class Credentials:
     key: bytes
 
     @classmethod
-    def parse(cls, connection_string: str) -> Credentials:
+    def parse(cls, connection_string: str) -> HubCredentials:
         """Read `HostName`, `DeviceId`, `SharedAccessKey` and `GatewayHostName` (optional).
 
         Raises:
@@ -139,7 +139,7 @@ class LightDevice:
         "reports",
     )  # fmt: skip
 
-    def __init__(self, credentials: Credentials, context: ssl.SSLContext, initial_version: str
+    def __init__(self, credentials: HubCredentials, context: ssl.SSLContext, initial_version: str
                  ) -> None:  # fmt: skip
         self.credentials = credentials
         self.context = context
@@ -347,7 +347,7 @@ class LightFleet:
                  initial_version: str = "1.0.0", sources: Sequence[str] = ()) -> None:  # fmt: skip
         context = ssl.create_default_context(cafile=ca_file)
         self.devices = [
-            LightDevice(Credentials.parse(text), context, initial_version)
+            LightDevice(HubCredentials.parse(text), context, initial_version)
             for text in connection_strings
         ]
         self._sources = list(sources)

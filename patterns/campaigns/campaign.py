@@ -68,16 +68,11 @@ from twin_manager import (
     models,
 )
 
-__all__ = ["FINAL", "Campaign", "CampaignStatus", "literal"]
+__all__ = ["FINAL", "Campaign", "CampaignStatus"]
 
 log = logging.getLogger(__name__)
 
 FINAL = (CampaignState.COMPLETED, CampaignState.ABORTED, CampaignState.CANCELLED)
-
-
-def literal(text: str) -> str:
-    """`text` as a query string literal (quotes and backslashes escaped)."""
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 @dataclass
@@ -178,7 +173,7 @@ class Campaign:
         return f"tags.{TAG}.{self.id}"
 
     def _in(self, *states: DeviceState) -> str:
-        return f"{self._tag}.state IN [{', '.join(literal(s) for s in states)}]"
+        return f"{self._tag}.state IN [{', '.join(queries.quote(s) for s in states)}]"
 
     # -- status ----------------------------------------------------------------------------
 
@@ -737,7 +732,9 @@ class Campaign:
         rows at a time, so it costs one query unless other controllers claim devices first."""
         tag = self._tag
         due = f"(NOT IS_DEFINED({tag}.notBefore) OR {tag}.notBefore <= {now:.3f})"
-        condition = f"{self._in(DeviceState.QUEUED)} AND {tag}.group = {literal(group)} AND {due}"
+        condition = (
+            f"{self._in(DeviceState.QUEUED)} AND {tag}.group = {queries.quote(group)} AND {due}"
+        )
         if self.spec.trigger == "on_connect":
             condition += " AND connectionState = 'Connected'"
         admitted = 0

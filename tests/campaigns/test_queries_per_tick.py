@@ -15,10 +15,10 @@ from typing import Any, Literal
 
 import pytest
 
+import queries
 from local_hub import LocalHub
 from patterns import api
 from patterns.campaigns import Campaign, CampaignSpec, Group, Retries, Rollout
-from patterns.campaigns.campaign import literal
 from twin_manager import TwinManager, UsageSnapshot
 
 
@@ -60,7 +60,7 @@ def _spec(campaign_id: str, count: int, groups: int) -> CampaignSpec:
         Group(
             name=f"wave-{n}",
             success_threshold=0.5,
-            condition=f"deviceId IN [{', '.join(map(literal, ids[n :: groups * 2]))}]",
+            condition=f"deviceId IN [{', '.join(map(queries.quote, ids[n :: groups * 2]))}]",
         )
         for n in range(groups)
     )

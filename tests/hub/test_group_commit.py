@@ -88,6 +88,19 @@ async def _patch_until_killed(
         writer.close()
 
 
+def _assert_kept(data_dir: Path, section: str, acknowledged: dict[str, int]) -> None:
+    """Every device's stored `section` holds at least the last `seq` the hub acknowledged."""
+    db = store.Store(data_dir / "hub.db")
+    try:
+        twins = {device_id: twin for device_id, _, twin, _ in db.load_devices()}
+    finally:
+        db.close()
+    for device_id, last in acknowledged.items():
+        stored = twins[device_id][section].get("seq", 0)
+        assert stored >= last, f"{device_id}: acknowledged seq {last}, stored {stored}"
+        assert twins[device_id][f"{section}Version"] == stored + 1
+
+
 def test_group_commit_loses_no_acknowledged_patch_across_kill_9(hub_process: Any) -> None:
     keys = _fill(hub_process.data_dir, DEVICES)
     info = hub_process.start()
@@ -109,15 +122,7 @@ def test_group_commit_loses_no_acknowledged_patch_across_kill_9(hub_process: Any
     hub_process.process.wait()
     assert state["killed"]
     assert state["in_flight"] > 0  # patches were on their way when the hub died
-    db = store.Store(hub_process.data_dir / "hub.db")
-    try:
-        twins = {device_id: twin for device_id, _, twin, _ in db.load_devices()}
-    finally:
-        db.close()
-    for device_id, last in acked.items():
-        stored = twins[device_id]["reported"].get("seq", 0)
-        assert stored >= last, f"{device_id}: acknowledged seq {last}, stored {stored}"
-        assert twins[device_id]["reportedVersion"] == stored + 1
+    _assert_kept(hub_process.data_dir, "reported", acked)
 
 
 def test_service_twin_updates_answered_are_kept_across_kill_9(hub_process: Any) -> None:
@@ -158,15 +163,7 @@ def test_service_twin_updates_answered_are_kept_across_kill_9(hub_process: Any) 
     hub_process.process.wait()
     assert failures == []
     assert killed.is_set()
-    db = store.Store(hub_process.data_dir / "hub.db")
-    try:
-        twins = {device_id: twin for device_id, _, twin, _ in db.load_devices()}
-    finally:
-        db.close()
-    for device_id, last in answered.items():
-        stored = twins[device_id]["desired"].get("seq", 0)
-        assert stored >= last, f"{device_id}: answered seq {last}, stored {stored}"
-        assert twins[device_id]["desiredVersion"] == stored + 1
+    _assert_kept(hub_process.data_dir, "desired", answered)
 
 
 def test_the_writes_of_one_loop_turn_are_one_commit_acknowledged_after_it(tmp_path: Path) -> None:

@@ -251,3 +251,10 @@ def test_deep_nesting_is_a_query_error() -> None:
     assert caught.value.column == len("SELECT * FROM devices WHERE ") + 65  # the 65th "("
     fine = "SELECT * FROM devices WHERE " + "(" * 60 + "NOT a = 1" + ")" * 60
     assert queries.parse(fine).matches({"a": 2})
+
+
+@given(st.text(alphabet=string.printable + "é✓'\"\\\u2028", max_size=40))
+def test_a_quoted_string_is_one_literal_that_matches_exactly_itself(text: str) -> None:
+    condition = queries.parse_condition(f"tags.name = {queries.quote(text)}")
+    assert condition.matches({"deviceId": "d", "tags": {"name": text}})
+    assert not condition.matches({"deviceId": "d", "tags": {"name": text + "x"}})

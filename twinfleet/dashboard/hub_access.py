@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import queries
 from patterns.campaigns import Campaign, Plan, plan, records
 from twin_manager import Job, MethodResult, Twin, TwinManager
 from twin_manager.models import DeviceJobResult
@@ -25,18 +26,12 @@ __all__ = [
     "DeviceCampaign",
     "HubAccess",
     "QueryPage",
-    "quoted",
 ]
 
 log = logging.getLogger(__name__)
 
 FINISHED_STATES = ("succeeded", "failed", "timedout", "cancelled")
 STEERING = ("pause", "resume", "cancel", "abort")
-
-
-def quoted(text: str) -> str:
-    """A query string literal."""
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 @dataclass(frozen=True)
@@ -185,7 +180,7 @@ class HubAccess:
         progress.reasons = {
             str(k): v for k, v in self._fleet.queries.group_by(f"{tag}.reason", failed).items() if k
         }
-        finished = ", ".join(quoted(s) for s in FINISHED_STATES)
+        finished = ", ".join(queries.quote(s) for s in FINISHED_STATES)
         progress.group_totals = {
             str(k): v
             for k, v in self._fleet.queries.group_by(f"{tag}.group", f"IS_DEFINED({tag})").items()
