@@ -15,13 +15,17 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
-from playwright.sync_api import Browser, BrowserType, Page, Playwright, sync_playwright
+from playwright.sync_api import Browser, BrowserType, Page, Playwright, expect, sync_playwright
 
 from device_agent import SimulatedFleet
 from local_hub import LocalHub
 from tests.conftest import allocate_loopback
 from twin_manager import TwinManager
 from twinfleet.dashboard import DashboardServer, HubAccess, Settings
+
+# A page's assertions wait up to 15 s for what they expect (Playwright's default is 5 s): each
+# page load queries the hub, and the suite runs beside agents and hubs on two shared cores.
+expect.set_options(timeout=15_000)
 
 CHROMIUM = "/usr/lib/chromium/chromium"
 XSS = '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2">'
