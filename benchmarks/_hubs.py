@@ -18,7 +18,7 @@ from typing import Any
 from local_hub import tokens
 from local_hub.mqtt import codec
 
-__all__ = ["RawDevice", "hub_process", "rss_kib"]
+__all__ = ["RawDevice", "connect_all", "hub_process", "rss_kib"]
 
 
 def rss_kib(pid: int) -> int:
@@ -93,3 +93,11 @@ class RawDevice:
         if self.writer is not None:
             self.send(codec.Disconnect())
             self.writer.close()
+
+
+async def connect_all(devices: list[RawDevice], subscriptions: tuple[str, ...]) -> None:
+    """Connect and subscribe every device, fewer at once than the hub lets one address hold
+    before their CONNECTs are accepted (`ConnectionLimits.mqtt_unauthenticated_per_source`,
+    64: more are closed at once)."""
+    for start in range(0, len(devices), 50):
+        await asyncio.gather(*(d.connect(subscriptions) for d in devices[start : start + 50]))

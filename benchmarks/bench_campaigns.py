@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks._hubs import RawDevice, hub_process
+from benchmarks._hubs import RawDevice, connect_all, hub_process
 from local_hub.mqtt import codec
 from patterns.campaigns import Campaign, CampaignSpec, ConfigurationChange, Rollout
 from twin_manager import TwinManager
@@ -33,8 +33,10 @@ async def _apply(device: RawDevice) -> None:
             patch = json.loads(packet.payload)
             if "configuration" in patch:
                 rid += 1
-                body = {"configuration": {"version": patch["configuration"]["version"],
-                                          "status": "applied", "error": None}}  # fmt: skip
+                section = patch["configuration"]  # reported back with its campaign's tag
+                applied = {"version": section["version"], "status": "applied", "error": None,
+                           "campaignId": section.get("campaignId")}  # fmt: skip
+                body = {"configuration": applied}
                 topic = f"$iothub/twin/PATCH/properties/reported/?$rid={rid}"
                 device.send(codec.Publish(topic, json.dumps(body).encode(), 1, rid))
 
@@ -44,13 +46,9 @@ def _devices(
 ) -> None:
     async def main() -> None:
         devices = [RawDevice(info, HOST, d, k) for d, k in keys.items()]
-        for start in range(0, len(devices), 100):
-            await asyncio.gather(
-                *(
-                    d.connect(("$iothub/twin/PATCH/properties/desired/#", "$iothub/twin/res/#"))
-                    for d in devices[start : start + 100]
-                )
-            )
+        await connect_all(
+            devices, ("$iothub/twin/PATCH/properties/desired/#", "$iothub/twin/res/#")
+        )
         tasks = [asyncio.create_task(_apply(d)) for d in devices]
         ready.set()
         while not stop.is_set():

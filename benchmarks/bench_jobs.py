@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks._hubs import RawDevice, hub_process
+from benchmarks._hubs import RawDevice, connect_all, hub_process
 from local_hub.mqtt import codec
 from twin_manager import TwinManager
 
@@ -36,8 +36,7 @@ async def _serve(device: RawDevice, patched: asyncio.Event, counter: list[int]) 
 async def _run(info: dict[str, Any], fleet: TwinManager, keys: dict[str, str]) -> None:
     devices = [RawDevice(info, HOST, d, k) for d, k in keys.items()]
     subscriptions = ("$iothub/twin/PATCH/properties/desired/#", "$iothub/methods/POST/#")
-    for start in range(0, DEVICES, 100):
-        await asyncio.gather(*(d.connect(subscriptions) for d in devices[start : start + 100]))
+    await connect_all(devices, subscriptions)
     patched, counter = asyncio.Event(), [0]
     servers = [asyncio.create_task(_serve(d, patched, counter)) for d in devices]
     loop = asyncio.get_running_loop()
