@@ -27,9 +27,11 @@ HOST = "127.0.0.201"
 
 
 async def _device(info: dict[str, Any], device_id: str, key: str, ready: asyncio.Event,
-                  connected: list[int], go: asyncio.Event) -> int:  # fmt: skip
+                  connected: list[int], go: asyncio.Event,
+                  gate: asyncio.Semaphore) -> int:  # fmt: skip
     device = RawDevice(info, HOST, device_id, key)
-    await device.connect()
+    async with gate:  # the hub closes more than 64 unaccepted connections from one address
+        await device.connect()
     connected.append(1)
     if len(connected) == DEVICES:
         ready.set()
@@ -55,8 +57,10 @@ async def _run(info: dict[str, Any], keys: dict[str, str], pid: int) -> None:
     ready, go = asyncio.Event(), asyncio.Event()
     connected: list[int] = []
     before = rss_kib(pid)
+    gate = asyncio.Semaphore(50)
     tasks = [
-        asyncio.create_task(_device(info, d, k, ready, connected, go)) for d, k in keys.items()
+        asyncio.create_task(_device(info, d, k, ready, connected, go, gate))
+        for d, k in keys.items()
     ]
     await asyncio.wait_for(ready.wait(), 120)
     await asyncio.sleep(0.5)
