@@ -8,6 +8,7 @@ Its API (everything else is internal):
 - `check(text, scheme=...)`, `check_condition(text, scheme=...)` -> list of `QueryWarning`: what
   parses but would silently match nothing (an unquoted string, a misspelt root, a path outside
   a `Scheme` of the fleet's declared tags and reported properties).
+- `quote(text)`: `text` as a string literal to put into query text (a device id, a group).
 - `UNDEFINED`: the value of a property a twin does not have.
 - Errors: `QueryError` (the root; `line`, `column`, a caret under the fault),
   `QuerySyntaxError`, `UnsupportedQuery`.

@@ -85,4 +85,5 @@ def test_public_surface() -> None:
         "check_condition",
         "parse",
         "parse_condition",
+        "quote",
     ]
