@@ -4,8 +4,10 @@ twin changed under a bulk write is read again, never written blind."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
+
+import pytest
 
 from local_hub import LocalHub
 from patterns.campaigns import Campaign, CampaignSpec, ConfigurationChange, Rollout, budgets
@@ -15,8 +17,18 @@ from twin_manager import TwinManager
 COUNT = 150
 
 
-def _fleet(hub: LocalHub) -> TwinManager:
+@pytest.fixture
+def opened() -> Iterator[list[TwinManager]]:
+    """Managers a test made, closed after it (their HTTPS sessions with them)."""
+    made: list[TwinManager] = []
+    yield made
+    for fleet in made:
+        fleet.close()
+
+
+def _fleet(hub: LocalHub, opened: list[TwinManager]) -> TwinManager:
     fleet = TwinManager.from_local_hub(hub)
+    opened.append(fleet)
     fleet.devices.bulk([{"id": f"b-{i:03d}", "importMode": "create", "tags": {"kind": "meter"}}
                         for i in range(100)])  # fmt: skip
     fleet.devices.bulk([{"id": f"b-{i:03d}", "importMode": "create", "tags": {"kind": "meter"}}
@@ -41,10 +53,10 @@ def _admit_all(campaign: Campaign, clock: Any) -> None:
 
 
 def test_unbudgeted_ticks_write_a_hundred_devices_a_request_claim_and_desired_together(
-    make_hub: Callable[..., LocalHub], clock: Any
+    make_hub: Callable[..., LocalHub], clock: Any, opened: list[TwinManager]
 ) -> None:
     hub = make_hub(tier="S3", units=10)  # meters every request, throttles none here
-    fleet = _fleet(hub)
+    fleet = _fleet(hub, opened)
     before = fleet.usage.snapshot()
     campaign = Campaign.create(fleet, _spec("bulk"), clock=clock)
     _admit_all(campaign, clock)  # each claim carries the device's desired section
@@ -63,10 +75,10 @@ def test_unbudgeted_ticks_write_a_hundred_devices_a_request_claim_and_desired_to
 
 
 def test_a_budget_that_knows_the_tier_writes_one_patch_a_device(
-    make_hub: Callable[..., LocalHub], clock: Any
+    make_hub: Callable[..., LocalHub], clock: Any, opened: list[TwinManager]
 ) -> None:
     hub = make_hub(tier="S3", units=10)
-    fleet = _fleet(hub)
+    fleet = _fleet(hub, opened)
     before = fleet.usage.snapshot()
     campaign = Campaign.create(fleet, _spec("paced"), clock=clock)
     campaign.budget = budgets.Budget.for_tier("S3", 10)
@@ -78,10 +90,10 @@ def test_a_budget_that_knows_the_tier_writes_one_patch_a_device(
 
 
 def test_a_device_that_changed_under_a_bulk_write_is_read_again(
-    make_hub: Callable[..., LocalHub], clock: Any
+    make_hub: Callable[..., LocalHub], clock: Any, opened: list[TwinManager]
 ) -> None:
     hub = make_hub()
-    fleet = _fleet(hub)
+    fleet = _fleet(hub, opened)
     campaign = Campaign.create(fleet, _spec("race"), clock=clock)
     real = fleet.queries.run
     raced = []
