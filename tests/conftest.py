@@ -146,7 +146,7 @@ def registry_manager(hub: LocalHub) -> Iterator[Any]:
     manager = IoTHubRegistryManager.from_connection_string(hub.service_connection_string)
     manager.protocol.config.connection.verify = hub.ca_certificate_path
     yield manager
-    del manager
+    manager.protocol.close()  # its HTTPS session, or its sockets are left to the collector
 
 
 @pytest.fixture
