@@ -440,7 +440,7 @@ class Registry:
         self._index.update_section(
             device_id, ("properties", "reported"), twin["reported"], reported, patch
         )
-        event = events.ReportedPatched(device_id, copy.deepcopy(patch), version)
+        event = events.ReportedPatched(device_id, patch, version)  # a patch parsed for this call
         if on_durable is None:
             self._store.stage(writes)
             self._store.flush()

@@ -133,6 +133,10 @@ def apply_patch(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The section and metadata after `patch` (the inputs are left untouched).
 
+    Only the objects on the patch's paths are copied; the new section shares every subtree the
+    patch does not touch with the old one (twin sections are never changed in place), so a small
+    patch to a large twin costs the patch, not the twin.
+
     Args:
         section: the current properties, without `$` keys.
         metadata: the current `$metadata` for them.
@@ -146,9 +150,7 @@ def apply_patch(
     Raises:
         BadRequest: the patched section would be larger than `limit`.
     """
-    new_section = copy.deepcopy(section)
-    new_meta = copy.deepcopy(metadata)
-    _merge(new_section, new_meta, patch, now, version)
+    new_section, new_meta = _merged(section, metadata, patch, _stamp(now, version))
     if limit is not None and (size := section_size(new_section)) > limit:
         raise errors.BadRequest(
             f"The {name} section would be {size} bytes; IoT Hub allows at most {limit}.",
@@ -164,27 +166,26 @@ def _stamp(now: str, version: int | None) -> dict[str, Any]:
     return stamp
 
 
-def _merge(
-    target: dict[str, Any],
-    meta: dict[str, Any],
-    patch: dict[str, Any],
-    now: str,
-    version: int | None,
-) -> None:
+def _merged(
+    target: dict[str, Any], meta: dict[str, Any], patch: dict[str, Any], stamp: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    target, meta = dict(target), dict(meta)
     for key, value in patch.items():
         if value is None:
             target.pop(key, None)
             meta.pop(key, None)
         elif isinstance(value, dict):
-            if not isinstance(target.get(key), dict):
-                target[key] = {}
-                meta[key] = {}
-            child_meta = meta.setdefault(key, {})
-            _merge(target[key], child_meta, value, now, version)
+            child, child_meta = target.get(key), meta.get(key)
+            if not isinstance(child, dict):
+                child, child_meta = {}, {}
+            target[key], meta[key] = _merged(
+                child, child_meta if isinstance(child_meta, dict) else {}, value, stamp
+            )
         else:
             target[key] = copy.deepcopy(value)
-            meta[key] = _stamp(now, version)
-    meta.update(_stamp(now, version))
+            meta[key] = dict(stamp)
+    meta.update(stamp)
+    return target, meta
 
 
 def diff_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:

@@ -323,11 +323,10 @@ class DeviceEndpoint:
 
     async def _serve(self, connection: Connection, reader: asyncio.StreamReader) -> None:
         while not connection.closed:
-            # asyncio.timeout, not wait_for: no extra task per packet (nor per idle device).
-            async with asyncio.timeout(connection.read_timeout):
-                packet = await codec.read_packet(reader, MAX_PACKET)
+            packet = await codec.read_packet(reader, MAX_PACKET)
             if packet is None or isinstance(packet, codec.Disconnect):
                 return
+            connection.heard()
             self._registry.record_activity(connection.device_id)
             if isinstance(packet, codec.Publish):
                 if self._quotas is None or await throttling.admit_publish(

@@ -158,11 +158,10 @@ class ProvisioningEndpoint:
     async def _serve(self, device: _Device, reader: asyncio.StreamReader) -> None:
         connection = device.connection
         while not connection.closed:
-            packet = await asyncio.wait_for(
-                codec.read_packet(reader, MAX_PACKET), connection.read_timeout
-            )
+            packet = await codec.read_packet(reader, MAX_PACKET)
             if packet is None or isinstance(packet, codec.Disconnect):
                 return
+            connection.heard()
             if isinstance(packet, codec.Publish):
                 if packet.qos == 2:
                     raise codec.MalformedPacket("DPS does not accept QoS 2")
