@@ -1,7 +1,9 @@
 """Automatic device configurations: desired content kept applied to every device a target
 condition selects, by priority, with counts of targeted and applied devices.
 
-Evaluation runs on an interval and, debounced, after twin changes. For each device the matching
+Evaluation runs, debounced, after twin and configuration changes, and on an interval. It looks
+only at what changed (`targeting`): the devices whose twins changed, and every device a created
+or re-targeted configuration selects. For each device the matching
 configuration with the highest priority wins (ties go to the most recently created, as on IoT
 Hub); when a device's winner changes, the winner's content is merged into its desired properties
 and the device is recorded as applied to it, so content is applied once per (device, winner),
@@ -15,11 +17,10 @@ import asyncio
 import json
 import logging
 import re
-from collections.abc import Callable
 from typing import Any
 
 import queries
-from local_hub import errors, events, registry, store
+from local_hub import errors, events, registry, store, targeting
 from local_hub.clock import Clock, iso
 
 __all__ = ["ConfigurationManager", "content_patch"]
@@ -49,19 +50,18 @@ def content_patch(device_content: dict[str, Any]) -> dict[str, Any]:
     return patch
 
 
-def _condition(text: Any, field: str) -> Callable[[dict[str, Any]], bool]:
-    """Which twins a target condition selects: `*` every device; none when it is empty or absent
-    (Microsoft's configuration sample creates one without a condition: it targets no device)."""
-    if text is None or (isinstance(text, str) and not text.strip()):
-        return lambda _twin: False
-    if not isinstance(text, str):
+def _condition(text: Any, field: str) -> targeting.Target:
+    """The compiled target condition (see `targeting.Target.of`).
+
+    Raises:
+        BadRequest: not a condition IoT Hub accepts.
+    """
+    if text is not None and not isinstance(text, str):
         raise errors.BadRequest(
             f"{field} must be a query condition, e.g. \"tags.environment = 'prod'\"."
         )
-    if text.strip() == "*":
-        return lambda _twin: True
     try:
-        return queries.parse_condition(text, strict=True).matches
+        return targeting.Target.of(text)
     except queries.QueryError as exc:
         raise errors.BadRequest(f"{field} is invalid. {exc}", error_code="400020") from None
 
@@ -132,6 +132,9 @@ class ConfigurationManager:
         self._interval = interval
         self._task: asyncio.Task[None] | None = None
         self._dirty: asyncio.Event | None = None
+        self._targeting = targeting.Targeting(hub_registry)
+        self._applied: dict[str, str] | None = None  # device -> configuration, as the table has it
+        self._has_configurations = True  # until a pass finds none
         db.executescript(_SCHEMA)
         hub_registry.add_listener(self._on_event)
 
@@ -204,6 +207,9 @@ class ConfigurationManager:
         registry.check_etag(if_match, config["etag"], f"configuration {config_id!r}")
         self._store.execute("DELETE FROM configurations WHERE config_id = ?", (config_id,))
         self._store.execute("DELETE FROM configuration_applied WHERE config_id = ?", (config_id,))
+        if self._applied is not None:
+            self._applied = {d: c for d, c in self._applied.items() if c != config_id}
+        self._evaluate_now()
 
     def test_queries(self, body: Any) -> dict[str, Any]:
         """IoT Hub's "test configuration queries": an error text per invalid query."""
@@ -233,7 +239,14 @@ class ConfigurationManager:
             await asyncio.gather(self._task, return_exceptions=True)
 
     def _on_event(self, event: events.TwinEvent) -> None:
-        if not isinstance(event, events.ConnectionChanged):
+        self._targeting.device_changed(event.device_id)
+        if isinstance(event, events.DeviceDeleted):  # a device made again with its id is new
+            self._store.execute(
+                "DELETE FROM configuration_applied WHERE device_id = ?", (event.device_id,)
+            )
+            if self._applied is not None:
+                self._applied.pop(event.device_id, None)
+        if self._has_configurations:
             self._evaluate_now()
 
     def _evaluate_now(self) -> None:
@@ -255,25 +268,22 @@ class ConfigurationManager:
                 log.exception("evaluating configurations failed")
 
     def evaluate(self) -> None:
-        """One pass: apply winners that changed, then refresh every configuration's metrics."""
+        """One pass: apply winners that changed, then refresh every configuration's counts."""
         configs = self._all()
+        self._has_configurations = bool(configs)
+        affected = self._targeting.refresh(configs)
         if not configs:
             return
+        if self._applied is None:
+            self._applied = dict(
+                self._store.execute("SELECT device_id, config_id FROM configuration_applied")
+            )
+        applied = self._applied
         ranked = sorted(configs, key=lambda c: (c["priority"], c["createdTimeUtc"]), reverse=True)
-        conditions = {c["id"]: _condition(c["targetCondition"], "targetCondition") for c in configs}
-        applied = dict(
-            self._store.execute("SELECT device_id, config_id FROM configuration_applied")
-        )
-        targeted: dict[str, set[str]] = {config_id: set() for config_id in conditions}
+        targeted = self._targeting.targeted
         changes: list[tuple[str, dict[str, Any]]] = []
-        for twin in list(self._registry.twins()):
-            device_id = twin["deviceId"]
-            winner = None
-            for config in ranked:
-                condition = conditions[config["id"]]
-                if condition(twin):
-                    targeted[config["id"]].add(device_id)
-                    winner = winner or config
+        for device_id in sorted(affected):
+            winner = next((c for c in ranked if device_id in targeted[c["id"]]), None)
             if winner is not None and applied.get(device_id) != winner["id"]:
                 changes.append((device_id, winner))
         # A device's patch and the record of it commit together, many devices a transaction
@@ -294,7 +304,6 @@ class ConfigurationManager:
                         log.warning("configuration %s not applied to %s: %s", winner["id"],
                                     device_id, exc.message)  # fmt: skip
                     applied[device_id] = winner["id"]
-        twins = list(self._registry.twins())
         for config in configs:
             ids = targeted[config["id"]]
             counts = {
@@ -302,8 +311,8 @@ class ConfigurationManager:
                 "appliedCount": sum(1 for d in ids if applied.get(d) == config["id"]),
             }
             results = {
-                name: len(_metric_query(name, text).run(twins))
-                for name, text in config["metrics"]["queries"].items()
+                name: self._targeting.metric(config["id"], name)
+                for name in config["metrics"]["queries"]
             }
             if counts != config["systemMetrics"].get("results") or results != config["metrics"].get(
                 "results"
