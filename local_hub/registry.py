@@ -291,6 +291,8 @@ class Registry:
             yield self._view(device)
 
     def _view(self, device: Device) -> dict[str, Any]:
+        # The view shares the twin's sections: a write replaces a section (sharing only what it
+        # did not touch, see `twins.apply_patch`), it never changes one in place.
         if device.view is None:
             identity, twin = device.identity, device.twin
             device.view = {
@@ -307,16 +309,16 @@ class Registry:
                 "authenticationType": "sas",
                 "x509Thumbprint": {"primaryThumbprint": None, "secondaryThumbprint": None},
                 "capabilities": {"iotEdge": False},
-                "tags": copy.deepcopy(twin["tags"]),
+                "tags": twin["tags"],
                 "properties": {
                     "desired": {
-                        **copy.deepcopy(twin["desired"]),
-                        "$metadata": copy.deepcopy(twin["desiredMeta"]),
+                        **twin["desired"],
+                        "$metadata": twin["desiredMeta"],
                         "$version": twin["desiredVersion"],
                     },
                     "reported": {
-                        **copy.deepcopy(twin["reported"]),
-                        "$metadata": copy.deepcopy(twin["reportedMeta"]),
+                        **twin["reported"],
+                        "$metadata": twin["reportedMeta"],
                         "$version": twin["reportedVersion"],
                     },
                 },
@@ -359,7 +361,7 @@ class Registry:
                 else None
             )
         now = iso(self._clock())
-        new = copy.deepcopy(twin)
+        new = dict(twin)  # its sections are replaced, never changed in place
         if tags_patch:
             new["tags"], _ = twins.apply_patch(
                 twin["tags"], {}, tags_patch, now=now, version=None,
