@@ -336,8 +336,9 @@ class Registry:
     def update_twin(
         self, device_id: str, body: Any, if_match: str | None, *, replace: bool = False,
         wait: bool = True,
-    ) -> dict[str, Any]:  # fmt: skip
-        """Patch (or, with `replace`, replace) tags and desired properties from the service side.
+    ) -> None:  # fmt: skip
+        """Patch (or, with `replace`, replace) tags and desired properties from the service side
+        (`twin` reads the result: bulk operations and jobs write thousands and read none).
 
         With `wait=False` the write joins this loop turn's group commit and the call returns at
         once: answer only after `await durable()`. The device hears of a desired change once it
@@ -405,7 +406,6 @@ class Registry:
             self._emit(*changes)
         elif changes:
             self._store.when_durable(functools.partial(self._emit, *changes))
-        return self.twin(device_id)
 
     async def durable(self) -> None:
         """Wait until every change made so far is committed (see `update_twin(wait=False)`).

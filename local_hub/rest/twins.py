@@ -36,10 +36,11 @@ async def put_twin(request: web.Request) -> web.Response:
 async def _update(request: web.Request, *, replace: bool) -> web.Response:
     ctx = of(request)
     body = await json_body(request)
-    twin = ctx.registry.update_twin(
-        request.match_info["device_id"], body, request.headers.get("If-Match"), replace=replace,
-        wait=False,
-    )  # fmt: skip
+    device_id = request.match_info["device_id"]
+    ctx.registry.update_twin(
+        device_id, body, request.headers.get("If-Match"), replace=replace, wait=False
+    )
+    twin = ctx.registry.twin(device_id)  # as this write left it
     await ctx.registry.durable()  # answered once committed; the loop serves others meanwhile
     return json_response(twin)
 
