@@ -45,6 +45,7 @@ from patterns.campaigns import (
     budgets,
     limiting,
     records,
+    safety,
     specs,
     tallies,
     targeting,
@@ -607,29 +608,22 @@ class Campaign:
     # -- safety ----------------------------------------------------------------------------
 
     def _safety(self, current: CampaignStatus) -> bool:
-        """Check abort criteria and health gates; True when the campaign stopped."""
-        abort = self.spec.abort
-        if abort is not None and current.finished >= abort.min_finished:
-            percent = 100 * current.failed / current.finished
-            if percent >= abort.failure_percent:
-                self._abort(f"{percent:.0f}% of {current.finished} finished devices failed "
-                            f"(threshold {abort.failure_percent:g}%)")  # fmt: skip
-                return True
-        updated = current.counts.get(DeviceState.SUCCEEDED, 0)
-        for gate in self.spec.health_gates:
-            if updated < gate.min_devices:
-                continue
-            bad = self.fleet.queries.count(
-                f"{self._in(DeviceState.SUCCEEDED)} AND ({gate.condition})"
-            )
-            if bad / updated > gate.max_fraction:
-                why = f"health gate {gate.condition!r}: {bad} of {updated} updated devices"
-                if gate.action == "abort":
-                    self._abort(why)
-                else:
-                    self._set_status(CampaignState.PAUSED, why)
-                return True
-        return False
+        """Check abort criteria and health gates (`safety`); True when the campaign stopped."""
+        succeeded = current.counts.get(DeviceState.SUCCEEDED, 0)
+
+        def unhealthy(condition: str) -> int:
+            return self.fleet.queries.count(f"{self._in(DeviceState.SUCCEEDED)} AND ({condition})")
+
+        stop = safety.tripped(self.spec, current.finished, current.failed, succeeded, unhealthy)
+        if stop is not None:
+            self._stop(stop)
+        return stop is not None
+
+    def _stop(self, stop: safety.Stop) -> None:
+        if stop.action == "abort":
+            self._abort(stop.why)
+        else:
+            self._set_status(CampaignState.PAUSED, stop.why)
 
     def _abort(self, why: str) -> None:
         self._cancel_queued("campaign aborted")
@@ -656,32 +650,6 @@ class Campaign:
 
     # -- admission -------------------------------------------------------------------------
 
-    def _current_group(self) -> str | None:
-        """The first group with devices still to go; None when a finished group is unhealthy."""
-        names = [g.name for g in self.spec.groups] + ["rest"] if self.spec.groups else ["all"]
-        for name in names:
-            counts = self._tally.of(name)
-            total = sum(counts.values())
-            if not total:
-                continue
-            group = next((g for g in self.spec.groups if g.name == name), None)
-            finished = sum(counts.get(s, 0) for s in FINISHED)
-            failed = counts.get(DeviceState.FAILED, 0) + counts.get(DeviceState.TIMEDOUT, 0)
-            if group is not None and finished:
-                errors = failed / finished
-                if errors >= group.error_threshold and errors > 0:
-                    why = f"group {name}: {errors:.0%} of finished devices failed"
-                    self._set_status(CampaignState.PAUSED, why)
-                    return None
-            if self._tally.in_flight(name):
-                return name
-            succeeded = counts.get(DeviceState.SUCCEEDED, 0)
-            if group is not None and succeeded / total < group.success_threshold:
-                self._set_status(CampaignState.PAUSED,
-                                 f"group {name} finished below its success threshold")  # fmt: skip
-                return None
-        return None
-
     def _bucket(self, bucket: limiting.TokenBucket) -> None:
         """Store the rate limiter's state in the record."""
 
@@ -700,8 +668,10 @@ class Campaign:
         self.record.update(self.fleet, idle)
 
     def _admit(self, current: CampaignStatus, now: float) -> None:
-        group = self._current_group()
-        if group is None or self.record.status != CampaignState.RUNNING:
+        group = safety.current_group(self.spec, self._tally)
+        if isinstance(group, safety.Stop):
+            self._stop(group)
+        if not isinstance(group, str) or self.record.status != CampaignState.RUNNING:
             self._idle(now)
             return
         record = self.record

@@ -8,19 +8,16 @@ conditions as the query planner's test (values that collide across the language'
 
 from __future__ import annotations
 
-import tempfile
-import time
-from pathlib import Path
 from typing import Any
 
 from hypothesis import assume, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from hypothesis.stateful import invariant, precondition, rule
 
 import queries
-from local_hub import events, registry, store, targeting
+from local_hub import events, targeting
 from queries import nodes
-from tests.hub.twin_strategies import CONDITIONS, IDS, PATCHES
+from tests.hub.twin_strategies import CONDITIONS, TwinMachine
 
 CONFIG_IDS = ["c1", "c2", "c3"]
 
@@ -43,43 +40,15 @@ def _strict(condition: nodes.Expr) -> str:
     return text
 
 
-class IncrementalEqualsFullScan(RuleBasedStateMachine):
+class IncrementalEqualsFullScan(TwinMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.tmp = tempfile.TemporaryDirectory()
-        self.db = store.Store(Path(self.tmp.name) / "hub.db")
-        self.registry = registry.Registry(self.db, clock=time.time)
         self.targeting = targeting.Targeting(self.registry)
         self.registry.add_listener(self._changed)
         self.configs: dict[str, dict[str, Any]] = {}
 
     def _changed(self, event: events.TwinEvent) -> None:
         self.targeting.device_changed(event.device_id)
-
-    @initialize(count=st.integers(1, 5))
-    def register(self, count: int) -> None:
-        for device_id in IDS[:count]:
-            self.registry.create_device({"deviceId": device_id})
-
-    @rule(device_id=st.sampled_from(IDS))
-    def create(self, device_id: str) -> None:
-        if self.registry.get_device(device_id) is None:
-            self.registry.create_device({"deviceId": device_id})
-
-    @precondition(lambda self: len(self.registry) > 0)
-    @rule(data=st.data(), tags=PATCHES, desired=PATCHES, reported=PATCHES)
-    def patch(self, data: st.DataObject, tags: dict[str, Any], desired: dict[str, Any],
-              reported: dict[str, Any]) -> None:  # fmt: skip
-        device_id = data.draw(st.sampled_from(list(self.registry.ordered_ids())))
-        self.registry.update_twin(device_id, {"tags": tags, "properties": {"desired": desired}},
-                                  None)  # fmt: skip
-        self.registry.patch_reported(device_id, reported)
-
-    @precondition(lambda self: len(self.registry) > 0)
-    @rule(data=st.data())
-    def delete(self, data: st.DataObject) -> None:
-        device_id = data.draw(st.sampled_from(list(self.registry.ordered_ids())))
-        self.registry.delete_device(device_id, None)
 
     @rule(config_id=st.sampled_from(CONFIG_IDS), condition=CONDITIONS, metric=CONDITIONS,
           special=st.sampled_from([None, "*", ""]), priority=st.integers(0, 2))  # fmt: skip
@@ -110,10 +79,6 @@ class IncrementalEqualsFullScan(RuleBasedStateMachine):
             assert self.targeting.targeted[config_id] == expected, config["targetCondition"]
             metric = queries.parse(config["metrics"]["queries"]["m"], strict=True)
             assert self.targeting.metric(config_id, "m") == len(metric.run(twins))
-
-    def teardown(self) -> None:
-        self.db.close()
-        self.tmp.cleanup()
 
 
 IncrementalEqualsFullScan.TestCase.settings = settings(

@@ -9,25 +9,19 @@ types ('5', 5, 5.0, true, 1, objects, arrays), where an index keyed by value alo
 
 from __future__ import annotations
 
-import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 from hypothesis import settings
-from hypothesis import strategies as st
 from hypothesis.stateful import (
-    RuleBasedStateMachine,
-    initialize,
     invariant,
-    precondition,
     rule,
 )
 
 import queries
 from local_hub import registry, store
 from queries import nodes
-from tests.hub.twin_strategies import CONDITIONS, IDS, PATCHES
+from tests.hub.twin_strategies import CONDITIONS, TwinMachine
 
 
 def _queries(condition: nodes.Expr) -> list[queries.Query]:
@@ -39,47 +33,7 @@ def _queries(condition: nodes.Expr) -> list[queries.Query]:
     ]
 
 
-class IndexedEqualsFullScan(RuleBasedStateMachine):
-    def __init__(self) -> None:
-        super().__init__()
-        self.tmp = tempfile.TemporaryDirectory()
-        self.path = Path(self.tmp.name) / "hub.db"
-        self.db = store.Store(self.path)
-        self.registry = registry.Registry(self.db, clock=time.time)
-
-    @initialize(count=st.integers(1, 5))
-    def register(self, count: int) -> None:
-        for device_id in IDS[:count]:
-            self.registry.create_device({"deviceId": device_id})
-
-    @rule(device_id=st.sampled_from(IDS))
-    def create(self, device_id: str) -> None:
-        if self.registry.get_device(device_id) is None:
-            self.registry.create_device({"deviceId": device_id})
-
-    @precondition(lambda self: len(self.registry) > 0)
-    @rule(data=st.data(), tags=PATCHES, desired=PATCHES, replace=st.booleans())
-    def patch_service(self, data: st.DataObject, tags: dict[str, Any],
-                      desired: dict[str, Any], replace: bool) -> None:  # fmt: skip
-        device_id = data.draw(st.sampled_from(list(self.registry.ordered_ids())))
-        if replace:  # a replace sends whole sections (no nulls)
-            tags = {k: v for k, v in tags.items() if v is not None}
-            desired = {k: v for k, v in desired.items() if v is not None}
-        body = {"tags": tags, "properties": {"desired": desired}}
-        self.registry.update_twin(device_id, body, None, replace=replace)
-
-    @precondition(lambda self: len(self.registry) > 0)
-    @rule(data=st.data(), patch=PATCHES)
-    def patch_reported(self, data: st.DataObject, patch: dict[str, Any]) -> None:
-        device_id = data.draw(st.sampled_from(list(self.registry.ordered_ids())))
-        self.registry.patch_reported(device_id, patch)
-
-    @precondition(lambda self: len(self.registry) > 0)
-    @rule(data=st.data())
-    def delete(self, data: st.DataObject) -> None:
-        device_id = data.draw(st.sampled_from(list(self.registry.ordered_ids())))
-        self.registry.delete_device(device_id, None)
-
+class IndexedEqualsFullScan(TwinMachine):
     @rule()
     def reopen(self) -> None:
         self.db.close()
@@ -112,10 +66,6 @@ class IndexedEqualsFullScan(RuleBasedStateMachine):
                 planned = self.registry.candidates(node)
                 assert planned is not None
                 assert twin["deviceId"] in planned
-
-    def teardown(self) -> None:
-        self.db.close()
-        self.tmp.cleanup()
 
 
 IndexedEqualsFullScan.TestCase.settings = settings(
