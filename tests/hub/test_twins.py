@@ -111,6 +111,47 @@ def test_section_size_is_counted_as_iot_hub_documents() -> None:
     assert twins.section_size({"ctl": "a\x00\x9fb"}) == 3 + 2  # control characters are free
 
 
+def _counted(value: Any) -> int:
+    """IoT Hub's documented count, a character at a time (the reference for `section_size`)."""
+    if isinstance(value, dict):
+        return sum(len(k.encode()) + _counted(v) for k, v in value.items())
+    if isinstance(value, list):
+        return sum(_counted(item) for item in value)
+    if isinstance(value, bool):
+        return 4
+    if isinstance(value, int | float):
+        return 8
+    if isinstance(value, str):
+        return sum(len(c.encode()) for c in value if not (ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F))
+    return 0
+
+
+_TEXT = st.text(st.characters(min_codepoint=0, max_codepoint=0x2FF, blacklist_categories=("Cs",)))
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | _TEXT,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_TEXT, inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(st.dictionaries(_TEXT, _JSON, max_size=5))
+def test_section_size_equals_the_documented_count_character_by_character(
+    section: dict[str, Any],
+) -> None:
+    assert twins.section_size(section) == _counted(section)
+
+
+@given(_TEXT)
+def test_a_key_with_a_control_character_is_refused_and_any_other_key_passes(key: str) -> None:
+    control = any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in key)
+    forbidden = not key or any(c in key for c in ".$ ") or len(key.encode()) > 1024
+    if control or forbidden:
+        with pytest.raises(errors.BadRequest):
+            twins.validate_patch("tags", {key: 1})
+    else:
+        twins.validate_patch("tags", {key: 1})
+
+
 def test_size_limit_refuses_the_patch_that_would_exceed_it() -> None:
     full = {f"k{i:02d}": "v" * 1000 for i in range(8)}  # 8 * 1003 bytes
     assert twins.section_size(full) <= 8192
