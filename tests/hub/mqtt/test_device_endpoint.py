@@ -118,17 +118,6 @@ def test_a_silent_connection_is_noticed_dead(
     assert _wait(lambda: registry_manager.get_twin("silent").connection_state == "Disconnected")
 
 
-def test_a_connection_that_never_finishes_a_packet_is_dropped_after_its_keep_alive(
-    hub: LocalHub, registry_manager: Any, make_device: Any, raw_client: RawFactory
-) -> None:
-    device = make_device("trickle")
-    client = raw_client()
-    client.connect(hub, "trickle", base64.b64decode(device.key), keepalive=1)
-    client.send(bytes([0x30, 0x40]))  # a PUBLISH header promising 64 bytes that never come
-    assert client.receive(timeout=5) is None  # closed after 1.5 keep-alive periods
-    assert _wait(lambda: registry_manager.get_twin("trickle").connection_state == "Disconnected")
-
-
 def test_malformed_packet_closes_only_that_connection(
     hub: LocalHub, make_device: Any, raw_client: RawFactory
 ) -> None:
